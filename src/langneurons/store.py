@@ -1,0 +1,158 @@
+"""On-disk state of a run: the response store and atomic writes of every result file.
+
+Responses live in one preallocated array per module, `[n_sentences, width]`, memory-mapped, plus
+a per-sentence `done` flag written after the sentence's rows. A killed run therefore leaves a
+valid partial store (the kernel keeps a killed process's mapped writes); rerunning fills only the
+rows not yet done. The trap: a store is only reusable for the same model, sentences and settings,
+so it carries a fingerprint and refuses to be mixed with another run.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import pandas as pd
+
+from .errors import LangneuronsError
+
+STORE_DTYPES = {"float32": np.float32, "float16": np.float16}
+
+
+@contextmanager
+def disk_errors(path: Path) -> Iterator[None]:
+    """Turn OS write failures into errors that name the file and what to do."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise LangneuronsError(
+                f"disk full while writing {path}; free some space and rerun the same command "
+                "(finished work is kept)"
+            ) from None
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise LangneuronsError(f"cannot write {path}: permission denied; choose another --out") from None
+        raise
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Call `write(tmp)` then rename tmp over `path`, so readers never see a half file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with disk_errors(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            write(tmp)
+            os.replace(tmp, path)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+
+
+def write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def write_json(path: Path, obj: object) -> None:
+    write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> None:
+    write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+
+
+def write_table(df: pd.DataFrame, path: Path) -> None:
+    """Write a DataFrame as CSV or Parquet by the file's suffix, atomically."""
+    path = Path(path)
+    if path.suffix == ".parquet":
+        atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
+    else:
+        atomic_write(path, lambda tmp: df.to_csv(tmp, index=False))
+
+
+def ensure_writable(folder: Path) -> Path:
+    """Create `folder` and prove it is writable before any long work starts."""
+    folder = Path(folder)
+    with disk_errors(folder):
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    return folder
+
+
+class ResponseStore:
+    """Per-module response arrays `[n_rows, width]` and a per-row done flag, in one folder."""
+
+    def __init__(self, root: Path, meta: dict):
+        self.root = Path(root)
+        self.meta = meta
+        mode = "r+"
+        self.done = np.lib.format.open_memmap(self.root / "done.npy", mode=mode)
+        self.arrays = {
+            name: np.lib.format.open_memmap(self.root / f"{name}.npy", mode=mode)
+            for name in meta["widths"]
+        }
+
+    @classmethod
+    def open(cls, root: Path, fingerprint: str, widths: dict[str, int], n_rows: int,
+             dtype: str = "float32") -> "ResponseStore":
+        """Open the store at `root`, creating it if absent; refuse one made for another run."""
+        root = Path(root)
+        meta_path = root / "meta.json"
+        if meta_path.exists():
+            meta = json.loads(meta_path.read_text())
+            if meta["fingerprint"] != fingerprint:
+                raise LangneuronsError(
+                    f"{root} holds responses of another run (model, sentences or settings differ: "
+                    f"fingerprint {meta['fingerprint'][:12]} vs {fingerprint[:12]}); use another "
+                    "--out, or delete that folder to start over"
+                )
+            return cls(root, meta)
+        meta = {"fingerprint": fingerprint, "n_rows": n_rows, "dtype": dtype, "widths": widths}
+        with disk_errors(root):
+            root.mkdir(parents=True, exist_ok=True)
+            for name, width in widths.items():
+                cls._allocate(root / f"{name}.npy", (n_rows, width), STORE_DTYPES[dtype])
+            cls._allocate(root / "done.npy", (n_rows,), np.bool_)
+        write_json(meta_path, meta)  # written last: its presence means the arrays exist
+        return cls(root, meta)
+
+    @staticmethod
+    def _allocate(path: Path, shape: tuple[int, ...], dtype: type) -> None:
+        """Create a zero-filled .npy with its disk blocks reserved (no SIGBUS on a full disk)."""
+        arr = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+        offset, size = arr.offset, arr.nbytes
+        del arr
+        if size:
+            with open(path, "r+b") as fh:
+                os.posix_fallocate(fh.fileno(), offset, size)
+
+    @property
+    def n_done(self) -> int:
+        return int(self.done.sum())
+
+    def pending_rows(self) -> np.ndarray:
+        return np.flatnonzero(~self.done)
+
+    def write(self, rows: np.ndarray, pooled: dict[str, np.ndarray]) -> None:
+        """Store one batch's responses for `rows`, then mark those rows done."""
+        with disk_errors(self.root):
+            for name, values in pooled.items():
+                self.arrays[name][rows] = values
+            self.done[rows] = True
+
+    def flush(self) -> None:
+        with disk_errors(self.root):
+            for arr in self.arrays.values():
+                arr.flush()
+            self.done.flush()
+
+    def responses(self, name: str) -> np.ndarray:
+        """All rows of one module, `[n_rows, width]`."""
+        return self.arrays[name]
