@@ -9,10 +9,13 @@ from pathlib import Path
 from typing import Callable
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from .errors import LangneuronsError
 from .progress import console
+
+stdout = Console()
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Find and control the language-specific neurons of a causal LM.")
@@ -89,7 +92,7 @@ def sites(model: str = MODEL, device: str = DEVICE, dtype: str = DTYPE,
     table = Table("module", "kind", "neurons", title=f"{model}: blocks at {found.blocks_path}")
     for site in found:
         table.add_row(site.name, site.kind, f"{site.width:,}")
-    console.print(table)
+    stdout.print(table)
     typer.echo(f"{len(found)} modules, {found.total:,} neurons in {found.n_blocks} blocks")
 
 
@@ -115,8 +118,197 @@ def top(
     table = Table("side", "layer", "unit", "ap", "on_p50", "off_mean")
     for row in chosen.head(show).itertuples():
         table.add_row(row.side, row.layer, str(row.unit), f"{row.ap:.4f}", f"{row.on_p50:.4f}", f"{row.off_mean:.4f}")
-    console.print(table)
+    stdout.print(table)
     typer.echo(f"{len(chosen)} neurons ({selection}) for {language}" + (f" → {out}" if out else ""))
+
+
+def interventions_from(run_fingerprint: str, language: str | None, n: int, selection: str,
+                       value: str, positions: str, seed: int, file: Path | None):
+    from .intervene import Intervention, load_interventions
+
+    if file:
+        return load_interventions(file, run_fingerprint)
+    if not language:
+        raise LangneuronsError("--language is needed (or --interventions FILE)")
+    return [Intervention(language, n, selection, value, positions, seed)]
+
+
+RUN_ARG = typer.Argument(..., help="RUN folder made by `langneurons find`")
+LANGUAGE = typer.Option(None, "--language", "-l", help="language whose neurons are forced")
+N = typer.Option(2000, "--n", help="number of neurons to force (0 = no intervention)")
+SELECTION = typer.Option("both", help="top, bottom, both or random")
+VALUE = typer.Option("on_p50", help="on_p50, on_p90, off_mean, off_p50, zero or scale:K[:base]")
+POSITIONS = typer.Option("all", help="all, prompt or generated")
+
+
+@app.command()
+@friendly
+def generate(
+    run: Path = RUN_ARG,
+    language: str = LANGUAGE,
+    n: int = N,
+    selection: str = SELECTION,
+    value: str = VALUE,
+    positions: str = POSITIONS,
+    random_seed: int = typer.Option(0, help="seed choosing the neurons of --selection random"),
+    interventions: Path = typer.Option(None, help="JSON file of interventions (combined)"),
+    save_intervention: Path = typer.Option(None, help="also write the intervention(s) as JSON here"),
+    seeds: str = typer.Option("1-100", help="one sample per seed, e.g. 1-100"),
+    translate: str = typer.Option(None, help="heldout (built-in) or a JSONL of {en, <lang>} pairs"),
+    limit: int = typer.Option(None, help="with --translate: only the first N sentences"),
+    prompt: str = typer.Option(None, help="continue this text instead of BOS"),
+    out: Path = typer.Option(..., "--out", "-o", help="JSONL file of samples"),
+    batch_size: int = typer.Option(50),
+    device: str = DEVICE,
+    dtype: str = typer.Option(None, help="default: the run's dtype"),
+) -> None:
+    """Generate text while forcing a language's neurons; one JSON line per sample."""
+    from .evaluate import language_share
+    from .intervene import save_interventions
+    from .steering import open_run, parse_seeds, sample_records, translation_pairs
+    from .store import ensure_writable, write_jsonl
+
+    ensure_writable(Path(out).parent)
+    steerable = open_run(run, device, dtype)
+    ivs = interventions_from(steerable.info["fingerprint"], language, n, selection, value,
+                             positions, random_seed, interventions)
+    if save_intervention:
+        save_interventions(save_intervention, ivs, steerable.info["fingerprint"])
+    target = language or ivs[0].language
+    if translate:
+        pairs = translation_pairs(translate, target, limit)
+        records = sample_records(steerable, ivs, "translation", [], [p[0] for p in pairs],
+                                 batch_size=batch_size, references=[p[1] for p in pairs])
+    else:
+        records = sample_records(steerable, ivs, "unconditional", parse_seeds(seeds), None, prompt, batch_size)
+    write_jsonl(out, records)
+    share = language_share([r["text"] for r in records], target)
+    typer.echo(f"{len(records)} samples → {out}; target language {target}: {share['target_share']:.2f} "
+               f"({share['languages']})")
+
+
+@app.command()
+@friendly
+def evaluate(
+    samples: Path = typer.Argument(..., help="JSONL written by `langneurons generate`"),
+    language: str = typer.Option(..., "--language", "-l", help="the target language"),
+) -> None:
+    """Target-language share and language distribution; chrF/BLEU when samples carry references."""
+    from .data import parse_json_line, read_lines
+    from .steering import score_cell
+
+    if not samples.is_file():
+        raise LangneuronsError(f"{samples}: no such file")
+    records = [parse_json_line(samples, no, line) for no, line in read_lines(samples)]
+    refs = [r["reference"] for r in records] if records and "reference" in records[0] else None
+    row = score_cell(records, language, refs)
+    for key, value in row.items():
+        typer.echo(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
+
+
+@app.command()
+@friendly
+def perplexity(
+    run: Path = RUN_ARG,
+    language: str = LANGUAGE,
+    n: int = N,
+    selection: str = SELECTION,
+    value: str = VALUE,
+    sentences: int = typer.Option(50, help="held-out sentences per evaluated language"),
+    device: str = DEVICE,
+) -> None:
+    """Perplexity of each language's held-out sentences without and with the intervention."""
+    from .evaluate import perplexity as ppl
+    from .intervene import Intervention
+    from .steering import heldout_sentences, open_run
+
+    steerable = open_run(run, device)
+    lm = steerable.loaded
+    plan = steerable.plan([Intervention(language, n, selection, value)])
+    table = Table("evaluated", "no intervention", f"{language} {selection} {n}")
+    for lang in steerable.info["languages"]:
+        texts = heldout_sentences(lang, sentences)
+        table.add_row(lang, f"{ppl(lm.model, lm.tokenizer, texts):.2f}",
+                      f"{ppl(lm.model, lm.tokenizer, texts, plan):.2f}")
+    stdout.print(table)
+
+
+@app.command()
+@friendly
+def sweep(
+    run: Path = RUN_ARG,
+    languages: str = typer.Option(None, help="default: all languages of the run"),
+    ns: str = typer.Option("0,2,20,200,2000,20000", help="comma-separated N values"),
+    selections: str = typer.Option("both", help="comma-separated: top,bottom,both,random"),
+    modes: str = typer.Option("unconditional", help="unconditional, translation or both, comma-separated"),
+    seeds: str = typer.Option("1-100"),
+    value: str = VALUE,
+    positions: str = POSITIONS,
+    translate: str = typer.Option("heldout", help="translation pairs: heldout or a JSONL file"),
+    limit: int = typer.Option(None, help="translation: only the first N sentences"),
+    ppl_sentences: int = typer.Option(50, help="held-out sentences for perplexity (0: skip)"),
+    batch_size: int = typer.Option(50),
+    device: str = DEVICE,
+) -> None:
+    """Generate and score every language × N × selection; resumable; writes RUN/sweep.parquet."""
+    from .steering import open_run, parse_seeds
+    from .steering import sweep as run_sweep
+
+    steerable = open_run(run, device)
+    try:
+        n_values = [int(x) for x in ns.split(",")]
+    except ValueError:
+        raise LangneuronsError(f"--ns {ns!r}: comma-separated integers, e.g. 0,20,2000") from None
+    table = run_sweep(steerable, parse_languages(languages) or steerable.info["languages"], n_values,
+                      parse_languages(selections), parse_languages(modes), parse_seeds(seeds), value,
+                      positions, translate, limit, ppl_sentences, batch_size)
+    cols = [c for c in ["mode", "language", "selection", "n", "target_share", "chrf", "perplexity"] if c in table]
+    stdout.print(table[cols].to_string(index=False))
+    typer.echo(f"{len(table)} cells → {run / 'sweep.parquet'}")
+
+
+corpus_app = typer.Typer(no_args_is_help=True, help="The embedded parallel corpus.")
+app.add_typer(corpus_app, name="corpus")
+
+
+@corpus_app.command("stats")
+@friendly
+def corpus_stats() -> None:
+    """Groups per split and domain, and sentence lengths per language."""
+    from collections import Counter
+
+    from .data import BUILTIN_LANGUAGES, builtin_groups
+
+    groups = builtin_groups()
+    table = Table("domain", "find", "heldout", "total", title=f"built-in corpus: {len(groups)} groups × 6 languages")
+    counts = Counter((g["domain"], g["split"]) for g in groups)
+    for domain in sorted({g["domain"] for g in groups}):
+        f, h = counts[(domain, "find")], counts[(domain, "heldout")]
+        table.add_row(domain, str(f), str(h), str(f + h))
+    splits = Counter(g["split"] for g in groups)
+    table.add_row("all", str(splits["find"]), str(splits["heldout"]), str(len(groups)))
+    stdout.print(table)
+    lengths = Table("language", "sentences", "mean characters", "min", "max")
+    for lang in BUILTIN_LANGUAGES:
+        chars = [len(g[lang]) for g in groups]
+        lengths.add_row(lang, str(len(chars)), f"{sum(chars) / len(chars):.1f}", str(min(chars)), str(max(chars)))
+    stdout.print(lengths)
+
+
+@corpus_app.command("export")
+@friendly
+def corpus_export(out: Path = typer.Argument(..., help="folder to write <split>/<lang>.txt into")) -> None:
+    """Write the embedded corpus as DIR/<split>/<lang>.txt, one sentence per line, group order."""
+    from .data import BUILTIN_LANGUAGES, SPLITS, builtin_groups
+    from .store import ensure_writable, write_text
+
+    groups = builtin_groups()
+    ensure_writable(out)
+    for split in SPLITS:
+        for lang in BUILTIN_LANGUAGES:
+            lines = [g[lang] for g in groups if g["split"] == split]
+            write_text(out / split / f"{lang}.txt", "\n".join(lines) + "\n")
+    typer.echo(f"wrote {len(SPLITS) * len(BUILTIN_LANGUAGES)} files under {out}")
 
 
 def main() -> None:

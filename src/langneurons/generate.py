@@ -1,0 +1,136 @@
+"""Batched generation with a KV cache, reproducible per seed, under an optional steering plan.
+
+Unconditional: prompt = BOS only, temperature 0.8, top-p 0.9, 64 new tokens (DESIGN §6);
+translation: greedy, 128 new tokens, output = the first line after the prompt. Each sample draws
+its randomness from its own seed (one uniform per step), so a seed gives the same text whatever
+batch it runs in, as long as the model returns the same logits for it (true on CPU float32 in
+our tests; GPU kernels may differ in the last bits across batch shapes).
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from .intervene import Plan, steer
+from .progress import bar
+
+TRANSLATE_PROMPT = "Translate an English sentence into a target language.\nEnglish: {source}\nTarget Language:"
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How to pick each next token."""
+
+    max_new_tokens: int = 64
+    temperature: float = 0.8
+    top_p: float = 0.9
+    greedy: bool = False
+    stop_at_newline: bool = False
+
+
+UNCONDITIONAL = Sampling()
+TRANSLATION = Sampling(max_new_tokens=128, greedy=True, stop_at_newline=True)
+
+
+def start_token(tokenizer) -> int:
+    """The token an unconditional sample starts from: BOS, else EOS (GPT-2 style)."""
+    for token in (tokenizer.bos_token_id, tokenizer.eos_token_id):
+        if token is not None:
+            return int(token)
+    raise ValueError("the tokenizer has neither a BOS nor an EOS token to start from")
+
+
+def next_tokens(logits: torch.Tensor, sampling: Sampling, draws: np.ndarray) -> torch.Tensor:
+    """Pick one token per row of `logits` `[batch, vocab]` using one uniform draw per row."""
+    if sampling.greedy:
+        return logits.argmax(dim=-1)
+    probs = torch.softmax(logits.double() / sampling.temperature, dim=-1)
+    k = min(256, probs.shape[-1])  # the nucleus almost always lies within the top 256
+    top_probs, top_ids = probs.topk(k, dim=-1)
+    if bool((top_probs.sum(-1) < sampling.top_p).any()):
+        top_probs, top_ids = probs.sort(dim=-1, descending=True)
+    before = top_probs.cumsum(-1) - top_probs  # mass of strictly more likely tokens
+    kept = torch.where(before < sampling.top_p, top_probs, torch.zeros_like(top_probs))
+    cdf = kept.cumsum(-1)
+    target = torch.from_numpy(draws).to(cdf) * cdf[:, -1]
+    choice = torch.searchsorted(cdf, target[:, None]).clamp(max=cdf.shape[-1] - 1)
+    return top_ids.gather(-1, choice).squeeze(-1)
+
+
+def newline_ids(tokenizer, ids: set[int], cache: dict[int, bool]) -> set[int]:
+    for token in ids - cache.keys():
+        cache[token] = "\n" in tokenizer.decode([token])
+    return {t for t in ids if cache[t]}
+
+
+@torch.inference_mode()
+def generate_batch(model: nn.Module, tokenizer, prompts: list[list[int]], seeds: list[int],
+                   sampling: Sampling, plan: Plan | None = None) -> list[list[int]]:
+    """New token ids for each prompt (left-padded into one batch), stopping at EOS/newline."""
+    device = next(model.parameters()).device
+    width = max(len(p) for p in prompts)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    input_ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=device)
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    rngs = [np.random.default_rng(seed) for seed in seeds]
+    eos = {int(t) for t in np.atleast_1d(tokenizer.eos_token_id or [])}
+    newline_cache: dict[int, bool] = {}
+    out: list[list[int]] = [[] for _ in prompts]
+    done = np.zeros(len(prompts), bool)
+    params = inspect.signature(model.forward).parameters
+    last_only = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
+    cache_arg = "cache" if "cache" in params else "past_key_values"  # renamed in transformers 5
+    with steer(model, plan) as steering:
+        result = model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
+                       use_cache=True, **last_only)
+        steering.generating = True
+        for step in range(sampling.max_new_tokens):
+            draws = np.array([rng.random() for rng in rngs])
+            chosen = next_tokens(result.logits[:, -1, :], sampling, draws)
+            tokens = chosen.tolist()
+            stops = eos | (newline_ids(tokenizer, set(tokens), newline_cache) if sampling.stop_at_newline else set())
+            for row, token in enumerate(tokens):
+                if not done[row]:
+                    out[row].append(token)
+                    done[row] = token in stops
+            if done.all() or step + 1 == sampling.max_new_tokens:
+                break
+            mask = torch.cat([mask, mask.new_ones((len(prompts), 1))], dim=1)
+            positions = positions[:, -1:] + 1
+            cache = result.get("cache") or result.get("past_key_values")
+            result = model(input_ids=chosen[:, None], attention_mask=mask, position_ids=positions,
+                           use_cache=True, **{cache_arg: cache})
+    return out
+
+
+def decode(tokenizer, ids: list[int], first_line: bool) -> str:
+    """Text of generated ids without special/added control tokens (Gemma keeps `<start_of_image>`)."""
+    special = set(tokenizer.all_special_ids) | {
+        i for i, t in getattr(tokenizer, "added_tokens_decoder", {}).items() if t.special}
+    text = tokenizer.decode([i for i in ids if i not in special], skip_special_tokens=True)
+    text = text.replace("<start_of_image>", "").replace("<end_of_image>", "")
+    return text.split("\n")[0].strip() if first_line else text.strip()
+
+
+def generate(model: nn.Module, tokenizer, prompts: list[str] | None, seeds: list[int],
+             sampling: Sampling, plan: Plan | None = None, batch_size: int = 50,
+             progress: bool = True) -> list[str]:
+    """Texts for each (prompt, seed) pair; `prompts=None` means BOS only (unconditional)."""
+    if prompts is None:
+        encoded = [[start_token(tokenizer)] for _ in seeds]
+    else:
+        encoded = [tokenizer(p, add_special_tokens=True)["input_ids"] for p in prompts]
+    texts: list[str] = []
+    with bar("generating", len(seeds), progress) as progress_bar:
+        for lo in range(0, len(seeds), batch_size):
+            ids = generate_batch(model, tokenizer, encoded[lo : lo + batch_size],
+                                 seeds[lo : lo + batch_size], sampling, plan)
+            texts += [decode(tokenizer, seq, sampling.stop_at_newline) for seq in ids]
+            progress_bar.advance(len(ids))
+    return texts

@@ -1,0 +1,191 @@
+"""Interventions as data, and the context manager that applies them (DESIGN §5).
+
+An `Intervention` says which neurons (language, selection, N) get which value at which positions;
+`resolve()` turns one or more of them into a `Plan` of per-module unit indices and values, and
+`steer()` applies a plan with hooks on the affected modules only. The trap: with a KV cache the
+prompt pass and each new token are separate forwards, so "positions" is a phase of generation,
+which the generation loop reports through `Steering.generating`.
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from .errors import LangneuronsError
+from .expertise import select
+from .record import hooks
+from .sites import modules_by_name, output_width
+from .store import write_json
+
+SELECTIONS = ("top", "bottom", "both", "random")
+POSITIONS = ("all", "prompt", "generated")
+BASE_VALUES = ("on_p50", "on_p90", "off_mean", "off_p50", "zero")
+
+
+@dataclass(frozen=True)
+class Intervention:
+    """Force N neurons of `language` (chosen by `selection`) to `value` at `positions`.
+
+    value: `on_p50` (the paper), `on_p90`, `off_mean`, `off_p50`, `zero`, or `scale:K:<base>` /
+    `scale:K` (K times the base value, default base on_p50).
+    """
+
+    language: str
+    n: int = 2000
+    selection: str = "both"
+    value: str = "on_p50"
+    positions: str = "all"
+    seed: int = 0  # picks the neurons of the `random` control
+
+    def __post_init__(self) -> None:
+        if self.selection not in SELECTIONS:
+            raise LangneuronsError(f"selection {self.selection!r} is not one of {', '.join(SELECTIONS)}")
+        if self.positions not in POSITIONS:
+            raise LangneuronsError(f"positions {self.positions!r} is not one of {', '.join(POSITIONS)}")
+        if self.n < 0:
+            raise LangneuronsError(f"n {self.n}: must be 0 or more")
+        parse_value(self.value)
+
+    @property
+    def label(self) -> str:
+        return f"{self.language}-{self.selection}-{self.n}-{self.value}-{self.positions}" + (
+            f"-seed{self.seed}" if self.selection == "random" else "")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Intervention":
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise LangneuronsError(f"intervention has unknown field(s) {sorted(unknown)}")
+        return cls(**data)
+
+
+def parse_value(value: str) -> tuple[float, str]:
+    """`on_p50` → (1, on_p50); `scale:2` → (2, on_p50); `scale:0.5:off_mean` → (0.5, off_mean)."""
+    if value in BASE_VALUES:
+        return 1.0, value
+    parts = value.split(":")
+    if parts[0] == "scale" and len(parts) in (2, 3):
+        base = parts[2] if len(parts) == 3 else "on_p50"
+        try:
+            factor = float(parts[1])
+        except ValueError:
+            factor = None
+        if factor is not None and base in BASE_VALUES:
+            return factor, base
+    raise LangneuronsError(
+        f"value {value!r}: use one of {', '.join(BASE_VALUES)} or scale:K[:base], e.g. scale:2"
+    )
+
+
+@dataclass
+class Plan:
+    """Resolved edits: module name → positions → (unit indices, values) as CPU tensors."""
+
+    edits: dict[str, dict[str, tuple[torch.Tensor, torch.Tensor]]] = field(default_factory=dict)
+    widths: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def n_units(self) -> int:
+        return sum(len(u) for per in self.edits.values() for u, _ in per.values())
+
+
+def chosen_neurons(expertise: pd.DataFrame, iv: Intervention) -> pd.DataFrame:
+    """The rows of `expertise` (for iv.language) that `iv` forces."""
+    if iv.selection != "random":
+        return select(expertise, iv.language, iv.n, iv.selection)
+    table = expertise[expertise["concept"] == iv.language]
+    if table.empty:
+        raise LangneuronsError(f"language {iv.language}: not in this run")
+    if iv.n > len(table):
+        raise LangneuronsError(f"n {iv.n}: more than the {len(table)} neurons of the model")
+    picks = np.random.default_rng(iv.seed).choice(len(table), size=iv.n, replace=False)
+    return table.iloc[np.sort(picks)].assign(side="random")
+
+
+def resolve(interventions: list[Intervention], expertise: pd.DataFrame, widths: dict[str, int]) -> Plan:
+    """Turn interventions into per-module edits; a later intervention wins on a shared unit."""
+    merged: dict[tuple[str, str], dict[int, float]] = {}
+    for iv in interventions:
+        factor, base = parse_value(iv.value)
+        rows = chosen_neurons(expertise, iv)
+        values = np.zeros(len(rows)) if base == "zero" else rows[base].to_numpy() * factor
+        for layer, unit, value in zip(rows["layer"], rows["unit"], values):
+            merged.setdefault((layer, iv.positions), {})[int(unit)] = float(value)
+    plan = Plan(widths=dict(widths))
+    for (layer, positions), units in merged.items():
+        index = torch.tensor(sorted(units), dtype=torch.long)
+        value = torch.tensor([units[u] for u in sorted(units)], dtype=torch.float32)
+        plan.edits.setdefault(layer, {})[positions] = (index, value)
+    return plan
+
+
+class Steering:
+    """Live state of an applied plan: the generation loop sets `generating` for new tokens."""
+
+    def __init__(self) -> None:
+        self.generating = False
+
+    def active(self, positions: str) -> bool:
+        return positions == "all" or (positions == "generated") == self.generating
+
+
+@contextmanager
+def steer(model: nn.Module, plan: Plan | None) -> Iterator[Steering]:
+    """Apply `plan` while inside the block: the chosen units' outputs are overwritten."""
+    state = Steering()
+    if plan is None or not plan.edits:
+        yield state
+        return
+    modules = modules_by_name(model, list(plan.edits))
+    for name, module in modules.items():
+        if output_width(module) != plan.widths.get(name, output_width(module)):
+            raise LangneuronsError(
+                f"the intervention was made for another model: {name} has {output_width(module)} "
+                f"outputs here, {plan.widths[name]} in the run"
+            )
+    device, dtype = next(model.parameters()).device, next(model.parameters()).dtype
+    placed = {name: [(pos, idx.to(device), val.to(device, dtype)) for pos, (idx, val) in per.items()]
+              for name, per in plan.edits.items()}
+
+    def editor(name: str):
+        def edit(out: torch.Tensor) -> torch.Tensor:  # out: [batch, pos, width]
+            for positions, index, value in placed[name]:
+                if state.active(positions):
+                    out[..., index] = value.to(out.dtype)
+            return out
+
+        return edit
+
+    with hooks(model, {name: editor(name) for name in placed}):
+        yield state
+
+
+def save_interventions(path: Path, interventions: list[Intervention], run_fingerprint: str) -> None:
+    write_json(path, {"run": run_fingerprint, "interventions": [iv.to_dict() for iv in interventions]})
+
+
+def load_interventions(path: Path, run_fingerprint: str | None = None) -> list[Intervention]:
+    """Read an intervention file; refuse one made for another run when a fingerprint is given."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        items = data["interventions"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise LangneuronsError(f"{path}: not an intervention file ({exc})") from None
+    if run_fingerprint and data.get("run") not in (None, run_fingerprint):
+        raise LangneuronsError(
+            f"{path}: made for another run/model (fingerprint {str(data['run'])[:12]}, this run "
+            f"{run_fingerprint[:12]}); resolve it against the run it came from"
+        )
+    return [Intervention.from_dict(item) for item in items]

@@ -1,0 +1,179 @@
+"""Generation and evaluation under interventions for a RUN, and the resumable sweep (DESIGN §5–7).
+
+A sweep cell is one (mode, language, selection, N, value, positions) setting: its samples go to
+`RUN/sweep/<cell>.jsonl` and its metrics to `RUN/sweep/<cell>.json`; `RUN/sweep.parquet` and
+`.csv` gather all finished cells. Finished cells are skipped on rerun. N = 0 is generated once per
+mode and scored for every language.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from .data import builtin_groups, load_corpus, parse_json_line, read_lines
+from .errors import LangneuronsError
+from .evaluate import detect_language, language_share, perplexity, translation_scores
+from .generate import TRANSLATE_PROMPT, TRANSLATION, UNCONDITIONAL, generate
+from .intervene import Intervention, Plan, resolve
+from .model import LoadedModel, load_model
+from .progress import console
+from .run import load_run
+from .store import write_json, write_jsonl, write_table
+
+MODES = ("unconditional", "translation")
+
+
+@dataclass
+class Steerable:
+    """A finished run with its model loaded: what generation and evaluation need."""
+
+    run: Path
+    info: dict
+    expertise: pd.DataFrame
+    loaded: LoadedModel
+
+    @property
+    def widths(self) -> dict[str, int]:
+        return {s["name"]: s["width"] for s in self.info["sites"]}
+
+    def plan(self, interventions: list[Intervention]) -> Plan | None:
+        active = [iv for iv in interventions if iv.n > 0]
+        return resolve(active, self.expertise, self.widths) if active else None
+
+
+def open_run(run: Path, device: str = "auto", dtype: str | None = None,
+             loaded: LoadedModel | None = None, trust_remote_code: bool = False) -> Steerable:
+    """Load a RUN folder and the model it was made with."""
+    info, expertise = load_run(run)
+    loaded = loaded or load_model(info["model"], device, dtype or info["dtype"], trust_remote_code)
+    return Steerable(Path(run), info, expertise, loaded)
+
+
+def parse_seeds(spec: str) -> list[int]:
+    """`1-100` or `1,5,9` → list of seeds."""
+    try:
+        seeds: list[int] = []
+        for part in spec.split(","):
+            lo, _, hi = part.partition("-")
+            seeds += list(range(int(lo), int(hi) + 1)) if hi else [int(lo)]
+    except ValueError:
+        raise LangneuronsError(f"--seeds {spec!r}: use a range like 1-100 or a list like 1,2,3") from None
+    if not seeds:
+        raise LangneuronsError(f"--seeds {spec!r}: no seeds")
+    return seeds
+
+
+def translation_pairs(source: str, language: str, limit: int | None = None) -> list[tuple[str, str]]:
+    """(English source, reference in `language`) pairs from `heldout` (built-in) or a JSONL file."""
+    if source == "heldout":
+        pairs = [(g["en"], g[language]) for g in builtin_groups() if g["split"] == "heldout"]
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise LangneuronsError(f"--translate {source}: no such file (or use heldout)")
+        pairs = []
+        for number, line in read_lines(path):
+            obj = parse_json_line(path, number, line)
+            if "en" not in obj or language not in obj:
+                raise LangneuronsError(f'{path}:{number}: needs keys "en" and "{language}"')
+            pairs.append((obj["en"], obj[language]))
+    return pairs[:limit]
+
+
+def sample_records(steerable: Steerable, ivs: list[Intervention], mode: str, seeds: list[int],
+                   sources: list[str] | None = None, prompt: str | None = None,
+                   batch_size: int = 50, progress: bool = True,
+                   references: list[str] | None = None) -> list[dict]:
+    """Generate one sample per seed (unconditional/prompt) or per source (translation)."""
+    lm, plan = steerable.loaded, steerable.plan(ivs)
+    if mode == "translation":
+        prompts = [TRANSLATE_PROMPT.format(source=s) for s in sources]
+        seeds = list(range(len(prompts)))
+        texts = generate(lm.model, lm.tokenizer, prompts, seeds, TRANSLATION, plan, batch_size, progress)
+    else:
+        prompts = None if prompt is None else [prompt] * len(seeds)
+        texts = generate(lm.model, lm.tokenizer, prompts, seeds, UNCONDITIONAL, plan, batch_size, progress)
+    setting = [iv.to_dict() for iv in ivs]
+    records = []
+    for i, (seed, text) in enumerate(zip(seeds, texts)):
+        top = detect_language(text, k=3)
+        records.append({"setting": setting, "mode": mode, "seed": seed,
+                        "prompt": "<bos>" if prompts is None else prompts[i], "text": text,
+                        "lang": top[0][0], "lang_prob": round(top[0][1], 6),
+                        "lang_top3": [[l, round(p, 6)] for l, p in top]})
+        if references is not None:
+            records[-1]["reference"] = references[i]
+    return records
+
+
+def score_cell(records: list[dict], language: str, references: list[str] | None) -> dict:
+    texts = [r["text"] for r in records]
+    share = language_share(texts, language)
+    row = {"target_share": share["target_share"], "languages": json.dumps(share["languages"]),
+           "samples": len(texts)}
+    if references is not None:
+        row.update(translation_scores(texts, references, language))
+    return row
+
+
+def heldout_sentences(language: str, limit: int) -> list[str]:
+    corpus = load_corpus("builtin:heldout")
+    if language not in corpus.positives:
+        raise LangneuronsError(f"no held-out sentences for {language} in the built-in corpus")
+    return corpus.positives[language][:limit]
+
+
+def sweep(steerable: Steerable, languages: list[str], ns: list[int], selections: list[str],
+          modes: list[str], seeds: list[int], value: str = "on_p50", positions: str = "all",
+          translate: str = "heldout", translate_limit: int | None = None, ppl_sentences: int = 50,
+          batch_size: int = 50, progress: bool = True) -> pd.DataFrame:
+    """Run every cell not yet finished; return (and write) the table of all finished cells."""
+    folder = steerable.run / "sweep"
+    bad = [m for m in modes if m not in MODES]
+    if bad:
+        raise LangneuronsError(f"--modes: {bad} not in {', '.join(MODES)}")
+    lm = steerable.loaded
+    cells = [(m, l, s, n) for m in modes for l in languages for s in selections for n in ns
+             if n > 0 or s == selections[0]]
+    for index, (mode, lang, selection, n) in enumerate(cells, start=1):
+        iv = Intervention(lang, n, selection, value, positions)
+        key = f"{mode}-{lang}-{selection}-{n}-{value}-{positions}".replace(":", "_")
+        if (folder / f"{key}.json").exists():
+            continue
+        started = time.perf_counter()
+        console.print(f"[{index}/{len(cells)}] {key}")
+        sources = refs = None
+        if mode == "translation":
+            pairs = translation_pairs(translate, lang, translate_limit)
+            sources, refs = [p[0] for p in pairs], [p[1] for p in pairs]
+        samples_file = folder / (f"{mode}-none.jsonl" if n == 0 else f"{key}.jsonl")
+        if samples_file.exists():  # N = 0 samples are shared by all languages of a mode
+            records = [json.loads(x) for x in samples_file.read_text(encoding="utf-8").splitlines()]
+        else:
+            records = sample_records(steerable, [iv], mode, seeds, sources, None, batch_size,
+                                     progress, refs)
+            write_jsonl(samples_file, records)
+        row = {"mode": mode, "language": lang, "selection": selection, "n": n, "value": value,
+               "positions": positions, **score_cell(records, lang, refs)}
+        if ppl_sentences:
+            held = heldout_sentences(lang, ppl_sentences)
+            row["perplexity"] = perplexity(lm.model, lm.tokenizer, held, steerable.plan([iv]))
+        row["seconds"] = round(time.perf_counter() - started, 2)
+        write_json(folder / f"{key}.json", row)
+    return collect(steerable.run)
+
+
+def collect(run: Path) -> pd.DataFrame:
+    """Gather all finished cells of a run's sweep into sweep.parquet and sweep.csv."""
+    rows = [json.loads(p.read_text()) for p in sorted((Path(run) / "sweep").glob("*.json"))]
+    table = pd.DataFrame(rows)
+    if not table.empty:
+        table = table.sort_values(["mode", "language", "selection", "n"], kind="stable")
+        write_table(table, Path(run) / "sweep.parquet")
+        write_table(table, Path(run) / "sweep.csv")
+    return table

@@ -1,0 +1,129 @@
+"""Interventions and generation on a tiny model: exact edits, positions, hooks, seeds, CLI."""
+
+import json
+
+import pytest
+import torch
+
+from langneurons.errors import LangneuronsError
+from langneurons.generate import UNCONDITIONAL, Sampling, generate, generate_batch
+from langneurons.intervene import Intervention, Plan, load_interventions, resolve, save_interventions, steer
+from langneurons.record import hooks, record
+from langneurons.run import find
+from langneurons.steering import open_run, sample_records
+
+from conftest import make_model
+
+
+@pytest.fixture
+def steerable(corpus_dir, tmp_path):
+    loaded = make_model("llama")
+    find(tmp_path / "run", corpus=str(corpus_dir), loaded=loaded, progress=False)
+    return open_run(tmp_path / "run", loaded=loaded)
+
+
+def run_means(model, tokenizer, names, plan=None):
+    ids = tokenizer(["Die Katze schläft auf der Bank."], return_tensors="pt")
+    with torch.inference_mode(), steer(model, plan), record(model, names) as cache:
+        cache.set_mask(ids["attention_mask"])
+        model.base_model(**ids)
+    return {k: v.clone() for k, v in cache.means.items()}
+
+
+def test_edit_changes_exactly_the_chosen_units(steerable):
+    model, tok = steerable.loaded.model, steerable.loaded.tokenizer
+    names = [s["name"] for s in steerable.info["sites"]]
+    target = "model.layers.0.mlp.up_proj"
+    plan = Plan({target: {"all": (torch.tensor([1, 7]), torch.tensor([2.5, -1.0]))}}, steerable.widths)
+    base, steered = run_means(model, tok, names), run_means(model, tok, names, plan)
+    assert steered[target][0, [1, 7]].tolist() == pytest.approx([2.5, -1.0], abs=1e-6)
+    others = [u for u in range(base[target].shape[1]) if u not in (1, 7)]
+    assert torch.equal(base[target][:, others], steered[target][:, others])
+    for name in names[: names.index(target)]:
+        assert torch.equal(base[name], steered[name])
+    assert not torch.equal(base["model.layers.0.mlp.down_proj"], steered["model.layers.0.mlp.down_proj"])
+
+
+def test_resolve_uses_each_neurons_own_value_and_combines(steerable):
+    expertise = steerable.expertise
+    plan = resolve([Intervention("de", 6, "both")], expertise, steerable.widths)
+    assert plan.n_units == 6
+    de = expertise[expertise.concept == "de"].set_index(["layer", "unit"])
+    for layer, per in plan.edits.items():
+        index, value = per["all"]
+        expected = de.loc[[(layer, int(u)) for u in index], "on_p50"].to_numpy()
+        assert torch.allclose(value.double(), torch.tensor(expected), atol=1e-6)
+    two = resolve([Intervention("de", 6, "top"), Intervention("fr", 6, "top")], expertise, steerable.widths)
+    assert 6 < two.n_units <= 12
+    zero = resolve([Intervention("de", 4, "top", "zero")], expertise, steerable.widths)
+    assert all(float(v.abs().sum()) == 0 for per in zero.edits.values() for _, v in per.values())
+    rnd = resolve([Intervention("de", 5, "random", seed=3)], expertise, steerable.widths)
+    again = resolve([Intervention("de", 5, "random", seed=3)], expertise, steerable.widths)
+    assert rnd.n_units == 5 and rnd.edits.keys() == again.edits.keys()
+    assert all(torch.equal(rnd.edits[k]["all"][0], again.edits[k]["all"][0]) for k in rnd.edits)
+
+
+def test_positions_prompt_and_generated(steerable):
+    model, tok = steerable.loaded.model, steerable.loaded.tokenizer
+    target = "model.layers.1.mlp.gate_proj"
+    act = dict(model.named_modules())["model.layers.1.mlp.act_fn"]  # sees gate_proj's edited output
+    for positions, expected in (("prompt", [True, False, False]), ("generated", [False, True, True]),
+                                ("all", [True, True, True])):
+        plan = Plan({target: {positions: (torch.tensor([0]), torch.tensor([9.0]))}}, steerable.widths)
+        calls = []
+        handle = act.register_forward_pre_hook(lambda _m, args: calls.append(bool((args[0][..., 0] == 9.0).all())))
+        try:
+            generate_batch(model, tok, [[2, 5, 6]], [1], Sampling(max_new_tokens=3, temperature=1.0), plan)
+        finally:
+            handle.remove()
+        assert calls == expected, positions
+
+
+def test_hooks_removed_after_exception_in_steering(steerable):
+    model = steerable.loaded.model
+    plan = steerable.plan([Intervention("de", 10, "both")])
+    with pytest.raises(ValueError):
+        with steer(model, plan):
+            raise ValueError("inside")
+    assert all(not m._forward_hooks for m in model.modules())
+
+
+def test_same_seed_same_text_whatever_the_batch(steerable):
+    model, tok = steerable.loaded.model, steerable.loaded.tokenizer
+    plan = steerable.plan([Intervention("fr", 10, "both")])
+    seeds = list(range(1, 9))
+    together = generate(model, tok, None, seeds, UNCONDITIONAL, plan, batch_size=8, progress=False)
+    apart = generate(model, tok, None, seeds, UNCONDITIONAL, plan, batch_size=3, progress=False)
+    single = generate(model, tok, None, seeds[:2], UNCONDITIONAL, plan, batch_size=1, progress=False)
+    assert together == apart and together[:2] == single
+    assert len(set(together)) > 1  # different seeds give different samples
+
+
+def test_n_zero_is_bit_for_bit_the_baseline(steerable):
+    model, tok = steerable.loaded.model, steerable.loaded.tokenizer
+    ids = tok(["The cat sleeps."], return_tensors="pt")
+    with torch.inference_mode():
+        plain = model(**ids).logits
+        with steer(model, steerable.plan([Intervention("de", 0, "both")])):
+            zero = model(**ids).logits
+    assert torch.equal(plain, zero)
+
+
+def test_intervention_files_roundtrip_and_refuse_other_runs(steerable, tmp_path):
+    ivs = [Intervention("de", 20, "top", "scale:2"), Intervention("fr", 4, "bottom", "zero", "generated")]
+    save_interventions(tmp_path / "iv.json", ivs, steerable.info["fingerprint"])
+    assert load_interventions(tmp_path / "iv.json", steerable.info["fingerprint"]) == ivs
+    with pytest.raises(LangneuronsError, match="made for another run"):
+        load_interventions(tmp_path / "iv.json", "0" * 64)
+    with pytest.raises(LangneuronsError, match="value 'scale:x'"):
+        Intervention("de", 2, "top", "scale:x")
+    with pytest.raises(LangneuronsError, match="selection 'middle'"):
+        Intervention("de", 2, "middle")
+
+
+def test_translation_records_stop_at_newline(steerable):
+    records = sample_records(steerable, [Intervention("de", 4)], "translation", [],
+                             ["The cat sleeps.", "Rain tonight."], batch_size=2, progress=False,
+                             references=["Die Katze schläft.", "Regen heute Nacht."])
+    assert len(records) == 2 and all("\n" not in r["text"] for r in records)
+    assert records[0]["reference"] == "Die Katze schläft." and json.dumps(records)
