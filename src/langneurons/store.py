@@ -35,8 +35,10 @@ def disk_errors(path: Path) -> Iterator[None]:
                 f"disk full while writing {path}; free some space and rerun the same command "
                 "(finished work is kept)"
             ) from None
-        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-            raise LangneuronsError(f"cannot write {path}: permission denied; choose another --out") from None
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EEXIST):
+            raise LangneuronsError(
+                f"cannot write {path}: {exc.strerror} ({exc.filename}); choose another --out"
+            ) from None
         raise
 
 

@@ -1,0 +1,104 @@
+"""The command line end to end on a tiny model folder, and its error messages (no tracebacks)."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from langneurons.cli import app
+
+from conftest import read_jsonl
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    result = runner.invoke(app, [str(a) for a in args])
+    return result.exit_code, result.output + (result.stderr if result.stderr_bytes is not None else "")
+
+
+@pytest.fixture
+def cli_run(saved_tiny, corpus_dir, tmp_path):
+    out = tmp_path / "run"
+    code, output = invoke("find", "--model", saved_tiny, "--corpus", corpus_dir, "--out", out,
+                          "--device", "cpu", "--batch-size", "5")
+    assert code == 0, output
+    return out
+
+
+def test_find_top_generate_evaluate_sweep(cli_run, tmp_path):
+    info = json.loads((cli_run / "run.json").read_text())
+    assert info["neurons"] == 448 and info["unique_sentences"] == 24
+    code, output = invoke("top", cli_run, "-l", "de", "--n", "6", "--selection", "both", "--out", tmp_path / "de.csv")
+    assert code == 0 and "6 neurons (both) for de" in output
+    samples = tmp_path / "samples.jsonl"
+    code, output = invoke("generate", cli_run, "-l", "de", "--n", "10", "--seeds", "1-3", "--out", samples)
+    assert code == 0, output
+    rows = read_jsonl(samples)
+    assert [r["seed"] for r in rows] == [1, 2, 3] and rows[0]["setting"][0]["n"] == 10
+    code, output = invoke("evaluate", samples, "-l", "de")
+    assert code == 0 and "target_share" in output
+    code, output = invoke("sweep", cli_run, "--languages", "de,fr", "--ns", "0,4", "--seeds", "1-2",
+                          "--ppl-sentences", "2", "--modes", "unconditional,translation", "--limit", "2")
+    assert code == 0, output
+    table = (cli_run / "sweep.csv").read_text().splitlines()
+    assert len(table) == 1 + 2 * 2 * 2  # modes x languages x N
+    before = {p.name: p.stat().st_mtime_ns for p in (cli_run / "sweep").glob("*.json")}
+    code, _ = invoke("sweep", cli_run, "--languages", "de,fr", "--ns", "0,4", "--seeds", "1-2",
+                     "--ppl-sentences", "2", "--modes", "unconditional,translation", "--limit", "2")
+    assert code == 0 and before == {p.name: p.stat().st_mtime_ns for p in (cli_run / "sweep").glob("*.json")}
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["find", "--out", "{tmp}/r", "--corpus", "{tmp}/missing"], "no such file or folder"),
+        (["find", "--out", "{tmp}/r", "--corpus", "{corpus}", "--languages", "en,xx"], "xx not in corpus"),
+        (["find", "--out", "{tmp}/r", "--corpus", "{corpus}", "--model", "nobody/no-such-model"],
+         "not in the local Hugging Face cache"),
+        (["find", "--out", "{tmp}/r", "--corpus", "{corpus}", "--model", "{tmp}/bad.gguf"], "not a GGUF file"),
+        (["find", "--out", "{tmp}/r", "--corpus", "{corpus}", "--device", "cuda"], "no CUDA GPU"),
+        (["find", "--out", "{tmp}/r", "--corpus", "{corpus}", "--dtype", "float8"], "--dtype 'float8'"),
+        (["find", "--out", "{tmp}/afile/r", "--corpus", "{corpus}"], "choose another --out"),
+        (["find", "--out", "{tmp}/r", "--corpus", "{corpus}", "--positives", "0"], "--positives 0"),
+    ],
+)
+def test_errors_are_one_clear_line(args, message, corpus_dir, tmp_path):
+    (tmp_path / "bad.gguf").write_bytes(b"not really a gguf file")
+    (tmp_path / "afile").write_text("x")
+    args = [a.format(tmp=tmp_path, corpus=corpus_dir) for a in args]
+    code, output = invoke(*args)
+    assert code == 2 and message in output and "Traceback" not in output
+
+
+def test_truncated_gguf_is_reported(tmp_path, corpus_dir):
+    (tmp_path / "cut.gguf").write_bytes(b"GGUF\x03\x00\x00\x00\x05")
+    code, output = invoke("find", "--out", tmp_path / "r", "--corpus", corpus_dir, "--model", tmp_path / "cut.gguf")
+    assert code == 2 and "corrupt or truncated" in output
+
+
+def test_run_errors(cli_run, tmp_path):
+    code, output = invoke("top", cli_run, "-l", "de", "--n", "-1")
+    assert code == 2 and "between 0 and the neuron count" in output
+    code, output = invoke("top", cli_run, "-l", "de", "--n", "100000")
+    assert code == 2 and "between 0 and the neuron count" in output
+    code, output = invoke("top", tmp_path / "nothing", "-l", "de")
+    assert code == 2 and "not a finished run" in output
+    code, output = invoke("generate", cli_run, "-l", "de", "--seeds", "x", "--out", tmp_path / "s.jsonl")
+    assert code == 2 and "--seeds 'x'" in output
+
+
+def test_disk_full_is_reported(monkeypatch, corpus_dir, tmp_path):
+    import errno
+    import os
+
+    def full(*_args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    from conftest import make_model
+    from langneurons.errors import LangneuronsError
+    from langneurons.run import find
+
+    with pytest.raises(LangneuronsError, match="disk full while writing"):
+        find(tmp_path / "r", corpus=str(corpus_dir), loaded=make_model("llama"), progress=False)
