@@ -1,0 +1,350 @@
+"""One self-contained HTML report of a RUN folder: summary sentences, figures, tables, samples.
+
+`write_report(run)` writes RUN/report.html, every figure as PNG and SVG under RUN/figures/, and
+the analysis tables under RUN/analysis/. The trap: the HTML must open offline and fetch nothing,
+so figures are inlined as base64 PNG (matplotlib's SVG names its namespace with an http URL),
+the CSS is inline, and generated text is escaped so that it cannot form a link or a tag.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.image import AxesImage
+from matplotlib.ticker import LogFormatter
+
+from .analysis import (SIDES, Analysis, analyze, edge_blocks, has_values, overlap_matrix, site_table,
+                       summary_sentences)
+from .run import load_run
+from .store import write_table, write_text
+
+DPI = 100
+PNG_METADATA = {"Software": None}  # keep matplotlib's URL out of the PNG
+ATTENTION_COLORS = ["#08519c", "#3182bd", "#6baed6", "#9ecae1", "#c6dbef"]
+MLP_COLORS = ["#a63603", "#e6550d", "#fd8d3c", "#fdae6b", "#fdd0a2"]
+CSS = """
+body{margin:0;font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1b1b1b}
+main{max-width:1120px;margin:0 auto;padding:12px 16px 48px}
+h1{font-size:1.5em;margin:.6em 0 .2em}h2{font-size:1.2em;margin:1.6em 0 .4em;border-bottom:1px solid #ddd}
+.meta{color:#555;margin:0 0 1em}ul.summary li{margin:.3em 0}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(100%,460px),1fr));gap:16px}
+figure{margin:0}figure img{width:100%;height:auto;display:block}
+figcaption{font-size:.85em;color:#555}
+.scroll{overflow-x:auto;margin:.5em 0}
+table{border-collapse:collapse;font-size:.85em}
+th,td{padding:3px 8px;border-bottom:1px solid #e3e3e3;text-align:left;vertical-align:top}
+td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+td.text{min-width:16em;max-width:40em;white-space:pre-wrap;overflow-wrap:anywhere}
+details{margin:.4em 0}summary{cursor:pointer;font-weight:600}
+"""
+
+
+def escape(text: object) -> str:
+    """HTML-escaped text in which no `scheme://` can appear (generated text may hold URLs)."""
+    return html.escape(str(text)).replace("://", ":&#47;&#47;")
+
+
+def language_colors(langs: list[str]) -> dict[str, str]:
+    palette = [f"C{i}" for i in range(10)]
+    return {lang: palette[i % len(palette)] for i, lang in enumerate(langs)}
+
+
+def new_figure(width: float = 4.8, height: float = 3.4) -> Figure:
+    """A figure on an Agg canvas (no pyplot, no global state)."""
+    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def heatmap(ax: Axes, matrix: pd.DataFrame, cmap: str, fmt: str | None) -> AxesImage:
+    """Draw `matrix` with row/column labels and optional cell annotations; returns the image."""
+    image = ax.imshow(matrix.to_numpy(dtype=float), cmap=cmap, aspect="auto")
+    ax.set_xticks(range(matrix.shape[1]), [str(c) for c in matrix.columns])
+    ax.set_yticks(range(matrix.shape[0]), [str(r) for r in matrix.index])
+    if fmt:
+        for (i, j), value in np.ndenumerate(matrix.to_numpy(dtype=float)):
+            ax.text(j, i, "–" if np.isnan(value) else format(value, fmt), ha="center", va="center",
+                    fontsize=9)
+    return image
+
+
+def overlap_figure(table: pd.DataFrame, side: str) -> Figure:
+    """Percent of shared neurons between languages' sets (diagonal left blank)."""
+    matrix = overlap_matrix(table).astype(float)
+    matrix = matrix.mask(np.eye(len(matrix), dtype=bool))
+    fig = new_figure(4.4, 3.7)
+    ax = fig.add_subplot()
+    heatmap(ax, matrix, "Blues", ".1f")
+    ax.set_title(f"Shared {side}-{int(table['n'].iloc[0])} neurons (% of N)")
+    return fig
+
+
+def layers_figure(result: Analysis, side: str, langs: list[str]) -> Figure:
+    """Neurons per language and block: a heatmap of counts."""
+    part = result.layers[result.layers["side"] == side]
+    counts = part.pivot_table(index="language", columns="block", values="count", aggfunc="sum")
+    counts = counts.reindex(index=langs, columns=range(result.info["blocks"]), fill_value=0).fillna(0)
+    fig = new_figure(4.8, 1.4 + 0.3 * len(langs))
+    ax = fig.add_subplot()
+    image = heatmap(ax, counts, "viridis", None)
+    ax.set_xticks(range(0, counts.shape[1], max(1, counts.shape[1] // 9)))
+    ax.set_xlabel("block")
+    fig.colorbar(image, ax=ax, label="neurons", shrink=0.9)
+    ax.set_title(f"{side.capitalize()}-{result.n} neurons per block")
+    return fig
+
+
+def module_colors(sites: pd.DataFrame) -> dict[str, str]:
+    """Blues for attention modules, oranges for MLP modules, in block order."""
+    locals_ = sites.drop_duplicates("local")
+    colors = {}
+    for kind, palette in (("attention", ATTENTION_COLORS), ("mlp", MLP_COLORS)):
+        for i, local in enumerate(locals_.loc[locals_["kind"] == kind, "local"]):
+            colors[local] = palette[i % len(palette)]
+    return colors
+
+
+def modules_figure(result: Analysis, side: str, langs: list[str]) -> Figure:
+    """Share of each module among a language's neurons, with all neurons as the reference bar."""
+    sites = site_table(result.info)
+    part = result.layers[result.layers["side"] == side]
+    shares = part.pivot_table(index="language", columns="local", values="count", aggfunc="sum")
+    shares = shares.reindex(index=langs).fillna(0)
+    shares.loc["all neurons"] = sites.groupby("local")["width"].sum()
+    colors = module_colors(sites)
+    shares = shares.reindex(columns=list(colors), fill_value=0).fillna(0)
+    shares = shares.div(shares.sum(axis=1), axis=0) * 100
+    fig = new_figure(4.8, 2.2 + 0.28 * len(shares))
+    ax = fig.add_subplot()
+    left = np.zeros(len(shares))
+    for local, color in colors.items():
+        ax.barh(range(len(shares)), shares[local], left=left, color=color, label=local)
+        left += shares[local].to_numpy()
+    ax.set_yticks(range(len(shares)), list(shares.index))
+    ax.invert_yaxis()
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("% of neurons")
+    fig.legend(loc="outside lower center", ncol=min(3, len(colors)), fontsize=8.5, frameon=False)
+    ax.set_title(f"{side.capitalize()}-{result.n} neurons per module")
+    return fig
+
+
+def ap_figure(expertise: pd.DataFrame, langs: list[str]) -> Figure:
+    """Histogram of AP per language (log count), to show the tail of strong experts."""
+    fig = new_figure()
+    ax = fig.add_subplot()
+    bins = np.linspace(0, 1, 51)
+    for lang, color in language_colors(langs).items():
+        ap = expertise.loc[expertise["concept"] == lang, "ap"].dropna()
+        ax.hist(ap, bins=bins, histtype="step", color=color, label=lang, linewidth=1.3)
+    ax.set_yscale("log")
+    ax.set_xlabel("average precision")
+    ax.set_ylabel("neurons")
+    ax.legend(fontsize=8, ncol=2)
+    ax.set_title("AP of every neuron, per language")
+    return fig
+
+
+def short_n(n: float) -> str:
+    return f"{n / 1000:g}k" if n >= 1000 else f"{n:g}"
+
+
+def sweep_figure(points: pd.DataFrame, metric: str, title: str, langs: list[str]) -> Figure:
+    """`metric` against N per language on a log axis, with N = 0 drawn at the far left."""
+    ns = sorted(points.loc[points["n"] > 0, "n"].unique())
+    zero_at = (ns[0] if ns else 1) / 10
+    fig = new_figure()
+    ax = fig.add_subplot()
+    for lang, color in language_colors(langs).items():
+        line = points[points["language"] == lang].sort_values("n")
+        if len(line):
+            ax.plot(line["n"].replace(0, zero_at), line[metric], marker="o", markersize=3.5,
+                    color=color, label=lang)
+    ax.set_xscale("log")
+    ax.set_xticks([zero_at, *ns], ["0", *(short_n(n) for n in ns)])
+    ax.minorticks_off()
+    ax.set_xlabel("N (neurons forced)")
+    ax.set_title(title)
+    if metric == "target_share":
+        ax.set_ylim(-0.03, 1.03)
+    elif metric == "perplexity":
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(LogFormatter(labelOnlyBase=False))
+        ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False))  # plain numbers, not 10^k
+    ax.legend(fontsize=8, ncol=2)
+    return fig
+
+
+def panel_points(sweep: pd.DataFrame, mode: str, key: tuple) -> pd.DataFrame:
+    """Rows of one (selection, value, positions) panel plus each language's N = 0 baseline."""
+    rows = sweep[(sweep["mode"] == mode) & (sweep["n"] > 0)]
+    rows = rows[(rows[["selection", "value", "positions"]].apply(tuple, axis=1)) == key]
+    base = sweep[(sweep["mode"] == mode) & (sweep["n"] == 0)].drop_duplicates("language")
+    return pd.concat([base, rows], ignore_index=True)
+
+
+def sweep_figures(sweep: pd.DataFrame, langs: list[str]) -> list[tuple[str, Figure]]:
+    """Target share per mode and panel; perplexity for the first mode; chrF for translation."""
+    steered = sweep[sweep["n"] > 0]
+    keys = list(dict.fromkeys(steered[["selection", "value", "positions"]].apply(tuple, axis=1)))
+    plots = [("target_share", mode, "target-language share") for mode in sweep["mode"].unique()]
+    if has_values(sweep, "perplexity"):
+        plots.append(("perplexity", sweep.loc[sweep["perplexity"].notna(), "mode"].iloc[0], "perplexity"))
+    if has_values(sweep[sweep["mode"] == "translation"], "chrf"):
+        plots.append(("chrf", "translation", "chrF"))
+    figures = []
+    for metric, mode, label in plots:
+        for key in keys:
+            points = panel_points(sweep, mode, key).dropna(subset=[metric])
+            if (points["n"] > 0).any():
+                title = f"{label}: {mode}, {' · '.join(k for k in key if k not in ('on_p50', 'all'))}"
+                figures.append((f"{metric}-{mode}-{'-'.join(key)}".replace(":", "_"),
+                                sweep_figure(points, metric, title, langs)))
+    return figures
+
+
+def save_figure(fig: Figure, folder: Path, name: str) -> str:
+    """Save `fig` as PNG and SVG in `folder`; return the PNG as a data URI."""
+    folder.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI, metadata=PNG_METADATA)
+    (folder / f"{name}.png").write_bytes(buffer.getvalue())
+    fig.savefig(folder / f"{name}.svg", format="svg")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def number(value: float) -> str:
+    """Three decimals for shares, AP and small values; one for large ones; blank for NaN."""
+    return "" if np.isnan(value) else format(value, ",.3f" if abs(value) < 100 else ",.1f")
+
+
+def cell(value: object) -> str:
+    """A table cell: numbers right-aligned and rounded, everything else escaped text."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        return f'<td class="num">{value:,}</td>'
+    if isinstance(value, (float, np.floating)):
+        return f'<td class="num">{number(value)}</td>'
+    return f'<td class="text">{escape(value)}</td>' if len(str(value)) > 40 else f"<td>{escape(value)}</td>"
+
+
+def html_table(table: pd.DataFrame) -> str:
+    head = "".join(f"<th>{escape(c)}</th>" for c in table.columns)
+    body = "".join("<tr>" + "".join(cell(v) for v in row) + "</tr>"
+                   for row in table.itertuples(index=False))
+    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+
+
+def figure_grid(figures: list[tuple[str, Figure]], folder: Path) -> str:
+    """Save each figure under RUN/figures and inline it; captions name the saved files."""
+    items = [f'<figure><img alt="{escape(name)}" src="{save_figure(fig, folder, name)}">'
+             f"<figcaption>figures/{escape(name)}.png, .svg</figcaption></figure>" for name, fig in figures]
+    return f'<div class="grid">{"".join(items)}</div>'
+
+
+def samples_html(samples: pd.DataFrame) -> str:
+    """Sample generations, one collapsible block per mode and language."""
+    parts = []
+    for index, ((mode, lang), part) in enumerate(samples.groupby(["mode", "language"], sort=False)):
+        shown = part.assign(detected=[f"{l} {p:.2f}" for l, p in zip(part["lang"], part["lang_prob"])])
+        shown = shown[["selection", "n", "value", "seed", "detected", "text"]].rename(columns={"n": "N"})
+        label = "no intervention" if lang == "none" else lang
+        parts.append(f"<details{' open' if index == 0 else ''}><summary>{escape(mode)} · {escape(label)} "
+                     f"({len(part)} samples)</summary>"
+                     f"{html_table(shown)}</details>")
+    return "".join(parts)
+
+
+def run_facts(info: dict, sweep: pd.DataFrame | None) -> pd.DataFrame:
+    """Counts, settings and timings of the run as a two-column table."""
+    keys = ["model", "model_class", "corpus", "languages", "positives_per_language",
+            "negatives_per_language", "unique_sentences", "modules", "neurons", "blocks", "device",
+            "dtype", "store_dtype", "batch_size", "langneurons", "torch", "transformers"]
+    facts = [(k, info[k]) for k in keys if k in info]
+    facts += [(f"timings.{k}", v) for k, v in info.get("timings", {}).items()]
+    if sweep is not None:
+        facts.append(("sweep cells", len(sweep)))
+        if "seconds" in sweep:
+            facts.append(("sweep seconds", round(float(sweep["seconds"].sum()), 1)))
+    return pd.DataFrame([(k, fact_text(v)) for k, v in facts], columns=["item", "value"])
+
+
+def fact_text(value: object) -> object:
+    """Numbers stay numbers; lists and dicts become short text (`en, de` / `en 500, de 500`)."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {v}" for k, v in value.items())
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    return value if isinstance(value, (int, float)) else str(value)
+
+
+def write_tables(result: Analysis, folder: Path) -> None:
+    """The analysis tables as CSV under RUN/analysis/."""
+    tables = {"overlap_top": result.overlap_top, "overlap_bottom": result.overlap_bottom,
+              "layers": result.layers, "edge_share": result.edges, "ap_summary": result.ap}
+    if result.best is not None:
+        tables["best_n"] = result.best
+    for name, table in tables.items():
+        write_table(table, folder / f"{name}.csv")
+
+
+def section(title: str, *parts: str) -> str:
+    return f"<section><h2>{escape(title)}</h2>{''.join(parts)}</section>"
+
+
+def steering_sections(result: Analysis, langs: list[str], figures: Path) -> list[str]:
+    if result.sweep is None:
+        return []
+    return [section("Steering", "<p>Target-language share, perplexity of held-out text and chrF against N "
+                    "(log scale; N = 0 is the unforced model, drawn at the left).</p>",
+                    html_table(result.best), figure_grid(sweep_figures(result.sweep, langs), figures)),
+            section("Sample generations", samples_html(result.samples))]
+
+
+def page(title: str, meta: str, body: str) -> str:
+    return ('<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width,initial-scale=1">'
+            f"<title>{escape(title)}</title><style>{CSS}</style></head>"
+            f"<body><main><h1>{escape(title)}</h1><p class=\"meta\">{meta}</p>{body}</main></body></html>\n")
+
+
+def write_report(run: Path, n: int = 1000, per_setting: int = 3) -> Path:
+    """Analyse RUN and write RUN/report.html (self-contained), RUN/figures/, RUN/analysis/.
+
+    Args:
+        n: size of the top and bottom sets compared (capped at the neurons per language).
+        per_setting: sample generations shown per sweep setting.
+    """
+    run = Path(run)
+    info, expertise = load_run(run)
+    result = analyze(info, expertise, n, run, per_setting)
+    write_tables(result, run / "analysis")
+    langs, figures = list(info["languages"]), run / "figures"
+    first, last = edge_blocks(info["blocks"])
+    sentences = "".join(f"<li>{escape(s)}</li>" for s in summary_sentences(result))
+    body = [
+        section("Summary", f'<ul class="summary">{sentences}</ul>'),
+        section("Overlap between languages", figure_grid(
+            [(f"overlap-{side}", overlap_figure(getattr(result, f"overlap_{side}"), side)) for side in SIDES],
+            figures)),
+        section("Where the neurons sit", figure_grid(
+            [(f"{kind}-{side}", draw(result, side, langs)) for side in SIDES
+             for kind, draw in (("blocks", layers_figure), ("modules", modules_figure))], figures),
+            f"<p>Share in the first {len(first)} and last {len(last)} blocks:</p>", html_table(result.edges)),
+        section("Average precision", figure_grid([("ap", ap_figure(expertise, langs))], figures),
+                html_table(result.ap)),
+        *steering_sections(result, langs, figures),
+        section("Run", html_table(run_facts(info, result.sweep))),
+    ]
+    meta = (f"corpus {escape(info['corpus'])} · languages {escape(', '.join(langs))} · "
+            f"{info['neurons']:,} neurons in {info['modules']} modules, {info['blocks']} blocks")
+    path = run / "report.html"
+    write_text(path, page(f"Language neurons of {info['model']}", meta, "".join(body)))
+    return path
