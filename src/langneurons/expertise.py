@@ -96,7 +96,7 @@ def compute_expertise(
     parts: dict[str, dict[str, list[np.ndarray]]] = {l: {k: [] for k in STATS} for l in labelset.languages}
     with bar("expertise", sites.total, progress) as progress_bar:
         for site in sites:
-            data = torch.from_numpy(np.asarray(store.responses(site.name)))
+            data = torch.from_numpy(np.array(store.responses(site.name)))  # one module in memory
             step = max(1, min(chunk, BLOCK_ELEMENTS // max(1, data.shape[0])))
             for lo in range(0, site.width, step):
                 block = data[:, lo : lo + step]

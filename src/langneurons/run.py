@@ -75,6 +75,7 @@ def find(
     recorded = record_responses(
         loaded.model, loaded.tokenizer, labelset.texts, sites, store, batch_size, dtype, progress
     )
+    store.close()
     started = time.perf_counter()
     table = compute_expertise(store, sites, labelset, loaded.device, progress=progress)
     expertise_seconds = time.perf_counter() - started

@@ -89,17 +89,20 @@ def ensure_writable(folder: Path) -> Path:
 
 
 class ResponseStore:
-    """Per-module response arrays `[n_rows, width]` and a per-row done flag, in one folder."""
+    """Per-module response arrays `[n_rows, width]` and a per-row done flag, in one folder.
+
+    Rows are written with positioned writes (not a memory map), so memory stays flat however
+    large the store; reads map one module at a time.
+    """
 
     def __init__(self, root: Path, meta: dict):
         self.root = Path(root)
         self.meta = meta
-        mode = "r+"
-        self.done = np.lib.format.open_memmap(self.root / "done.npy", mode=mode)
-        self.arrays = {
-            name: np.lib.format.open_memmap(self.root / f"{name}.npy", mode=mode)
-            for name in meta["widths"]
-        }
+        self.itemsize = np.dtype(STORE_DTYPES[meta["dtype"]]).itemsize
+        self.done = np.load(self.root / "done.npy", mmap_mode="r+")
+        self.files = {name: open(self.root / f"{name}.npy", "r+b") for name in meta["widths"]}
+        self.offsets = {name: np.load(self.root / f"{name}.npy", mmap_mode="r").offset
+                        for name in meta["widths"]}
 
     @classmethod
     def open(cls, root: Path, fingerprint: str, widths: dict[str, int], n_rows: int,
@@ -116,6 +119,8 @@ class ResponseStore:
                     "--out, or delete that folder to start over"
                 )
             return cls(root, meta)
+        if dtype not in STORE_DTYPES:
+            raise LangneuronsError(f"--store-dtype {dtype!r} is not one of {', '.join(STORE_DTYPES)}")
         meta = {"fingerprint": fingerprint, "n_rows": n_rows, "dtype": dtype, "widths": widths}
         with disk_errors(root):
             root.mkdir(parents=True, exist_ok=True)
@@ -127,7 +132,7 @@ class ResponseStore:
 
     @staticmethod
     def _allocate(path: Path, shape: tuple[int, ...], dtype: type) -> None:
-        """Create a zero-filled .npy with its disk blocks reserved (no SIGBUS on a full disk)."""
+        """Create a zero-filled .npy with its disk blocks reserved (a full disk fails here)."""
         arr = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
         offset, size = arr.offset, arr.nbytes
         del arr
@@ -143,18 +148,26 @@ class ResponseStore:
         return np.flatnonzero(~self.done)
 
     def write(self, rows: np.ndarray, pooled: dict[str, np.ndarray]) -> None:
-        """Store one batch's responses for `rows`, then mark those rows done."""
+        """Store one batch's responses `[len(rows), width]` per module, then mark the rows done."""
         with disk_errors(self.root):
             for name, values in pooled.items():
-                self.arrays[name][rows] = values
+                values = np.ascontiguousarray(values, dtype=STORE_DTYPES[self.meta["dtype"]])
+                row_bytes = values.shape[1] * self.itemsize
+                fd, offset = self.files[name].fileno(), self.offsets[name]
+                for row, data in zip(rows, values):
+                    os.pwrite(fd, data.tobytes(), offset + int(row) * row_bytes)
             self.done[rows] = True
 
     def flush(self) -> None:
         with disk_errors(self.root):
-            for arr in self.arrays.values():
-                arr.flush()
+            for fh in self.files.values():
+                os.fsync(fh.fileno())
             self.done.flush()
 
     def responses(self, name: str) -> np.ndarray:
-        """All rows of one module, `[n_rows, width]`."""
-        return self.arrays[name]
+        """All rows of one module, `[n_rows, width]`, memory-mapped read-only (drop it after use)."""
+        return np.load(self.root / f"{name}.npy", mmap_mode="r")
+
+    def close(self) -> None:
+        for fh in self.files.values():
+            fh.close()

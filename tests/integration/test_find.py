@@ -32,7 +32,7 @@ def test_batched_equals_batch_size_one(tiny, corpus_dir, tmp_path):
     assert a["fingerprint"] == b["fingerprint"]
     sa = ResponseStore.open(tmp_path / "a" / "store", a["fingerprint"], {}, 0)
     sb = ResponseStore.open(tmp_path / "b" / "store", b["fingerprint"], {}, 0)
-    for name in sa.arrays:
+    for name in sa.files:
         np.testing.assert_allclose(sa.responses(name), sb.responses(name), rtol=1e-5, atol=1e-6)
 
 

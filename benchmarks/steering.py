@@ -1,0 +1,80 @@
+"""steering: the cost of forcing neurons during batched generation.
+
+Unconditional generation from BOS (temperature 0.8, top-p 0.9), one sample per seed, batches of
+50 with a KV cache, first without and then with `both` N = 2,000 neurons of one language forced
+to their on_p50 (the paper's main setting). It needs a finished RUN folder: `--run PATH`, else the
+small find run that paper_style made in this session, else a new one. The trap: generation stops a sample at EOS, so steered and
+unsteered runs may produce different numbers of tokens; tokens per second is the fair ratio.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from common import Context, corpus_spec, emit, rounded, sync
+from langneurons.generate import UNCONDITIONAL, generate_batch, start_token
+from langneurons.intervene import Intervention
+from langneurons.run import find
+from langneurons.steering import open_run
+
+NAME = "steering"
+BATCH_SIZE = 50
+N_FORCED = 2_000
+
+
+def timed_generation(steerable, seeds: list[int], tokens: int, plan) -> dict:
+    """Seconds and generated token count for one sample per seed."""
+    lm = steerable.loaded
+    sampling = replace(UNCONDITIONAL, max_new_tokens=tokens)
+    start = start_token(lm.tokenizer)
+    generated = 0
+    sync(lm.device)
+    started = time.perf_counter()
+    for lo in range(0, len(seeds), BATCH_SIZE):
+        batch = seeds[lo : lo + BATCH_SIZE]
+        ids = generate_batch(lm.model, lm.tokenizer, [[start]] * len(batch), batch, sampling, plan)
+        generated += sum(len(seq) for seq in ids)
+    sync(lm.device)
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "tokens": generated, "tokens_per_second": generated / seconds}
+
+
+def measure(ctx: Context, run: Path, source: str) -> None:
+    steerable = open_run(run, loaded=ctx.loaded())
+    languages = steerable.info["languages"]
+    language = "de" if "de" in languages else languages[1]
+    n = min(N_FORCED, steerable.info["neurons"] // 2)  # a tiny model has fewer than 2,000 neurons
+    started = time.perf_counter()
+    plan = steerable.plan([Intervention(language, n, "both")])
+    plan_seconds = time.perf_counter() - started
+    seeds, tokens = ctx.pick((list(range(1, 5)), 8), (list(range(1, 11)), 16), (list(range(1, 101)), 64))
+    timed_generation(steerable, seeds[:1], 2, plan)  # warm-up: first-call costs of generation and hooks
+    plain = timed_generation(steerable, seeds, tokens, None)
+    steered = timed_generation(steerable, seeds, tokens, plan)
+    emit(ctx, NAME, "generation", steerable.loaded.device, run=source,
+         sizes={"seeds": len(seeds), "max_new_tokens": tokens, "batch_size": BATCH_SIZE,
+                "language": language, "selection": "both", "n": n, "forced_units": plan.n_units,
+                "modules_hooked": len(plan.edits),
+                "tokens_unsteered": plain["tokens"], "tokens_steered": steered["tokens"]},
+         seconds=rounded({"unsteered": plain["seconds"], "steered": steered["seconds"],
+                          "plan_resolve": plan_seconds}),
+         tokens_per_second=rounded({"unsteered": plain["tokens_per_second"],
+                                    "steered": steered["tokens_per_second"]}),
+         ratios=rounded({"steered_over_unsteered_seconds": steered["seconds"] / plain["seconds"],
+                         "unsteered_over_steered_tokens_per_second":
+                             plain["tokens_per_second"] / steered["tokens_per_second"]}, 3))
+
+
+def main(ctx: Context) -> None:
+    if ctx.run is not None:
+        measure(ctx, ctx.run, str(ctx.run))
+        return
+    spec, _ = corpus_spec()
+    n = ctx.n(tiny=2, quick=3, full=20)
+    if n not in ctx.runs:  # paper_style leaves one of the same size when it ran before
+        ctx.runs[n] = Path(tempfile.mkdtemp(prefix="find-", dir=ctx.workdir))
+        find(ctx.runs[n], corpus=spec, positives=n, loaded=ctx.loaded(), progress=False)
+    measure(ctx, ctx.runs[n], f"made in this session: find on {spec} with {n} positives per language")
