@@ -35,7 +35,7 @@ from sklearn.metrics import average_precision_score
 from common import (GEMMA_NEURONS, PAPER_FORWARDS, PAPER_LANGUAGES, PAPER_POSITIVES, PAPER_SET_SIZE,
                     PAPER_UNIQUE, Context, corpus_spec, emit, rounded, sync)
 from langneurons.data import LabelSet, build_labels, load_corpus
-from langneurons.expertise import QUANTILE_LIMIT, neuron_stats
+from langneurons.expertise import BLOCK_ELEMENTS, neuron_stats
 from langneurons.record import context_length
 from langneurons.run import find
 from langneurons.sites import discover_sites
@@ -209,7 +209,7 @@ def calibrate(neurons: int, device: torch.device, cores: int) -> dict:
     numpy_per = (time.perf_counter() - started) / neurons
     block = torch.from_numpy(scores.T.astype(np.float32)).to(device)  # [samples, neurons] as stored
     mask = torch.from_numpy(labels.astype(bool)).to(device)
-    step = min(2048, QUANTILE_LIMIT // PAPER_UNIQUE)  # compute_expertise's chunk for 5,873 sentences
+    step = min(2048, BLOCK_ELEMENTS // PAPER_UNIQUE)  # compute_expertise's chunk for 5,873 sentences
     neuron_stats(block[:, :64], mask)  # warm-up
     sync(device)
     started = time.perf_counter()
