@@ -267,6 +267,34 @@ def sweep(
     typer.echo(f"{len(table)} cells → {run / 'sweep.parquet'}")
 
 
+@app.command()
+@friendly
+def report(run: Path = RUN_ARG) -> None:
+    """Write RUN/report.html (self-contained) with figures under RUN/figures and tables under RUN/analysis."""
+    from .report import write_report
+
+    path = write_report(run)
+    typer.echo(f"report → {path}")
+
+
+@app.command()
+@friendly
+def reproduce(
+    out: Path = typer.Option(..., "--out", "-o", help="folder for the run, sweep and report"),
+    model: str = MODEL,
+    corpus: str = typer.Option("builtin"),
+    fast: bool = typer.Option(False, help="100 positives, 20 seeds, N in {0, 200, 2000}: about 10 minutes on 2 CPU cores"),
+    device: str = DEVICE,
+    dtype: str = DTYPE,
+    batch_size: int = typer.Option(100, help="samples generated together"),
+) -> None:
+    """The paper's study in one command: find → sweep → translation → report (resumable)."""
+    from .reproduce import reproduce as run_reproduce
+
+    path = run_reproduce(out, model, corpus, fast, device, dtype, batch_size)
+    typer.echo(f"report → {path}")
+
+
 corpus_app = typer.Typer(no_args_is_help=True, help="The embedded parallel corpus.")
 app.add_typer(corpus_app, name="corpus")
 

@@ -49,15 +49,17 @@ def next_tokens(logits: torch.Tensor, sampling: Sampling, draws: np.ndarray) -> 
     """Pick one token per row of `logits` `[batch, vocab]` using one uniform draw per row."""
     if sampling.greedy:
         return logits.argmax(dim=-1)
-    probs = torch.softmax(logits.double() / sampling.temperature, dim=-1)
-    k = min(256, probs.shape[-1])  # the nucleus almost always lies within the top 256
-    top_probs, top_ids = probs.topk(k, dim=-1)
-    if bool((top_probs.sum(-1) < sampling.top_p).any()):
-        top_probs, top_ids = probs.sort(dim=-1, descending=True)
+    probs = torch.softmax(logits.float() / sampling.temperature, dim=-1)
+    k = min(256, probs.shape[-1])  # grow k until every row's nucleus lies within the top k
+    while True:
+        top_probs, top_ids = probs.topk(k, dim=-1)
+        if k == probs.shape[-1] or bool((top_probs.sum(-1) >= sampling.top_p).all()):
+            break
+        k = min(probs.shape[-1], k * 8)
     before = top_probs.cumsum(-1) - top_probs  # mass of strictly more likely tokens
     kept = torch.where(before < sampling.top_p, top_probs, torch.zeros_like(top_probs))
     cdf = kept.cumsum(-1)
-    target = torch.from_numpy(draws).to(cdf) * cdf[:, -1]
+    target = torch.from_numpy(draws).to(cdf) * cdf[:, -1]  # inverse-CDF sampling in the nucleus
     choice = torch.searchsorted(cdf, target[:, None]).clamp(max=cdf.shape[-1] - 1)
     return top_ids.gather(-1, choice).squeeze(-1)
 
