@@ -315,6 +315,23 @@ def page(title: str, meta: str, body: str) -> str:
             f"<body><main><h1>{escape(title)}</h1><p class=\"meta\">{meta}</p>{body}</main></body></html>\n")
 
 
+def neuron_sections(result: Analysis, expertise: pd.DataFrame, langs: list[str], figures: Path) -> list[str]:
+    """Overlap, location (blocks and modules) and AP of the language neurons."""
+    overlaps = {"top": result.overlap_top, "bottom": result.overlap_bottom}
+    first, last = edge_blocks(result.info["blocks"])
+    where = [(f"{kind}-{side}", draw(result, side, langs)) for side in SIDES
+             for kind, draw in (("blocks", layers_figure), ("modules", modules_figure))]
+    return [
+        section("Overlap between languages",
+                figure_grid([(f"overlap-{s}", overlap_figure(overlaps[s], s)) for s in SIDES], figures)),
+        section("Where the neurons sit", figure_grid(where, figures),
+                f"<p>Share in the first {len(first)} and last {len(last)} blocks:</p>",
+                html_table(result.edges)),
+        section("Average precision", figure_grid([("ap", ap_figure(expertise, langs))], figures),
+                html_table(result.ap)),
+    ]
+
+
 def write_report(run: Path, n: int = 1000, per_setting: int = 3) -> Path:
     """Analyse RUN and write RUN/report.html (self-contained), RUN/figures/, RUN/analysis/.
 
@@ -327,22 +344,11 @@ def write_report(run: Path, n: int = 1000, per_setting: int = 3) -> Path:
     result = analyze(info, expertise, n, run, per_setting)
     write_tables(result, run / "analysis")
     langs, figures = list(info["languages"]), run / "figures"
-    first, last = edge_blocks(info["blocks"])
     sentences = "".join(f"<li>{escape(s)}</li>" for s in summary_sentences(result))
-    body = [
-        section("Summary", f'<ul class="summary">{sentences}</ul>'),
-        section("Overlap between languages", figure_grid(
-            [(f"overlap-{side}", overlap_figure(getattr(result, f"overlap_{side}"), side)) for side in SIDES],
-            figures)),
-        section("Where the neurons sit", figure_grid(
-            [(f"{kind}-{side}", draw(result, side, langs)) for side in SIDES
-             for kind, draw in (("blocks", layers_figure), ("modules", modules_figure))], figures),
-            f"<p>Share in the first {len(first)} and last {len(last)} blocks:</p>", html_table(result.edges)),
-        section("Average precision", figure_grid([("ap", ap_figure(expertise, langs))], figures),
-                html_table(result.ap)),
-        *steering_sections(result, langs, figures),
-        section("Run", html_table(run_facts(info, result.sweep))),
-    ]
+    body = [section("Summary", f'<ul class="summary">{sentences}</ul>'),
+            *neuron_sections(result, expertise, langs, figures),
+            *steering_sections(result, langs, figures),
+            section("Run", html_table(run_facts(info, result.sweep)))]
     meta = (f"corpus {escape(info['corpus'])} · languages {escape(', '.join(langs))} · "
             f"{info['neurons']:,} neurons in {info['modules']} modules, {info['blocks']} blocks")
     path = run / "report.html"

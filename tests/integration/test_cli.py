@@ -102,3 +102,13 @@ def test_disk_full_is_reported(monkeypatch, corpus_dir, tmp_path):
 
     with pytest.raises(LangneuronsError, match="disk full while writing"):
         find(tmp_path / "r", corpus=str(corpus_dir), loaded=make_model("llama"), progress=False)
+
+
+def test_same_command_gives_byte_identical_generations(cli_run, tmp_path):
+    outputs = []
+    for name in ("a.jsonl", "b.jsonl"):
+        code, output = invoke("generate", cli_run, "-l", "fr", "--n", "8", "--seeds", "1-4",
+                              "--batch-size", "3", "--out", tmp_path / name)
+        assert code == 0, output
+        outputs.append((tmp_path / name).read_bytes())
+    assert outputs[0] == outputs[1]
