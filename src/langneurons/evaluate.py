@@ -6,6 +6,8 @@ download). The trap: fastText reads one line, so newlines are folded to spaces f
 
 from __future__ import annotations
 
+import gzip
+import re
 from collections import Counter
 from functools import lru_cache
 
@@ -17,6 +19,8 @@ from .intervene import Plan, steer
 from .record import context_length, pad_batch
 
 BLEU_TOKENIZE = {"zh": "zh", "ja": "char"}  # everything else: 13a
+CHARACTER_LANGUAGES = ("zh", "ja", "th", "ko")  # distinct-n over characters, not words
+REPEAT = re.compile(r"(.{1,20}?)\1{7,}", re.S)  # one unit (a character … a short word) 8+ times in a row
 
 
 @lru_cache(maxsize=1)
@@ -38,8 +42,45 @@ def language_share(texts: list[str], target: str) -> dict:
     """Share of texts whose top language is `target`, and the distribution of top languages."""
     tops = [detect_language(t, k=1)[0][0] for t in texts]
     counts = Counter(tops)
-    return {"target_share": counts[target] / max(1, len(texts)),
+    low, high = bootstrap_ci(np.array([top == target for top in tops], dtype=float))
+    return {"target_share": counts[target] / max(1, len(texts)), "target_low": low, "target_high": high,
             "languages": dict(counts.most_common())}
+
+
+def bootstrap_ci(values: np.ndarray, resamples: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """95% percentile-bootstrap interval of the mean of `values`."""
+    values = np.asarray(values, dtype=float)
+    if len(values) == 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, len(values), size=(resamples, len(values)))].mean(axis=1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def units(text: str, language: str) -> list[str]:
+    return [c for c in text if not c.isspace()] if language in CHARACTER_LANGUAGES else text.split()
+
+
+def distinct(texts: list[str], language: str, n: int) -> float:
+    """Unique n-grams / all n-grams over all texts (words; characters for zh/ja)."""
+    grams = [tuple(u[i : i + n]) for t in texts for u in [units(t, language)] for i in range(len(u) - n + 1)]
+    return len(set(grams)) / len(grams) if grams else 0.0
+
+
+def is_degenerate(text: str) -> bool:
+    """Empty, or one character/short unit repeated 8 or more times in a row."""
+    return not text.strip() or REPEAT.search(text) is not None
+
+
+def fluency(texts: list[str], language: str) -> dict:
+    """Text-quality figures that need no model: distinct-1/2, gzip ratio, degenerate share + CI."""
+    ratios = [len(gzip.compress(t.encode())) / max(1, len(t.encode())) for t in texts if t]
+    degenerate = np.array([is_degenerate(t) for t in texts], dtype=float)
+    low, high = bootstrap_ci(degenerate)
+    return {"distinct_1": distinct(texts, language, 1), "distinct_2": distinct(texts, language, 2),
+            "gzip_ratio": float(np.mean(ratios)) if ratios else 0.0,
+            "degenerate_share": float(degenerate.mean()) if len(texts) else 0.0,
+            "degenerate_low": low, "degenerate_high": high}
 
 
 def translation_scores(hypotheses: list[str], references: list[str], language: str) -> dict:

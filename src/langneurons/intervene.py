@@ -35,8 +35,9 @@ BASE_VALUES = ("on_p50", "on_p90", "off_mean", "off_p50", "zero")
 class Intervention:
     """Force N neurons of `language` (chosen by `selection`) to `value` at `positions`.
 
-    value: `on_p50` (the paper), `on_p90`, `off_mean`, `off_p50`, `zero`, or `scale:K:<base>` /
-    `scale:K` (K times the base value, default base on_p50).
+    value: `on_p50` (the paper), `on_p90`, `off_mean`, `off_p50`, `zero`, `scale:K[:base]`
+    (K times the base value), `shift:A` (add A·(on_p50 − off_mean)) or `mix:A`
+    ((1 − A)·output + A·on_p50).
     """
 
     language: str
@@ -45,6 +46,7 @@ class Intervention:
     value: str = "on_p50"
     positions: str = "all"
     seed: int = 0  # picks the neurons of the `random` control
+    blocks: str = ""  # e.g. "0-3,14-17": choose neurons only in these decoder blocks
 
     def __post_init__(self) -> None:
         if self.selection not in SELECTIONS:
@@ -54,11 +56,13 @@ class Intervention:
         if self.n < 0:
             raise LangneuronsError(f"n {self.n}: must be 0 or more")
         parse_value(self.value)
+        parse_blocks(self.blocks)
 
     @property
     def label(self) -> str:
         return f"{self.language}-{self.selection}-{self.n}-{self.value}-{self.positions}" + (
-            f"-seed{self.seed}" if self.selection == "random" else "")
+            f"-seed{self.seed}" if self.selection == "random" else "") + (
+            f"-blocks{self.blocks}" if self.blocks else "")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -71,38 +75,72 @@ class Intervention:
         return cls(**data)
 
 
-def parse_value(value: str) -> tuple[float, str]:
-    """`on_p50` → (1, on_p50); `scale:2` → (2, on_p50); `scale:0.5:off_mean` → (0.5, off_mean)."""
+def parse_value(value: str) -> tuple[str, float, str]:
+    """Parse a value into (kind, factor, base statistic).
+
+    `on_p50` → replace by on_p50; `scale:2[:base]` → replace by 2×base; `shift:a` → add
+    a·(on_p50 − off_mean) to the output; `mix:a` → (1 − a)·output + a·on_p50.
+    """
     if value in BASE_VALUES:
-        return 1.0, value
+        return "replace", 1.0, value
     parts = value.split(":")
-    if parts[0] == "scale" and len(parts) in (2, 3):
+    kinds = {"scale": "replace", "shift": "shift", "mix": "mix"}
+    if parts[0] in kinds and len(parts) in (2, 3) and (len(parts) == 2 or parts[0] == "scale"):
         base = parts[2] if len(parts) == 3 else "on_p50"
         try:
             factor = float(parts[1])
         except ValueError:
             factor = None
         if factor is not None and base in BASE_VALUES:
-            return factor, base
+            return kinds[parts[0]], factor, base
     raise LangneuronsError(
-        f"value {value!r}: use one of {', '.join(BASE_VALUES)} or scale:K[:base], e.g. scale:2"
+        f"value {value!r}: use one of {', '.join(BASE_VALUES)}, scale:K[:base], shift:A or mix:A "
+        "(e.g. scale:2, shift:0.5, mix:0.7)"
     )
+
+
+def parse_blocks(spec: str) -> set[int] | None:
+    """`0-3,14-17` → {0, 1, 2, 3, 14, 15, 16, 17}; empty → None (all blocks)."""
+    if not spec:
+        return None
+    try:
+        blocks: set[int] = set()
+        for part in spec.split(","):
+            lo, _, hi = part.partition("-")
+            blocks |= set(range(int(lo), int(hi or lo) + 1))
+        return blocks
+    except ValueError:
+        raise LangneuronsError(f"blocks {spec!r}: use ranges like 0-3,14-17") from None
+
+
+def affine(kind: str, factor: float, base: str, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(keep, add) per chosen neuron so that the edited output is keep·output + add."""
+    ones, zeros = np.ones(len(rows)), np.zeros(len(rows))
+    value = zeros if base == "zero" else rows[base].to_numpy()
+    if kind == "shift":
+        return ones, factor * (rows["on_p50"].to_numpy() - rows["off_mean"].to_numpy())
+    if kind == "mix":
+        return ones * (1 - factor), factor * value
+    return zeros, factor * value
 
 
 @dataclass
 class Plan:
-    """Resolved edits: module name → positions → (unit indices, values) as CPU tensors."""
+    """Resolved edits: module → positions → (unit indices, keep, add): output = keep·output + add."""
 
-    edits: dict[str, dict[str, tuple[torch.Tensor, torch.Tensor]]] = field(default_factory=dict)
+    edits: dict[str, dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]] = field(default_factory=dict)
     widths: dict[str, int] = field(default_factory=dict)
 
     @property
     def n_units(self) -> int:
-        return sum(len(u) for per in self.edits.values() for u, _ in per.values())
+        return sum(len(edit[0]) for per in self.edits.values() for edit in per.values())
 
 
-def chosen_neurons(expertise: pd.DataFrame, iv: Intervention) -> pd.DataFrame:
-    """The rows of `expertise` (for iv.language) that `iv` forces."""
+def chosen_neurons(expertise: pd.DataFrame, iv: Intervention, block_of: dict[str, int]) -> pd.DataFrame:
+    """The rows of `expertise` (for iv.language) that `iv` forces, within its blocks if given."""
+    allowed = parse_blocks(iv.blocks)
+    if allowed is not None:
+        expertise = expertise[expertise["layer"].map(block_of).isin(allowed)]
     if iv.selection != "random":
         return select(expertise, iv.language, iv.n, iv.selection)
     table = expertise[expertise["concept"] == iv.language]
@@ -114,20 +152,23 @@ def chosen_neurons(expertise: pd.DataFrame, iv: Intervention) -> pd.DataFrame:
     return table.iloc[np.sort(picks)].assign(side="random")
 
 
-def resolve(interventions: list[Intervention], expertise: pd.DataFrame, widths: dict[str, int]) -> Plan:
+def resolve(interventions: list[Intervention], expertise: pd.DataFrame, widths: dict[str, int],
+            block_of: dict[str, int] | None = None) -> Plan:
     """Turn interventions into per-module edits; a later intervention wins on a shared unit."""
-    merged: dict[tuple[str, str], dict[int, float]] = {}
+    merged: dict[tuple[str, str], dict[int, tuple[float, float]]] = {}
     for iv in interventions:
-        factor, base = parse_value(iv.value)
-        rows = chosen_neurons(expertise, iv)
-        values = np.zeros(len(rows)) if base == "zero" else rows[base].to_numpy() * factor
-        for layer, unit, value in zip(rows["layer"], rows["unit"], values):
-            merged.setdefault((layer, iv.positions), {})[int(unit)] = float(value)
+        rows = chosen_neurons(expertise, iv, block_of or {})
+        keep, add = affine(*parse_value(iv.value), rows)
+        for layer, unit, k, a in zip(rows["layer"], rows["unit"], keep, add):
+            merged.setdefault((layer, iv.positions), {})[int(unit)] = (float(k), float(a))
     plan = Plan(widths=dict(widths))
     for (layer, positions), units in merged.items():
-        index = torch.tensor(sorted(units), dtype=torch.long)
-        value = torch.tensor([units[u] for u in sorted(units)], dtype=torch.float32)
-        plan.edits.setdefault(layer, {})[positions] = (index, value)
+        order = sorted(units)
+        plan.edits.setdefault(layer, {})[positions] = (
+            torch.tensor(order, dtype=torch.long),
+            torch.tensor([units[u][0] for u in order], dtype=torch.float32),
+            torch.tensor([units[u][1] for u in order], dtype=torch.float32),
+        )
     return plan
 
 
@@ -156,14 +197,15 @@ def steer(model: nn.Module, plan: Plan | None) -> Iterator[Steering]:
                 f"outputs here, {plan.widths[name]} in the run"
             )
     device, dtype = next(model.parameters()).device, next(model.parameters()).dtype
-    placed = {name: [(pos, idx.to(device), val.to(device, dtype)) for pos, (idx, val) in per.items()]
+    placed = {name: [(pos, idx.to(device), keep.to(device, dtype), add.to(device, dtype))
+                     for pos, (idx, keep, add) in per.items()]
               for name, per in plan.edits.items()}
 
     def editor(name: str):
         def edit(out: torch.Tensor) -> torch.Tensor:  # out: [batch, pos, width]
-            for positions, index, value in placed[name]:
+            for positions, index, keep, add in placed[name]:
                 if state.active(positions):
-                    out[..., index] = value.to(out.dtype)
+                    out[..., index] = out[..., index] * keep + add
             return out
 
         return edit

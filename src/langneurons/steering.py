@@ -17,7 +17,7 @@ import pandas as pd
 
 from .data import builtin_groups, load_corpus, parse_json_line, read_lines
 from .errors import LangneuronsError
-from .evaluate import detect_language, language_share, perplexity, translation_scores
+from .evaluate import detect_language, fluency, language_share, perplexity, translation_scores
 from .generate import TRANSLATE_PROMPT, TRANSLATION, UNCONDITIONAL, generate
 from .intervene import Intervention, Plan, resolve
 from .model import LoadedModel, load_model
@@ -43,7 +43,8 @@ class Steerable:
 
     def plan(self, interventions: list[Intervention]) -> Plan | None:
         active = [iv for iv in interventions if iv.n > 0]
-        return resolve(active, self.expertise, self.widths) if active else None
+        block_of = {s["name"]: s["block"] for s in self.info["sites"]}
+        return resolve(active, self.expertise, self.widths, block_of) if active else None
 
 
 def open_run(run: Path, device: str = "auto", dtype: str | None = None,
@@ -114,8 +115,9 @@ def sample_records(steerable: Steerable, ivs: list[Intervention], mode: str, see
 def score_cell(records: list[dict], language: str, references: list[str] | None) -> dict:
     texts = [r["text"] for r in records]
     share = language_share(texts, language)
-    row = {"target_share": share["target_share"], "languages": json.dumps(share["languages"]),
-           "samples": len(texts)}
+    row = {"target_share": share["target_share"], "target_low": share["target_low"],
+           "target_high": share["target_high"], "languages": json.dumps(share["languages"]),
+           "samples": len(texts), **fluency(texts, language)}
     if references is not None:
         row.update(translation_scores(texts, references, language))
     return row

@@ -34,7 +34,7 @@ def test_edit_changes_exactly_the_chosen_units(steerable):
     model, tok = steerable.loaded.model, steerable.loaded.tokenizer
     names = [s["name"] for s in steerable.info["sites"]]
     target = "model.layers.0.mlp.up_proj"
-    plan = Plan({target: {"all": (torch.tensor([1, 7]), torch.tensor([2.5, -1.0]))}}, steerable.widths)
+    plan = Plan({target: {"all": (torch.tensor([1, 7]), torch.zeros(2), torch.tensor([2.5, -1.0]))}}, steerable.widths)
     base, steered = run_means(model, tok, names), run_means(model, tok, names, plan)
     assert steered[target][0, [1, 7]].tolist() == pytest.approx([2.5, -1.0], abs=1e-6)
     others = [u for u in range(base[target].shape[1]) if u not in (1, 7)]
@@ -50,13 +50,13 @@ def test_resolve_uses_each_neurons_own_value_and_combines(steerable):
     assert plan.n_units == 6
     de = expertise[expertise.concept == "de"].set_index(["layer", "unit"])
     for layer, per in plan.edits.items():
-        index, value = per["all"]
+        index, _, value = per["all"]
         expected = de.loc[[(layer, int(u)) for u in index], "on_p50"].to_numpy()
         assert torch.allclose(value.double(), torch.tensor(expected), atol=1e-6)
     two = resolve([Intervention("de", 6, "top"), Intervention("fr", 6, "top")], expertise, steerable.widths)
     assert 6 < two.n_units <= 12
     zero = resolve([Intervention("de", 4, "top", "zero")], expertise, steerable.widths)
-    assert all(float(v.abs().sum()) == 0 for per in zero.edits.values() for _, v in per.values())
+    assert all(float(e[1].abs().sum() + e[2].abs().sum()) == 0 for per in zero.edits.values() for e in per.values())
     rnd = resolve([Intervention("de", 5, "random", seed=3)], expertise, steerable.widths)
     again = resolve([Intervention("de", 5, "random", seed=3)], expertise, steerable.widths)
     assert rnd.n_units == 5 and rnd.edits.keys() == again.edits.keys()
@@ -69,7 +69,7 @@ def test_positions_prompt_and_generated(steerable):
     act = dict(model.named_modules())["model.layers.1.mlp.act_fn"]  # sees gate_proj's edited output
     for positions, expected in (("prompt", [True, False, False]), ("generated", [False, True, True]),
                                 ("all", [True, True, True])):
-        plan = Plan({target: {positions: (torch.tensor([0]), torch.tensor([9.0]))}}, steerable.widths)
+        plan = Plan({target: {positions: (torch.tensor([0]), torch.zeros(1), torch.tensor([9.0]))}}, steerable.widths)
         calls = []
         handle = act.register_forward_pre_hook(lambda _m, args: calls.append(bool((args[0][..., 0] == 9.0).all())))
         try:
@@ -127,3 +127,31 @@ def test_translation_records_stop_at_newline(steerable):
                              references=["Die Katze schläft.", "Regen heute Nacht."])
     assert len(records) == 2 and all("\n" not in r["text"] for r in records)
     assert records[0]["reference"] == "Die Katze schläft." and json.dumps(records)
+
+
+@pytest.mark.parametrize("value", ["on_p50", "scale:2", "shift:0.5", "mix:0.25", "zero", "scale:0.5:off_mean"])
+def test_each_strategy_is_exact_arithmetic_on_the_recorded_output(steerable, value):
+    model, tok = steerable.loaded.model, steerable.loaded.tokenizer
+    iv = Intervention("de", 6, "top", value, blocks="1")
+    plan = steerable.plan([iv])
+    assert set(plan.edits) <= {s["name"] for s in steerable.info["sites"] if s["block"] == 1}
+    names = list(plan.edits)
+    ids = tok(["Die Katze schläft."], return_tensors="pt")
+    outputs = {}
+    for label, p in (("plain", None), ("steered", plan)):
+        seen = {}
+        with torch.inference_mode(), steer(model, p), hooks(model, {n: (lambda out, n=n: seen.__setitem__(n, out.clone())) for n in names}):
+            model.base_model(**ids)
+        outputs[label] = seen
+    de = steerable.expertise[steerable.expertise.concept == "de"].set_index(["layer", "unit"])
+    order = [s["name"] for s in steerable.info["sites"]]
+    first = min(names, key=order.index)  # the earliest edited module sees an unchanged input
+    index = plan.edits[first]["all"][0]
+    stats = de.loc[[(first, int(u)) for u in index]]
+    on, off = torch.tensor(stats["on_p50"].to_numpy()).float(), torch.tensor(stats["off_mean"].to_numpy()).float()
+    before, after = outputs["plain"][first][..., index], outputs["steered"][first][..., index]
+    expected = {"on_p50": on.expand_as(before), "scale:2": 2 * on.expand_as(before),
+                "shift:0.5": before + 0.5 * (on - off), "mix:0.25": 0.75 * before + 0.25 * on,
+                "zero": torch.zeros_like(before),
+                "scale:0.5:off_mean": 0.5 * torch.tensor(stats["off_mean"].to_numpy()).float().expand_as(before)}[value]
+    torch.testing.assert_close(after, expected, rtol=1e-5, atol=1e-6)

@@ -1,0 +1,30 @@
+"""Fluency figures of generated text."""
+
+import numpy as np
+
+from langneurons.evaluate import bootstrap_ci, distinct, fluency, is_degenerate
+
+
+def test_degenerate_outputs():
+    assert is_degenerate("")
+    assert is_degenerate("Gesetz" * 8)
+    assert is_degenerate("ut - - - - - - - - - - - -")
+    assert is_degenerate("ああああああああ")
+    assert not is_degenerate("Der Hund läuft über die Wiese und bellt zweimal laut.")
+    assert not is_degenerate("Gesetz" * 7)
+
+
+def test_distinct_counts_words_or_characters():
+    assert distinct(["a b a b"], "en", 1) == 0.5
+    assert distinct(["a b a b"], "en", 2) == 2 / 3
+    assert distinct(["猫猫狗"], "zh", 1) == 2 / 3
+
+
+def test_fluency_and_bootstrap():
+    figures = fluency(["Der Hund läuft.", "aaaaaaaaaaaa", ""], "de")
+    assert figures["degenerate_share"] == 2 / 3
+    assert figures["degenerate_low"] <= 2 / 3 <= figures["degenerate_high"]
+    low, high = bootstrap_ci(np.ones(50))
+    assert low == high == 1.0
+    low, high = bootstrap_ci(np.r_[np.ones(50), np.zeros(50)])
+    assert 0.35 < low < 0.5 < high < 0.65
