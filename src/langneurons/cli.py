@@ -269,6 +269,39 @@ def sweep(
 
 @app.command()
 @friendly
+def frontier(
+    run: Path = RUN_ARG,
+    language: str = typer.Option(..., "--language", "-l"),
+    values: str = typer.Option("on_p50,shift:1,shift:2,mix:0.5,mix:0.8", help="comma-separated values"),
+    positions: str = typer.Option("all,generated", help="comma-separated positions"),
+    selections: str = typer.Option("both,top"),
+    ns: str = typer.Option("200,2000"),
+    blocks: str = typer.Option("", help="semicolon-separated block ranges to try, e.g. ';0-3,14-17' ('' = all)"),
+    seeds: str = typer.Option("1-100", help="choose on these seeds; report the choice on others"),
+    batch_size: int = typer.Option(100),
+    device: str = DEVICE,
+) -> None:
+    """Grid of steering strategies: target share vs fluency, its Pareto front and a recommendation."""
+    from .frontier import frontier as run_frontier
+    from .frontier import recommend
+    from .steering import open_run, parse_seeds
+
+    steerable = open_run(run, device)
+    table = run_frontier(steerable, language, parse_languages(values), parse_languages(positions),
+                         parse_languages(selections), [int(x) for x in ns.split(",")],
+                         blocks.split(";"), parse_seeds(seeds), batch_size)
+    cols = ["value", "positions", "selection", "n", "blocks", "target_share", "generated_ppl",
+            "distinct_2", "degenerate_share", "on_front"]
+    stdout.print(table[cols].sort_values("target_share", ascending=False).to_string(index=False))
+    best = recommend(table)
+    typer.echo(f"recommended for {language}: value={best['value']} positions={best['positions']} "
+               f"selection={best['selection']} n={best['n']} blocks={best['blocks'] or 'all'} "
+               f"(share {best['target_share']:.2f}, ppl {best['generated_ppl']:.1f}, "
+               f"degenerate {best['degenerate_share']:.2f}) → {run / 'frontier' / (language + '.csv')}")
+
+
+@app.command()
+@friendly
 def report(run: Path = RUN_ARG) -> None:
     """Write RUN/report.html (self-contained) with figures under RUN/figures and tables under RUN/analysis."""
     from .report import write_report

@@ -112,3 +112,10 @@ def test_same_command_gives_byte_identical_generations(cli_run, tmp_path):
         assert code == 0, output
         outputs.append((tmp_path / name).read_bytes())
     assert outputs[0] == outputs[1]
+
+
+def test_frontier_command(cli_run):
+    code, output = invoke("frontier", cli_run, "-l", "de", "--values", "on_p50,mix:0.5", "--positions", "all",
+                          "--selections", "both", "--ns", "4", "--seeds", "1-3")
+    assert code == 0, output
+    assert "recommended for de" in output and (cli_run / "frontier" / "de.csv").exists()

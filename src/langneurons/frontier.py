@@ -1,0 +1,74 @@
+"""The language-share / fluency frontier: which steering setting keeps text in the target
+language *and* fluent (issue: steering that keeps the text fluent).
+
+Each grid point (value × positions × selection × N × blocks) is generated like a sweep cell and
+scored on target share, perplexity of the generated text under the *unforced* model, distinct-2
+and degenerate share. The frontier is the set of points no other point beats on every axis.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from .evaluate import perplexity
+from .intervene import Intervention
+from .progress import console
+from .steering import Steerable, sample_records, score_cell
+from .store import write_json, write_jsonl, write_table
+
+AXES = {"target_share": "max", "generated_ppl": "min", "degenerate_share": "min"}
+
+
+def pareto_front(table: pd.DataFrame, axes: dict[str, str] = AXES) -> pd.DataFrame:
+    """Rows not dominated by any other row (at least as good on every axis, better on one)."""
+    signs = {col: (-1 if how == "max" else 1) for col, how in axes.items()}
+    values = table[list(axes)].to_numpy() * [signs[c] for c in axes]  # smaller is better everywhere
+    keep = []
+    for i, row in enumerate(values):
+        dominated = ((values <= row).all(axis=1) & (values < row).any(axis=1)).any()
+        keep.append(not dominated)
+    return table[keep]
+
+
+def recommend(table: pd.DataFrame, share: float = 0.9, degenerate: float = 0.05) -> pd.Series:
+    """Lowest generated-text perplexity among points with share ≥ `share` and degenerate ≤
+    `degenerate`; if none qualifies, the point with the highest target share."""
+    ok = table[(table["target_share"] >= share) & (table["degenerate_share"] <= degenerate)]
+    if len(ok):
+        return ok.sort_values("generated_ppl").iloc[0]
+    return table.sort_values(["target_share", "generated_ppl"], ascending=[False, True]).iloc[0]
+
+
+def frontier(steerable: Steerable, language: str, values: list[str], positions: list[str],
+             selections: list[str], ns: list[int], blocks: list[str], seeds: list[int],
+             batch_size: int = 100, progress: bool = True) -> pd.DataFrame:
+    """Evaluate every unfinished grid point; write RUN/frontier/<language>.csv and its front."""
+    folder = steerable.run / "frontier" / language
+    lm = steerable.loaded
+    grid = list(itertools.product(values, positions, selections, ns, blocks))
+    for index, (value, pos, selection, n, block) in enumerate(grid, start=1):
+        iv = Intervention(language, n, selection, value, pos, blocks=block)
+        key = iv.label.replace(":", "_") + f"-seeds{seeds[0]}-{seeds[-1]}"
+        if (folder / f"{key}.json").exists():
+            continue
+        console.print(f"[{index}/{len(grid)}] {key}")
+        started = time.perf_counter()
+        records = sample_records(steerable, [iv], "unconditional", seeds, batch_size=batch_size,
+                                 progress=progress)
+        write_jsonl(folder / f"{key}.jsonl", records)
+        texts = [r["text"] for r in records if r["text"].strip()]
+        row = {**iv.to_dict(), **score_cell(records, language, None),
+               "generated_ppl": perplexity(lm.model, lm.tokenizer, texts) if texts else float("inf"),
+               "seeds": f"{seeds[0]}-{seeds[-1]}", "seconds": round(time.perf_counter() - started, 1)}
+        write_json(folder / f"{key}.json", row)
+    rows = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+    table = pd.DataFrame(rows)
+    front = pareto_front(table)
+    table["on_front"] = table.index.isin(front.index)
+    write_table(table, steerable.run / "frontier" / f"{language}.csv")
+    return table

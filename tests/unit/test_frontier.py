@@ -1,0 +1,40 @@
+"""The frontier keeps exactly the non-dominated points."""
+
+import itertools
+
+import numpy as np
+import pandas as pd
+
+from langneurons.frontier import pareto_front, recommend
+
+
+def brute_force(table):
+    keep = []
+    for i, a in table.iterrows():
+        dominated = False
+        for j, b in table.iterrows():
+            at_least = b.target_share >= a.target_share and b.generated_ppl <= a.generated_ppl and \
+                b.degenerate_share <= a.degenerate_share
+            better = b.target_share > a.target_share or b.generated_ppl < a.generated_ppl or \
+                b.degenerate_share < a.degenerate_share
+            dominated |= i != j and at_least and better
+        keep.append(not dominated)
+    return table[keep]
+
+
+def test_front_equals_brute_force_on_random_grids():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        table = pd.DataFrame({"target_share": rng.integers(0, 5, 30) / 4,
+                              "generated_ppl": rng.integers(10, 15, 30).astype(float),
+                              "degenerate_share": rng.integers(0, 3, 30) / 10})
+        assert list(pareto_front(table).index) == list(brute_force(table).index)
+
+
+def test_hand_made_front_and_recommendation():
+    table = pd.DataFrame({"target_share": [0.95, 0.95, 0.80, 0.99, 0.50],
+                          "generated_ppl": [20.0, 30.0, 10.0, 90.0, 10.0],
+                          "degenerate_share": [0.02, 0.02, 0.0, 0.30, 0.0]})
+    assert list(pareto_front(table).index) == [0, 2, 3]
+    assert recommend(table).name == 0
+    assert recommend(table, share=0.999).name == 3
