@@ -123,21 +123,21 @@ def top(
 
 
 def interventions_from(run_fingerprint: str, language: str | None, n: int, selection: str,
-                       value: str, positions: str, seed: int, file: Path | None):
+                       value: str, positions: str, seed: int, blocks: str, file: Path | None):
     from .intervene import Intervention, load_interventions
 
     if file:
         return load_interventions(file, run_fingerprint)
     if not language:
         raise LangneuronsError("--language is needed (or --interventions FILE)")
-    return [Intervention(language, n, selection, value, positions, seed)]
+    return [Intervention(language, n, selection, value, positions, seed, blocks)]
 
 
 RUN_ARG = typer.Argument(..., help="RUN folder made by `langneurons find`")
 LANGUAGE = typer.Option(None, "--language", "-l", help="language whose neurons are forced")
 N = typer.Option(2000, "--n", help="number of neurons to force (0 = no intervention)")
 SELECTION = typer.Option("both", help="top, bottom, both or random")
-VALUE = typer.Option("on_p50", help="on_p50, on_p90, off_mean, off_p50, zero or scale:K[:base]")
+VALUE = typer.Option("on_p50", help="on_p50, on_p90, off_mean, off_p50, zero, scale:K[:base], shift:A or mix:A")
 POSITIONS = typer.Option("all", help="all, prompt or generated")
 
 
@@ -151,6 +151,7 @@ def generate(
     value: str = VALUE,
     positions: str = POSITIONS,
     random_seed: int = typer.Option(0, help="seed choosing the neurons of --selection random"),
+    blocks: str = typer.Option("", help="choose neurons only in these blocks, e.g. 0-3,14-17"),
     interventions: Path = typer.Option(None, help="JSON file of interventions (combined)"),
     save_intervention: Path = typer.Option(None, help="also write the intervention(s) as JSON here"),
     seeds: str = typer.Option("1-100", help="one sample per seed, e.g. 1-100"),
@@ -171,7 +172,7 @@ def generate(
     ensure_writable(Path(out).parent)
     steerable = open_run(run, device, dtype)
     ivs = interventions_from(steerable.info["fingerprint"], language, n, selection, value,
-                             positions, random_seed, interventions)
+                             positions, random_seed, blocks, interventions)
     if save_intervention:
         save_interventions(save_intervention, ivs, steerable.info["fingerprint"])
     target = language or ivs[0].language
