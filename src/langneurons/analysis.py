@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .errors import LangneuronsError
 from .expertise import select
 
 SIDES = ("top", "bottom")
@@ -193,6 +194,8 @@ class Analysis:
 def analyze(info: dict, expertise: pd.DataFrame, n: int = 1000, run: Path | None = None,
             per_setting: int = 3) -> Analysis:
     """Every analysis of a run; the sweep parts only when `run` holds a sweep."""
+    if n < 1:
+        raise LangneuronsError(f"--n {n}: the compared sets need at least 1 neuron")
     layers = layer_distribution(expertise, info, n)
     sweep = load_sweep(run) if run is not None else None
     has_sweep = sweep is not None and not sweep.empty
@@ -258,14 +261,19 @@ def ap_sentence(ap: pd.DataFrame) -> str:
     return f"Highest AP per language: {best}; neurons with AP ≥ 0.9: {strong}."
 
 
+def best_item(row) -> str:
+    """`de 2000 both (0.97, vs 0.01 at N = 0)`, or `en 0 (0.92, unforced)`."""
+    if row.n == 0:
+        return f"{row.language} 0 ({row.target_share:.2f}, unforced)"
+    return f"{row.language} {row.n} {row.selection} ({row.target_share:.2f}, vs {row.baseline:.2f} at N = 0)"
+
+
 def sweep_sentences(best: pd.DataFrame) -> list[str]:
     """Best N per mode and language, and what it costs in perplexity / gives in chrF."""
     sentences = []
     for mode, part in best.groupby("mode", sort=False):
-        items = ", ".join(f"{r.language} {r.n} ({r.target_share:.2f}, {r.selection})"
-                          for r in part.itertuples())
-        sentences.append(f"Best N per language ({mode}; target-language share, selection): {items}; "
-                         f"without intervention the target share is at most {part['baseline'].max():.2f}.")
+        items = ", ".join(best_item(r) for r in part.itertuples())
+        sentences.append(f"Best N per language ({mode}, target-language share): {items}.")
         if has_values(part, "perplexity") and part["n"].gt(0).any():
             steered = part[part["n"] > 0]
             items = ", ".join(f"{r.language} {r.baseline_perplexity:.1f} → {r.perplexity:.1f}"

@@ -158,16 +158,21 @@ def short_n(n: float) -> str:
 
 
 def sweep_figure(points: pd.DataFrame, metric: str, title: str, langs: list[str]) -> Figure:
-    """`metric` against N per language on a log axis, with N = 0 drawn at the far left."""
+    """`metric` against N per language on a log axis, with N = 0 drawn at the far left.
+
+    The target share gets a shaded band where the sweep has `target_low`/`target_high`.
+    """
     ns = sorted(points.loc[points["n"] > 0, "n"].unique())
     zero_at = (ns[0] if ns else 1) / 10
     fig = new_figure()
     ax = fig.add_subplot()
     for lang, color in language_colors(langs).items():
         line = points[points["language"] == lang].sort_values("n")
+        x = line["n"].replace(0, zero_at)
         if len(line):
-            ax.plot(line["n"].replace(0, zero_at), line[metric], marker="o", markersize=3.5,
-                    color=color, label=lang)
+            ax.plot(x, line[metric], marker="o", markersize=3.5, color=color, label=lang)
+        if metric == "target_share" and has_values(line, "target_low"):  # confidence interval
+            ax.fill_between(x, line["target_low"], line["target_high"], color=color, alpha=0.12, lw=0)
     ax.set_xscale("log")
     ax.set_xticks([zero_at, *ns], ["0", *(short_n(n) for n in ns)])
     ax.minorticks_off()

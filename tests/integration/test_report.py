@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from langneurons import analysis
+from langneurons.errors import LangneuronsError
 from langneurons.report import escape, write_report
 from langneurons.run import find, load_run
 
@@ -72,6 +73,8 @@ def test_analysis_numbers_on_a_hand_made_table():
         "Highest AP per language: de 0.99, fr 0.97, en 0.88; neurons with AP ≥ 0.9: de 2, fr 2, en 0.",
     ]
     assert analysis.effective_n(expertise, 1000) == 10
+    with pytest.raises(LangneuronsError, match="at least 1 neuron"):
+        analysis.analyze(info, expertise, n=0)
 
 
 def test_best_n_takes_the_smallest_n_with_the_highest_share():
@@ -84,8 +87,8 @@ def test_best_n_takes_the_smallest_n_with_the_highest_share():
     assert best.loc["de", ["n", "target_share", "baseline", "perplexity"]].tolist() == [20, 0.9, 0.1, 12.0]
     assert best.loc["en", "n"] == 0 and "chrf" not in best
     assert analysis.sweep_sentences(best.reset_index()) == [
-        "Best N per language (unconditional; target-language share, selection): de 20 (0.90, both), "
-        "en 0 (0.95, both); without intervention the target share is at most 0.95.",
+        "Best N per language (unconditional, target-language share): de 20 both (0.90, vs 0.10 at N = 0), "
+        "en 0 (0.95, unforced).",
         "Perplexity of held-out text, N = 0 → best N (unconditional): de 10.0 → 12.0.",
     ]
 
@@ -171,7 +174,8 @@ def test_report_is_self_contained_and_matches_the_analysis(tiny_run):
     for name in ("overlap_bottom", "layers", "edge_share", "ap_summary"):
         assert (tiny_run / "analysis" / f"{name}.csv").exists()
     figures = {p.name for p in (tiny_run / "figures").iterdir()}
-    for name in ("overlap-top", "blocks-top", "modules-bottom", "ap", "target_share-unconditional-both-on_p50-all"):
+    for name in ("overlap-top", "blocks-top", "modules-bottom", "ap",
+                 "target_share-unconditional-both-on_p50-all", "perplexity-unconditional-both-on_p50-all"):
         assert {f"{name}.png", f"{name}.svg"} <= figures, name
     assert len(result.samples) == 2 * (1 + 2 * len(info["languages"]))
 
