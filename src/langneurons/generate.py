@@ -10,7 +10,8 @@ our tests; GPU kernels may differ in the last bits across batch shapes).
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -18,6 +19,7 @@ from torch import nn
 
 from .intervene import Plan, steer
 from .progress import bar
+from .record import context_length
 
 TRANSLATE_PROMPT = "Translate an English sentence into a target language.\nEnglish: {source}\nTarget Language:"
 
@@ -120,6 +122,23 @@ def decode(tokenizer, ids: list[int], first_line: bool) -> str:
     return text.split("\n")[0].strip() if first_line else text.strip()
 
 
+def fit_context(prompts: list[list[int]], sampling: Sampling, limit: int) -> tuple[list[list[int]], Sampling]:
+    """Keep prompt + new tokens within the model's context: shorten the new tokens, and cut
+    over-long prompts from the left (keeping their end, where the instruction is), with a warning."""
+    room = limit - max(len(p) for p in prompts)
+    if room >= sampling.max_new_tokens:
+        return prompts, sampling
+    new_tokens = max(1, min(sampling.max_new_tokens, room, limit // 2))
+    keep = limit - new_tokens
+    cut = sum(len(p) > keep for p in prompts)
+    warnings.warn(
+        f"prompt + {sampling.max_new_tokens} new tokens exceed the model's context of {limit}: "
+        f"generating {new_tokens} new tokens" + (f", {cut} prompt(s) cut to their last {keep} tokens" if cut else ""),
+        stacklevel=3,
+    )
+    return [p[-keep:] for p in prompts], replace(sampling, max_new_tokens=new_tokens)
+
+
 def generate(model: nn.Module, tokenizer, prompts: list[str] | None, seeds: list[int],
              sampling: Sampling, plan: Plan | None = None, batch_size: int = 50,
              progress: bool = True) -> list[str]:
@@ -128,6 +147,7 @@ def generate(model: nn.Module, tokenizer, prompts: list[str] | None, seeds: list
         encoded = [[start_token(tokenizer)] for _ in seeds]
     else:
         encoded = [tokenizer(p, add_special_tokens=True)["input_ids"] for p in prompts]
+    encoded, sampling = fit_context(encoded, sampling, context_length(model, tokenizer))
     texts: list[str] = []
     with bar("generating", len(seeds), progress) as progress_bar:
         for lo in range(0, len(seeds), batch_size):

@@ -188,10 +188,13 @@ def sweep_figure(points: pd.DataFrame, metric: str, title: str, langs: list[str]
     return fig
 
 
+PANEL = ("selection", "value", "positions")  # one figure panel per combination
+
+
 def panel_points(sweep: pd.DataFrame, mode: str, key: tuple) -> pd.DataFrame:
     """Rows of one (selection, value, positions) panel plus each language's N = 0 baseline."""
     rows = sweep[(sweep["mode"] == mode) & (sweep["n"] > 0)]
-    rows = rows[(rows[["selection", "value", "positions"]].apply(tuple, axis=1)) == key]
+    rows = rows[[tuple(r) == key for r in rows[list(PANEL)].itertuples(index=False)]]
     base = sweep[(sweep["mode"] == mode) & (sweep["n"] == 0)].drop_duplicates("language")
     return pd.concat([base, rows], ignore_index=True)
 
@@ -199,7 +202,7 @@ def panel_points(sweep: pd.DataFrame, mode: str, key: tuple) -> pd.DataFrame:
 def sweep_figures(sweep: pd.DataFrame, langs: list[str]) -> list[tuple[str, Figure]]:
     """Target share per mode and panel; perplexity for the first mode; chrF for translation."""
     steered = sweep[sweep["n"] > 0]
-    keys = list(dict.fromkeys(steered[["selection", "value", "positions"]].apply(tuple, axis=1)))
+    keys = list(dict.fromkeys(tuple(r) for r in steered[list(PANEL)].itertuples(index=False)))
     plots = [("target_share", mode, "target-language share") for mode in sweep["mode"].unique()]
     if has_values(sweep, "perplexity"):
         plots.append(("perplexity", sweep.loc[sweep["perplexity"].notna(), "mode"].iloc[0], "perplexity"))

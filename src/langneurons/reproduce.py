@@ -48,10 +48,11 @@ def reproduce(out: Path, model: str = "gemma-3-270m", corpus: str = "builtin", f
     stage("find", lambda: find(run, model, corpus, None, plan["positives"], device, dtype))
     steerable = open_run(run, device, dtype)
     languages = [l for l in steerable.info["languages"] if l not in STEER_LANGUAGES_EXCLUDE]
-    stage("sweep", lambda: sweep(steerable, languages, plan["ns"], ["both"], ["unconditional"],
+    fits = lambda ns: [n for n in ns if n <= steerable.info["neurons"]]  # small models have fewer
+    stage("sweep", lambda: sweep(steerable, languages, fits(plan["ns"]), ["both"], ["unconditional"],
                                  plan["seeds"], ppl_sentences=plan["ppl_sentences"], batch_size=batch_size))
     if all(l in ("en", "de", "fr", "es", "zh", "ja") for l in languages):
-        stage("translation", lambda: sweep(steerable, languages, plan["translate_ns"], ["both"],
+        stage("translation", lambda: sweep(steerable, languages, fits(plan["translate_ns"]), ["both"],
                                            ["translation"], [0], translate_limit=plan["translate_limit"],
                                            ppl_sentences=0, batch_size=batch_size))
     stage("report", lambda: write_report(run))

@@ -119,3 +119,18 @@ def test_frontier_command(cli_run):
                           "--selections", "both", "--ns", "4", "--seeds", "1-3")
     assert code == 0, output
     assert "recommended for de" in output and (cli_run / "frontier" / "de.csv").exists()
+
+
+def test_reproduce_fast_runs_every_stage_and_resumes(saved_tiny, corpus_dir, tmp_path):
+    args = ("reproduce", "--fast", "--model", saved_tiny, "--corpus", corpus_dir, "--out", tmp_path / "study",
+            "--device", "cpu")
+    code, output = invoke(*args)
+    assert code == 0, output
+    stages = json.loads((tmp_path / "study" / "stages.json").read_text())
+    assert list(stages) == ["find", "sweep", "translation", "report"]
+    assert (tmp_path / "study" / "run" / "report.html").exists()
+    cells = sorted(p.name for p in (tmp_path / "study" / "run" / "sweep").glob("*.json"))
+    # de, fr, zh x (unconditional N in {0, 200}; translation N in {0}: 2000 exceeds the 448 neurons)
+    assert len(cells) == 3 * 2 + 3 * 1
+    code, output = invoke(*args)  # everything is done: nothing is recomputed
+    assert code == 0 and sorted(p.name for p in (tmp_path / "study" / "run" / "sweep").glob("*.json")) == cells
