@@ -1,6 +1,5 @@
 """The frontier keeps exactly the non-dominated points."""
 
-import itertools
 
 import numpy as np
 import pandas as pd
