@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 import transformers
@@ -23,7 +25,8 @@ from .expertise import COLUMNS, compute_expertise
 from .model import LoadedModel, load_model
 from .record import record_responses
 from .sites import Sites, discover_sites
-from .store import ResponseStore, ensure_writable, write_json, write_jsonl, write_table
+from .progress import console
+from .store import STORE_DTYPES, ResponseStore, ensure_writable, write_json, write_jsonl, write_table
 
 
 def model_signature(model: torch.nn.Module) -> str:
@@ -69,6 +72,7 @@ def find(
             f"{out} already holds a run of another model, corpus or settings; choose another --out"
         )
     write_jsonl(out / "sentences.jsonl", labelset.records())
+    check_disk(out / "store", len(labelset.texts), sites.total, store_dtype, progress)
     store = ResponseStore.open(
         out / "store", fingerprint, {s.name: s.width for s in sites}, len(labelset.texts), store_dtype
     )
@@ -105,6 +109,22 @@ def find(
     }
     write_json(out / "run.json", info)
     return info
+
+
+def check_disk(store: Path, n_rows: int, neurons: int, store_dtype: str, verbose: bool) -> None:
+    """Say how large the response store will be, and refuse to start when the disk can't hold it."""
+    if (store / "meta.json").exists():
+        return
+    needed = n_rows * neurons * STORE_DTYPES.get(store_dtype, np.float32)().itemsize
+    free = shutil.disk_usage(store.parent).free
+    if verbose:
+        console.print(f"response store: {n_rows:,} sentences × {neurons:,} neurons × "
+                      f"{store_dtype} = {needed / 2**30:.2f} GiB on disk ({free / 2**30:.0f} GiB free)")
+    if needed > free:
+        raise LangneuronsError(
+            f"the response store needs {needed / 2**30:.2f} GiB but {store.parent} has "
+            f"{free / 2**30:.2f} GiB free; free space, use --store-dtype float16, or --positives N"
+        )
 
 
 def write_outputs(out: Path, table: pd.DataFrame) -> None:

@@ -134,3 +134,18 @@ def test_reproduce_fast_runs_every_stage_and_resumes(saved_tiny, corpus_dir, tmp
     assert len(cells) == 3 * 2 + 3 * 1
     code, output = invoke(*args)  # everything is done: nothing is recomputed
     assert code == 0 and sorted(p.name for p in (tmp_path / "study" / "run" / "sweep").glob("*.json")) == cells
+
+
+def test_store_larger_than_the_disk_is_refused_before_recording(monkeypatch, corpus_dir, tmp_path):
+    import shutil
+    from collections import namedtuple
+
+    from conftest import make_model
+    from langneurons.errors import LangneuronsError
+    from langneurons.run import find
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda _p: usage(10**9, 10**9 - 1000, 1000))
+    with pytest.raises(LangneuronsError, match=r"needs 0.00 GiB but .* free; free space, use --store-dtype float16"):
+        find(tmp_path / "r", corpus=str(corpus_dir), loaded=make_model("llama"), progress=False)
+    assert not (tmp_path / "r" / "store").exists()
