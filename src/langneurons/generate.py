@@ -113,10 +113,14 @@ def generate_batch(model: nn.Module, tokenizer, prompts: list[list[int]], seeds:
     return out
 
 
-def decode(tokenizer, ids: list[int], first_line: bool) -> str:
-    """Text of generated ids without special/added control tokens (Gemma keeps `<start_of_image>`)."""
-    special = set(tokenizer.all_special_ids) | {
+def special_ids(tokenizer) -> set[int]:
+    """Ids of special tokens, including added ones marked special."""
+    return set(tokenizer.all_special_ids) | {
         i for i, t in getattr(tokenizer, "added_tokens_decoder", {}).items() if t.special}
+
+
+def decode(tokenizer, ids: list[int], first_line: bool, special: set[int]) -> str:
+    """Text of generated ids without special/added control tokens (Gemma keeps `<start_of_image>`)."""
     text = tokenizer.decode([i for i in ids if i not in special], skip_special_tokens=True)
     text = text.replace("<start_of_image>", "").replace("<end_of_image>", "")
     return text.split("\n")[0].strip() if first_line else text.strip()
@@ -148,11 +152,12 @@ def generate(model: nn.Module, tokenizer, prompts: list[str] | None, seeds: list
     else:
         encoded = [tokenizer(p, add_special_tokens=True)["input_ids"] for p in prompts]
     encoded, sampling = fit_context(encoded, sampling, context_length(model, tokenizer))
+    special = special_ids(tokenizer)
     texts: list[str] = []
     with bar("generating", len(seeds), progress) as progress_bar:
         for lo in range(0, len(seeds), batch_size):
             ids = generate_batch(model, tokenizer, encoded[lo : lo + batch_size],
                                  seeds[lo : lo + batch_size], sampling, plan)
-            texts += [decode(tokenizer, seq, sampling.stop_at_newline) for seq in ids]
+            texts += [decode(tokenizer, seq, sampling.stop_at_newline, special) for seq in ids]
             progress_bar.advance(len(ids))
     return texts
