@@ -83,18 +83,30 @@ class Context:
         return self.positives or self.pick(tiny, quick, full)
 
 
-def make_tiny() -> LoadedModel:
-    """The tests' tiny random-weight Gemma-3 (3 blocks, 672 neurons, a 400-token vocabulary)."""
+def make_tiny(mlp_width: int | None = None) -> LoadedModel:
+    """The tests' tiny random-weight Gemma-3 (3 blocks, 672 neurons, a 400-token vocabulary).
+
+    `mlp_width` widens its MLP (gate/up outputs): a model whose widest module is large enough
+    that holding one module's responses for every sentence would show in peak memory.
+    """
     tests = str(REPO / "tests")
     if tests not in sys.path:
         sys.path.insert(0, tests)
-    from conftest import make_model
+    from conftest import make_config, make_model
 
     sys.stdout.flush()
     saved = os.dup(1)
     os.dup2(2, 1)  # the tokenizer trainer writes blank progress lines to stdout: keep stdout pure JSON
     try:
-        return make_model(TINY_FAMILY)
+        loaded = make_model(TINY_FAMILY)
+        if mlp_width:
+            config = make_config(TINY_FAMILY, len(loaded.tokenizer))
+            config.intermediate_size = mlp_width
+            torch.manual_seed(0)
+            model = type(loaded.model)(config).eval()
+            loaded = LoadedModel(model, loaded.tokenizer, f"tiny-{TINY_FAMILY}-mlp{mlp_width}",
+                                 loaded.device, loaded.dtype)
+        return loaded
     finally:
         sys.stdout.flush()
         os.dup2(saved, 1)

@@ -3,7 +3,7 @@
     python benchmarks/run.py [--quick] [--only NAME,...] [--model gemma-3-270m] [--device cpu|cuda]
                              [--tiny] [--run RUN] [--paper-run RUN] [--positives N] [--threads N]
 
-Benchmarks: paper_style, floor, ap_kernel, steering, scaling (see benchmarks/README.md). A failing
+Benchmarks: paper_style, floor, ap_kernel, steering, scaling, memory (see benchmarks/README.md). A failing
 benchmark prints an `error` line and the others still run; the exit code is 1 if any failed.
 """
 
@@ -20,6 +20,7 @@ import torch
 
 import ap_kernel
 import floor
+import memory
 import paper_style
 import scaling
 import steering
@@ -31,6 +32,7 @@ BENCHMARKS = {
     "ap_kernel": ap_kernel.main,
     "steering": steering.main,
     "scaling": scaling.main,
+    "memory": memory.main,
 }
 
 

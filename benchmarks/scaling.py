@@ -38,11 +38,13 @@ def write_corpus(folder: Path, size: int) -> None:
         (folder / f"{lang}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def spawn(model: str, device: str, threads: int | None, tiny: bool, corpus: Path | None, out: Path) -> dict:
+def spawn(model: str, device: str, threads: int | None, tiny: bool, corpus: Path | None, out: Path,
+          mlp_width: int | None = None) -> dict:
     """Run one child to completion; its JSON result plus wall seconds and its peak RSS."""
     command = [sys.executable, str(HERE / "peak_rss.py"), sys.executable, str(Path(__file__)), "--child",
                "--model", model, "--device", device, "--out", str(out)]
     command += (["--tiny"] if tiny else []) + (["--corpus", str(corpus)] if corpus else [])
+    command += ["--mlp-width", str(mlp_width)] if mlp_width else []
     command += ["--threads", str(threads)] if threads else []
     started = time.perf_counter()
     proc = subprocess.run(command, stdout=subprocess.PIPE, text=True)
@@ -115,6 +117,7 @@ def child(argv: list[str]) -> None:
     parser.add_argument("--corpus")
     parser.add_argument("--out", required=True)
     parser.add_argument("--threads", type=int)
+    parser.add_argument("--mlp-width", type=int)
     args = parser.parse_args(argv)
     if args.threads:
         import torch
@@ -125,7 +128,7 @@ def child(argv: list[str]) -> None:
     from langneurons.sites import discover_sites
 
     started = time.perf_counter()
-    loaded = make_tiny() if args.tiny else load_model(args.model, args.device)
+    loaded = make_tiny(args.mlp_width) if args.tiny else load_model(args.model, args.device)
     result = {"load": time.perf_counter() - started, "device": str(loaded.device),
               "neurons": discover_sites(loaded.model).total}
     if args.corpus:

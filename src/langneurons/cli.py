@@ -317,7 +317,7 @@ def reproduce(
     out: Path = typer.Option(..., "--out", "-o", help="folder for the run, sweep and report"),
     model: str = MODEL,
     corpus: str = typer.Option("builtin"),
-    fast: bool = typer.Option(False, help="100 positives, 20 seeds, N in {0, 200, 2000}: about 10 minutes on 2 CPU cores"),
+    fast: bool = typer.Option(False, help="100 positives, 10 seeds, N in {0, 200, 2000}, 5 translation sentences: under 10 minutes on 2 CPU cores"),
     device: str = DEVICE,
     dtype: str = DTYPE,
     batch_size: int = typer.Option(100, help="samples generated together"),

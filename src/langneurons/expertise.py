@@ -8,6 +8,8 @@ the order in which tied sentences happen to be sorted.
 
 from __future__ import annotations
 
+import ctypes
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -23,7 +25,25 @@ from .store import ResponseStore
 COLUMNS = ["layer", "unit", "ap", "on_p50", "on_p90", "off_mean", "off_p50", "concept", "group"]
 STATS = ["ap", "on_p50", "on_p90", "off_mean", "off_p50"]
 SELECTIONS = ("top", "bottom", "both")
-BLOCK_ELEMENTS = 8_000_000  # responses per chunk: bounds the memory of one sort
+BLOCK_ELEMENTS = 8_000_000  # responses per chunk (32 MB): bounds the memory of the expertise pass
+
+
+def _libc_malloc_trim():
+    """glibc's malloc_trim, or None where there is no glibc (macOS, musl)."""
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim if sys.platform.startswith("linux") else None
+    except (OSError, AttributeError):
+        return None
+
+
+MALLOC_TRIM = _libc_malloc_trim()
+
+
+def release_free_memory() -> None:
+    """Give freed heap memory back to the OS: glibc keeps the chunks' buffers otherwise, and with
+    varying sizes the peak RSS creeps up chunk after chunk (1.2 GB over 25k neurons x 1,200 sentences)."""
+    if MALLOC_TRIM is not None:
+        MALLOC_TRIM(0)
 
 
 def sort_rows(x: torch.Tensor) -> torch.Tensor:
@@ -105,17 +125,19 @@ def compute_expertise(
     groups = {lang: (torch.from_numpy(labelset.positives[lang]).to(device),
                      torch.from_numpy(labelset.negatives[lang]).to(device)) for lang in labelset.languages}
     parts: dict[str, dict[str, list[np.ndarray]]] = {l: {k: [] for k in STATS} for l in labelset.languages}
+    step = max(1, min(chunk, BLOCK_ELEMENTS // max(1, store.meta["n_rows"])))  # memory flat in sentences
     with bar("expertise", sites.total, progress) as progress_bar:
         for site in sites:
-            data = np.array(store.responses(site.name))  # one module in memory, [sentences, width]
-            step = max(1, min(chunk, BLOCK_ELEMENTS // max(1, data.shape[0])))
             for lo in range(0, site.width, step):
-                block = torch.from_numpy(np.ascontiguousarray(data[:, lo : lo + step].T)).to(device)
+                columns = store.columns(site.name, lo, min(site.width, lo + step))  # [sentences, m]
+                block = torch.from_numpy(np.ascontiguousarray(columns.T)).to(device)
                 for lang, (pos, neg) in groups.items():
                     stats = stats_from_sorted(sort_rows(block[:, pos]), sort_rows(block[:, neg]))
                     for key, value in stats.items():
                         parts[lang][key].append(value.cpu().numpy())
                 progress_bar.advance(block.shape[0])
+                del columns, block
+                release_free_memory()
     layer = np.repeat([s.name for s in sites], [s.width for s in sites])
     unit = np.concatenate([np.arange(s.width) for s in sites])
     frames = []

@@ -2,7 +2,7 @@
 
 Each stage resumes on its own (find keeps recorded sentences, the sweep keeps finished cells), and
 `OUT/stages.json` records what finished and how long it took. `fast` trades breadth for time:
-100 positives per language, 20 seeds, N ∈ {0, 200, 2000}, 10 translation sentences.
+100 positives per language, 10 seeds, N ∈ {0, 200, 2000}, 5 translation sentences.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ STEER_LANGUAGES_EXCLUDE = ("en",)  # generation from BOS is mostly English alrea
 
 def settings(fast: bool) -> dict:
     if fast:
-        return {"positives": 100, "seeds": list(range(1, 21)), "ns": [0, 200, 2000],
-                "translate_limit": 10, "translate_ns": [0, 2000], "ppl_sentences": 20}
+        return {"positives": 100, "seeds": list(range(1, 11)), "ns": [0, 200, 2000],
+                "translate_limit": 5, "translate_ns": [0, 2000], "ppl_sentences": 20}
     return {"positives": None, "seeds": list(range(1, 101)), "ns": [0, 2, 20, 200, 2000, 20000],
             "translate_limit": None, "translate_ns": [0, 2000], "ppl_sentences": 50}
 

@@ -24,6 +24,7 @@ import pyarrow.csv as pa_csv
 from .errors import LangneuronsError
 
 STORE_DTYPES = {"float32": np.float32, "float16": np.float16}
+BAND_BYTES = 16 * 2**20  # rows read at once by ResponseStore.columns
 
 
 @contextmanager
@@ -183,6 +184,25 @@ class ResponseStore:
     def responses(self, name: str) -> np.ndarray:
         """All rows of one module, `[n_rows, width]`, memory-mapped read-only (drop it after use)."""
         return np.load(self.root / f"{name}.npy", mmap_mode="r")
+
+    def columns(self, name: str, lo: int, hi: int) -> np.ndarray:
+        """Columns `lo:hi` of one module for every row as float32 `[n_rows, hi - lo]`.
+
+        Read in bands of rows with plain reads (no memory map), so memory is the result plus one
+        band however many rows the store has.
+        """
+        n_rows, width = self.meta["n_rows"], self.meta["widths"][name]
+        row_bytes = width * self.itemsize
+        rows_per_band = max(1, BAND_BYTES // row_bytes)
+        out = np.empty((n_rows, hi - lo), np.float32)
+        path = self.root / f"{name}.npy"
+        with disk_errors(path), open(path, "rb") as fh:
+            for r0 in range(0, n_rows, rows_per_band):
+                r1 = min(n_rows, r0 + rows_per_band)
+                raw = os.pread(fh.fileno(), (r1 - r0) * row_bytes, self.offsets[name] + r0 * row_bytes)
+                band = np.frombuffer(raw, STORE_DTYPES[self.meta["dtype"]]).reshape(r1 - r0, width)
+                out[r0:r1] = band[:, lo:hi]
+        return out
 
     def close(self) -> None:
         for fh in self.files.values():
