@@ -34,13 +34,29 @@ def pareto_front(table: pd.DataFrame, axes: dict[str, str] = AXES) -> pd.DataFra
     return table[keep]
 
 
-def recommend(table: pd.DataFrame, share: float = 0.9, degenerate: float = 0.05) -> pd.Series:
-    """Lowest generated-text perplexity among points with share ≥ `share` and degenerate ≤
-    `degenerate`; if none qualifies, the point with the highest target share."""
-    ok = table[(table["target_share"] >= share) & (table["degenerate_share"] <= degenerate)]
+def recommend(table: pd.DataFrame, share: float = 0.9, degenerate: float = 0.05,
+              ppl_ratio: float = 1.5) -> pd.Series:
+    """The steering setting to use: among forced points with target share ≥ `share`, degenerate
+    share ≤ `degenerate` and generated-text perplexity ≤ `ppl_ratio` × the unforced one (the N = 0
+    row, when the table has one), the most fluent (lowest perplexity). When none meets all three:
+    the highest share among points meeting the two fluency bounds, else the highest share."""
+    has_n = "n" in table.columns
+    base = table[table["n"] == 0] if has_n else table.iloc[:0]
+    forced = table[table["n"] > 0] if has_n else table
+    limit = ppl_ratio * base["generated_ppl"].min() if len(base) else float("inf")
+    fluent = forced[(forced["degenerate_share"] <= degenerate) & (forced["generated_ppl"] <= limit)]
+    ok = fluent[fluent["target_share"] >= share]
     if len(ok):
         return ok.sort_values("generated_ppl").iloc[0]
-    return table.sort_values(["target_share", "generated_ppl"], ascending=[False, True]).iloc[0]
+    pool = fluent if len(fluent) else forced
+    return pool.sort_values(["target_share", "generated_ppl"], ascending=[False, True]).iloc[0]
+
+
+def meets_goal(row: pd.Series, baseline_ppl: float, share: float = 0.9, degenerate: float = 0.05,
+               ppl_ratio: float = 1.5) -> bool:
+    """Whether a scored setting meets all three goals of the frontier."""
+    return bool(row["target_share"] >= share and row["degenerate_share"] <= degenerate
+                and row["generated_ppl"] <= ppl_ratio * baseline_ppl)
 
 
 def frontier(steerable: Steerable, language: str, values: list[str], positions: list[str],
@@ -67,7 +83,7 @@ def frontier(steerable: Steerable, language: str, values: list[str], positions: 
         write_json(folder / f"{key}.json", row)
     rows = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
     table = pd.DataFrame(rows)
-    front = pareto_front(table)
-    table["on_front"] = table.index.isin(front.index)
+    fronts = [pareto_front(group).index for _, group in table.groupby("seeds")]  # per seed set
+    table["on_front"] = table.index.isin([i for front in fronts for i in front])
     write_table(table, steerable.run / "frontier" / f"{language}.csv")
     return table

@@ -347,6 +347,8 @@ def write_report(run: Path, n: int = 1000, per_setting: int = 3) -> Path:
         n: size of the top and bottom sets compared (capped at the neurons per language).
         per_setting: sample generations shown per sweep setting.
     """
+    from .report_frontier import frontier_section  # it draws with this module's helpers
+
     run = Path(run)
     info, expertise = load_run(run)
     result = analyze(info, expertise, n, run, per_setting)
@@ -356,6 +358,7 @@ def write_report(run: Path, n: int = 1000, per_setting: int = 3) -> Path:
     body = [section("Summary", f'<ul class="summary">{sentences}</ul>'),
             *neuron_sections(result, expertise, langs, figures),
             *steering_sections(result, langs, figures),
+            frontier_section(run, langs, figures),
             section("Run", html_table(run_facts(info, result.sweep)))]
     meta = (f"corpus {escape(info['corpus'])} · languages {escape(', '.join(langs))} · "
             f"{info['neurons']:,} neurons in {info['modules']} modules, {info['blocks']} blocks")

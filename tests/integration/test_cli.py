@@ -1,6 +1,7 @@
 """The command line end to end on a tiny model folder, and its error messages (no tracebacks)."""
 
 import json
+import re
 
 import pytest
 from typer.testing import CliRunner
@@ -119,6 +120,17 @@ def test_frontier_command(cli_run):
                           "--selections", "both", "--ns", "4", "--seeds", "1-3")
     assert code == 0, output
     assert "recommended for de" in output and (cli_run / "frontier" / "de.csv").exists()
+    chosen = re.search(r"recommended for de: value=(\S+)", output).group(1)
+    # the unforced point, then the recommended setting again on held-out seeds
+    for value, ns, seeds in (("on_p50", "0", "1-3"), (chosen, "4", "11-13")):
+        code, output = invoke("frontier", cli_run, "-l", "de", "--values", value, "--positions", "all",
+                              "--selections", "both", "--ns", ns, "--seeds", seeds)
+        assert code == 0, output
+    code, output = invoke("report", cli_run)
+    assert code == 0, output
+    page = (cli_run / "report.html").read_text()
+    assert "Steering that keeps the text fluent" in page and (cli_run / "figures" / "frontier-de.png").exists()
+    assert "held_out_share" in page and "11-13" in page
 
 
 def test_reproduce_fast_runs_every_stage_and_resumes(saved_tiny, corpus_dir, tmp_path):

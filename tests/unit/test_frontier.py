@@ -36,4 +36,16 @@ def test_hand_made_front_and_recommendation():
                           "degenerate_share": [0.02, 0.02, 0.0, 0.30, 0.0]})
     assert list(pareto_front(table).index) == [0, 2, 3]
     assert recommend(table).name == 0
-    assert recommend(table, share=0.999).name == 3
+    # nothing reaches 0.999: the highest share among the non-degenerate points
+    assert recommend(table, share=0.999).name == 0
+
+
+def test_recommendation_keeps_perplexity_near_the_unforced_model():
+    table = pd.DataFrame({"n": [0, 200, 2000, 2000],
+                          "target_share": [0.0, 0.92, 0.97, 0.60],
+                          "generated_ppl": [10.0, 14.0, 16.0, 11.0],
+                          "degenerate_share": [0.0, 0.0, 0.01, 0.0]})
+    assert recommend(table).name == 1  # 16 > 1.5 x 10
+    assert recommend(table, ppl_ratio=2.0).name == 1  # both qualify: the more fluent one
+    assert recommend(table, share=0.95, ppl_ratio=2.0).name == 2
+    assert recommend(table, share=0.99).name == 1  # none qualifies: highest share within the fluency bounds
