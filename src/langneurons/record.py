@@ -39,6 +39,12 @@ def hooks(model: nn.Module, fns: dict[str, HookFn]) -> Iterator[None]:
             handle.remove()
 
 
+def token_sum(out: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Σ_p weights[b, p] · out[b, p, :] → `[batch, width]`, as one batched matmul (torch's einsum
+    takes a path up to 14x slower for this shape on CPU, comparable to the linear layer itself)."""
+    return torch.bmm(weights.unsqueeze(1), out).squeeze(1)
+
+
 class MeanCache:
     """Masked token-mean of each hooked module's output for the current batch, `[batch, width]`."""
 
@@ -52,7 +58,7 @@ class MeanCache:
 
     def hook(self, name: str) -> HookFn:
         def pool(out: torch.Tensor) -> None:
-            self.means[name] = torch.einsum("bpw,bp->bw", out.float(), self.weights)
+            self.means[name] = token_sum(out.float(), self.weights)
 
         return pool
 
