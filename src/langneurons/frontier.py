@@ -34,16 +34,25 @@ def pareto_front(table: pd.DataFrame, axes: dict[str, str] = AXES) -> pd.DataFra
     return table[keep]
 
 
-def recommend(table: pd.DataFrame, share: float = 0.9, degenerate: float = 0.05,
-              ppl_ratio: float = 1.5) -> pd.Series:
+GOAL_SHARE, GOAL_DEGENERATE, GOAL_PPL_RATIO = 0.9, 0.05, 1.5  # the issue's goal for a usable setting
+
+
+def unforced_ppl(table: pd.DataFrame) -> float:
+    """Generated-text perplexity of the unforced (N = 0) point, NaN when the table has none."""
+    if "n" not in table.columns or not (table["n"] == 0).any():
+        return float("nan")
+    return float(table.loc[table["n"] == 0, "generated_ppl"].min())
+
+
+def recommend(table: pd.DataFrame, share: float = GOAL_SHARE, degenerate: float = GOAL_DEGENERATE,
+              ppl_ratio: float = GOAL_PPL_RATIO) -> pd.Series:
     """The steering setting to use: among forced points with target share ≥ `share`, degenerate
     share ≤ `degenerate` and generated-text perplexity ≤ `ppl_ratio` × the unforced one (the N = 0
     row, when the table has one), the most fluent (lowest perplexity). When none meets all three:
     the highest share among points meeting the two fluency bounds, else the highest share."""
-    has_n = "n" in table.columns
-    base = table[table["n"] == 0] if has_n else table.iloc[:0]
-    forced = table[table["n"] > 0] if has_n else table
-    limit = ppl_ratio * base["generated_ppl"].min() if len(base) else float("inf")
+    forced = table[table["n"] > 0] if "n" in table.columns else table
+    base = unforced_ppl(table)
+    limit = ppl_ratio * base if base == base else float("inf")
     fluent = forced[(forced["degenerate_share"] <= degenerate) & (forced["generated_ppl"] <= limit)]
     ok = fluent[fluent["target_share"] >= share]
     if len(ok):
@@ -52,11 +61,10 @@ def recommend(table: pd.DataFrame, share: float = 0.9, degenerate: float = 0.05,
     return pool.sort_values(["target_share", "generated_ppl"], ascending=[False, True]).iloc[0]
 
 
-def meets_goal(row: pd.Series, baseline_ppl: float, share: float = 0.9, degenerate: float = 0.05,
-               ppl_ratio: float = 1.5) -> bool:
-    """Whether a scored setting meets all three goals of the frontier."""
-    return bool(row["target_share"] >= share and row["degenerate_share"] <= degenerate
-                and row["generated_ppl"] <= ppl_ratio * baseline_ppl)
+def meets_goal(row: pd.Series, baseline_ppl: float) -> bool:
+    """Whether a scored setting meets all three goals (never without a baseline perplexity)."""
+    return bool(row["target_share"] >= GOAL_SHARE and row["degenerate_share"] <= GOAL_DEGENERATE
+                and row["generated_ppl"] <= GOAL_PPL_RATIO * baseline_ppl)
 
 
 def frontier(steerable: Steerable, language: str, values: list[str], positions: list[str],
