@@ -24,6 +24,7 @@ API = {
     "open_run": "steering", "sample_records": "steering", "sweep": "steering",
     "perplexity": "evaluate", "language_share": "evaluate", "fluency": "evaluate",
     "pareto_front": "frontier", "write_report": "report",
+    "activation_sites": "sites", "select_lape": "lape", "compare": "compare", "stability": "stability",
 }
 
 __all__ = ["LangneuronsError", "__version__", *API]

@@ -198,6 +198,8 @@ def analyze(info: dict, expertise: pd.DataFrame, n: int = 1000, run: Path | None
         raise LangneuronsError(f"--n {n}: the compared sets need at least 1 neuron")
     layers = layer_distribution(expertise, info, n)
     sweep = load_sweep(run) if run is not None else None
+    if sweep is not None and "method" in sweep:  # the steering analyses are AP's; LAPE cells are left out
+        sweep = sweep[sweep["method"] == "ap"]
     has_sweep = sweep is not None and not sweep.empty
     return Analysis(
         info=info, n=effective_n(expertise, n),

@@ -24,6 +24,8 @@ MODEL = typer.Option("gemma-3-270m", "--model", "-m",
                      help="gemma-3-270m (embedded), a local folder, a .gguf file or a cached HF id")
 DEVICE = typer.Option("auto", help="auto, cpu, cuda or cuda:<index>")
 DTYPE = typer.Option("float32", help="float32, bfloat16 or float16")
+DEVICE_MAP = typer.Option(None, "--device-map", help="shard the model over GPUs and CPU memory (Accelerate): "
+                          "auto, balanced, balanced_low_0, sequential or JSON {module: device}; overrides --device")
 
 
 def friendly(fn: Callable) -> Callable:
@@ -64,12 +66,27 @@ def find(
     batch_size: int = typer.Option(16, help="sentences per forward pass"),
     store_dtype: str = typer.Option("float32", help="float32 or float16 for the on-disk responses"),
     trust_remote_code: bool = typer.Option(False, help="allow model code from the model folder"),
+    device_map: str = DEVICE_MAP,
+    method: str = typer.Option("ap", help="ap (AP of every linear), lape (LAPE of the MLP activations) "
+                               "or both, recorded in one pass"),
+    lape_top_rate: float = typer.Option(0.01, help="LAPE: share of all activation units kept"),
+    lape_quantile: float = typer.Option(0.95, help="LAPE: τ is this quantile of all activation probabilities"),
 ) -> None:
-    """Record every neuron's response to every sentence and score each language's experts."""
+    """Record every neuron's response to every sentence and score each language's experts.
+
+    Under `torchrun --nproc-per-node K -m langneurons find ...` the K processes share the recording.
+    """
     from .run import find as run_find
 
     info = run_find(out, model, corpus, parse_languages(languages), positives, device, dtype,
-                    batch_size, store_dtype, trust_remote_code)
+                    batch_size, store_dtype, trust_remote_code, device_map=device_map, method=method,
+                    lape_top_rate=lape_top_rate, lape_quantile=lape_quantile)
+    if info is None:  # a torchrun rank other than 0: rank 0 reports
+        return
+    if "lape" in info:
+        counts = ", ".join(f"{l} {k}" for l, k in info["lape"]["per_language"].items())
+        console.print(f"LAPE: {info['lape']['selected']} of {info['lape']['neurons']:,} activation units "
+                      f"(τ = {info['lape']['threshold']:.4f}); per language: {counts}")
     t = info["timings"]
     console.print(
         f"[green]done[/green]: {info['neurons']:,} neurons in {info['modules']} modules, "
@@ -82,12 +99,12 @@ def find(
 @app.command()
 @friendly
 def sites(model: str = MODEL, device: str = DEVICE, dtype: str = DTYPE,
-          trust_remote_code: bool = typer.Option(False)) -> None:
+          trust_remote_code: bool = typer.Option(False), device_map: str = DEVICE_MAP) -> None:
     """List the neuron sites (linear modules inside the decoder blocks) and their widths."""
     from .model import load_model
     from .sites import discover_sites
 
-    loaded = load_model(model, device, dtype, trust_remote_code)
+    loaded = load_model(model, device, dtype, trust_remote_code, device_map)
     found = discover_sites(loaded.model)
     table = Table("module", "kind", "neurons", title=f"{model}: blocks at {found.blocks_path}")
     for site in found:
@@ -122,21 +139,24 @@ def top(
     typer.echo(f"{len(chosen)} neurons ({selection}) for {language}" + (f" → {out}" if out else ""))
 
 
-def interventions_from(run_fingerprint: str, language: str | None, n: int, selection: str,
-                       value: str, positions: str, seed: int, blocks: str, file: Path | None):
+def interventions_from(steerable, language: str | None, n: int | None, selection: str | None,
+                       value: str, positions: str, seed: int, blocks: str, file: Path | None, method: str):
     from .intervene import Intervention, load_interventions
+    from .steering import method_defaults
 
     if file:
-        return load_interventions(file, run_fingerprint)
+        return load_interventions(file, steerable.info["fingerprint"])
     if not language:
         raise LangneuronsError("--language is needed (or --interventions FILE)")
-    return [Intervention(language, n, selection, value, positions, seed, blocks)]
+    n, selection = method_defaults(steerable, method, language, n, selection)
+    return [Intervention(language, n, selection, value, positions, seed, blocks, method)]
 
 
 RUN_ARG = typer.Argument(..., help="RUN folder made by `langneurons find`")
 LANGUAGE = typer.Option(None, "--language", "-l", help="language whose neurons are forced")
-N = typer.Option(2000, "--n", help="number of neurons to force (0 = no intervention)")
-SELECTION = typer.Option("both", help="top, bottom, both or random")
+N = typer.Option(None, "--n", help="neurons to force (0 = none); default 2000, with --method lape all of the language's")
+SELECTION = typer.Option(None, help="top, bottom, both or random; default both (--method lape: top)")
+METHOD = typer.Option("ap", help="ap (AP experts among all linears) or lape (LAPE neurons at the MLP activations)")
 VALUE = typer.Option("on_p50", help="on_p50, on_p90, off_mean, off_p50, zero, scale:K[:base], shift:A or mix:A")
 POSITIONS = typer.Option("all", help="all, prompt or generated")
 
@@ -162,6 +182,8 @@ def generate(
     batch_size: int = typer.Option(50),
     device: str = DEVICE,
     dtype: str = typer.Option(None, help="default: the run's dtype"),
+    device_map: str = DEVICE_MAP,
+    method: str = METHOD,
 ) -> None:
     """Generate text while forcing a language's neurons; one JSON line per sample."""
     from .evaluate import language_share
@@ -170,9 +192,9 @@ def generate(
     from .store import ensure_writable, write_jsonl
 
     ensure_writable(Path(out).parent)
-    steerable = open_run(run, device, dtype)
-    ivs = interventions_from(steerable.info["fingerprint"], language, n, selection, value,
-                             positions, random_seed, blocks, interventions)
+    steerable = open_run(run, device, dtype, device_map=device_map)
+    ivs = interventions_from(steerable, language, n, selection, value, positions, random_seed, blocks,
+                             interventions, method)
     if save_intervention:
         save_interventions(save_intervention, ivs, steerable.info["fingerprint"])
     target = language or ivs[0].language
@@ -217,16 +239,19 @@ def perplexity(
     value: str = VALUE,
     sentences: int = typer.Option(50, help="held-out sentences per evaluated language"),
     device: str = DEVICE,
+    device_map: str = DEVICE_MAP,
+    method: str = METHOD,
 ) -> None:
     """Perplexity of each language's held-out sentences without and with the intervention."""
     from .evaluate import perplexity as ppl
-    from .intervene import Intervention
     from .steering import heldout_sentences, open_run
 
-    steerable = open_run(run, device)
+    steerable = open_run(run, device, device_map=device_map)
     lm = steerable.loaded
-    plan = steerable.plan([Intervention(language, n, selection, value)])
-    table = Table("evaluated", "no intervention", f"{language} {selection} {n}")
+    ivs = interventions_from(steerable, language, n, selection, value, "all", 0, "", None, method)
+    plan = steerable.plan(ivs)
+    table = Table("evaluated", "no intervention", f"{language} {ivs[0].selection} {ivs[0].n}" +
+                  (" lape" if method == "lape" else ""))
     for lang in steerable.info["languages"]:
         texts = heldout_sentences(lang, sentences)
         table.add_row(lang, f"{ppl(lm.model, lm.tokenizer, texts):.2f}",
@@ -240,7 +265,7 @@ def sweep(
     run: Path = RUN_ARG,
     languages: str = typer.Option(None, help="default: all languages of the run"),
     ns: str = typer.Option("0,2,20,200,2000,20000", help="comma-separated N values"),
-    selections: str = typer.Option("both", help="comma-separated: top,bottom,both,random"),
+    selections: str = typer.Option(None, help="comma-separated: top,bottom,both,random; default both (lape: top)"),
     modes: str = typer.Option("unconditional", help="unconditional, translation or both, comma-separated"),
     seeds: str = typer.Option("1-100"),
     value: str = VALUE,
@@ -250,19 +275,22 @@ def sweep(
     ppl_sentences: int = typer.Option(50, help="held-out sentences for perplexity (0: skip)"),
     batch_size: int = typer.Option(50),
     device: str = DEVICE,
+    device_map: str = DEVICE_MAP,
+    method: str = METHOD,
 ) -> None:
     """Generate and score every language × N × selection; resumable; writes RUN/sweep.parquet."""
     from .steering import open_run, parse_seeds
     from .steering import sweep as run_sweep
 
-    steerable = open_run(run, device)
+    steerable = open_run(run, device, device_map=device_map)
     try:
         n_values = [int(x) for x in ns.split(",")]
     except ValueError:
         raise LangneuronsError(f"--ns {ns!r}: comma-separated integers, e.g. 0,20,2000") from None
     table = run_sweep(steerable, parse_languages(languages) or steerable.info["languages"], n_values,
-                      parse_languages(selections), parse_languages(modes), parse_seeds(seeds), value,
-                      positions, translate, limit, ppl_sentences, batch_size)
+                      parse_languages(selections or ("top" if method == "lape" else "both")),
+                      parse_languages(modes), parse_seeds(seeds), value, positions, translate, limit,
+                      ppl_sentences, batch_size, method=method)
     cols = [c for c in ["mode", "language", "selection", "n", "target_share", "chrf", "perplexity"] if c in table]
     stdout.print(table[cols].to_string(index=False))
     typer.echo(f"{len(table)} cells → {run / 'sweep.parquet'}")
@@ -281,13 +309,14 @@ def frontier(
     seeds: str = typer.Option("1-100", help="choose on these seeds; report the choice on others"),
     batch_size: int = typer.Option(100),
     device: str = DEVICE,
+    device_map: str = DEVICE_MAP,
 ) -> None:
     """Grid of steering strategies: target share vs fluency, its Pareto front and a recommendation."""
     from .frontier import frontier as run_frontier
     from .frontier import recommend
     from .steering import open_run, parse_seeds
 
-    steerable = open_run(run, device)
+    steerable = open_run(run, device, device_map=device_map)
     table = run_frontier(steerable, language, parse_languages(values), parse_languages(positions),
                          parse_languages(selections), [int(x) for x in ns.split(",")],
                          blocks.split(";"), parse_seeds(seeds), batch_size)
@@ -371,6 +400,9 @@ def corpus_export(out: Path = typer.Argument(..., help="folder to write <split>/
             lines = [g[lang] for g in groups if g["split"] == split]
             write_text(out / split / f"{lang}.txt", "\n".join(lines) + "\n")
     typer.echo(f"wrote {len(SPLITS) * len(BUILTIN_LANGUAGES)} files under {out}")
+
+
+from . import cli_methods  # noqa: E402,F401  (registers `compare` and `stability` on app)
 
 
 def main() -> None:

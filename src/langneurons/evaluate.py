@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from .intervene import Plan, steer
+from .model import input_device
 from .record import context_length, pad_batch
 
 BLEU_TOKENIZE = {"zh": "zh", "ja": "char"}  # everything else: 13a
@@ -96,7 +97,7 @@ def translation_scores(hypotheses: list[str], references: list[str], language: s
 def perplexity(model: nn.Module, tokenizer, texts: list[str], plan: Plan | None = None,
                batch_size: int = 16) -> float:
     """Token-level perplexity of `texts` (each encoded alone, BOS included), under `plan`."""
-    device = next(model.parameters()).device
+    device = input_device(model)
     limit = context_length(model, tokenizer)
     ids = [seq[:limit] for seq in tokenizer(texts, add_special_tokens=True)["input_ids"]]
     total, count = 0.0, 0
@@ -104,7 +105,7 @@ def perplexity(model: nn.Module, tokenizer, texts: list[str], plan: Plan | None 
         for lo in range(0, len(ids), batch_size):
             input_ids, mask = pad_batch(ids[lo : lo + batch_size], tokenizer.pad_token_id or 0, device)
             logits = model(input_ids=input_ids, attention_mask=mask).logits[:, :-1].float()
-            target, keep = input_ids[:, 1:], mask[:, 1:].bool()
+            target, keep = input_ids[:, 1:].to(logits.device), mask[:, 1:].bool().to(logits.device)
             nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), target, reduction="none")
             total += float(nll[keep].sum())
             count += int(keep.sum())

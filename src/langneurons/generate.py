@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from .intervene import Plan, steer
+from .model import input_device
 from .progress import bar
 from .record import context_length
 
@@ -76,7 +77,7 @@ def newline_ids(tokenizer, ids: set[int], cache: dict[int, bool]) -> set[int]:
 def generate_batch(model: nn.Module, tokenizer, prompts: list[list[int]], seeds: list[int],
                    sampling: Sampling, plan: Plan | None = None) -> list[list[int]]:
     """New token ids for each prompt (left-padded into one batch), stopping at EOS/newline."""
-    device = next(model.parameters()).device
+    device = input_device(model)
     width = max(len(p) for p in prompts)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     input_ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=device)
@@ -108,7 +109,7 @@ def generate_batch(model: nn.Module, tokenizer, prompts: list[list[int]], seeds:
             mask = torch.cat([mask, mask.new_ones((len(prompts), 1))], dim=1)
             positions = positions[:, -1:] + 1
             cache = result.get("cache") or result.get("past_key_values")
-            result = model(input_ids=chosen[:, None], attention_mask=mask, position_ids=positions,
+            result = model(input_ids=chosen[:, None].to(device), attention_mask=mask, position_ids=positions,
                            use_cache=True, **{cache_arg: cache})
     return out
 

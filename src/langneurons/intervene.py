@@ -22,11 +22,13 @@ from torch import nn
 
 from .errors import LangneuronsError
 from .expertise import select
+from .lape import select_lape
 from .record import hooks
 from .sites import modules_by_name, output_width
 from .store import write_json
 
 SELECTIONS = ("top", "bottom", "both", "random")
+METHODS = ("ap", "lape")  # how the neurons were found: AP over linears, LAPE over MLP activations
 POSITIONS = ("all", "prompt", "generated")
 BASE_VALUES = ("on_p50", "on_p90", "off_mean", "off_p50", "zero")
 
@@ -37,7 +39,9 @@ class Intervention:
 
     value: `on_p50` (the paper), `on_p90`, `off_mean`, `off_p50`, `zero`, `scale:K[:base]`
     (K times the base value), `shift:A` (add A·(on_p50 − off_mean)) or `mix:A`
-    ((1 − A)·output + A·on_p50).
+    ((1 − A)·output + A·on_p50). method: `ap` (the AP experts among all linears) or `lape`
+    (the language's LAPE neurons at the MLP activations, lowest entropy first; selection `top` or
+    `random`); the statistics of a LAPE neuron are those of its mean activation.
     """
 
     language: str
@@ -47,10 +51,16 @@ class Intervention:
     positions: str = "all"
     seed: int = 0  # picks the neurons of the `random` control
     blocks: str = ""  # e.g. "0-3,14-17": choose neurons only in these decoder blocks
+    method: str = "ap"
 
     def __post_init__(self) -> None:
         if self.selection not in SELECTIONS:
             raise LangneuronsError(f"selection {self.selection!r} is not one of {', '.join(SELECTIONS)}")
+        if self.method not in METHODS:
+            raise LangneuronsError(f"method {self.method!r} is not one of {', '.join(METHODS)}")
+        if self.method == "lape" and self.selection not in ("top", "random"):
+            raise LangneuronsError(f"selection {self.selection!r} ranks by AP; LAPE neurons are chosen "
+                                   "with top (lowest entropy first) or random")
         if self.positions not in POSITIONS:
             raise LangneuronsError(f"positions {self.positions!r} is not one of {', '.join(POSITIONS)}")
         if self.n < 0:
@@ -62,7 +72,7 @@ class Intervention:
     def label(self) -> str:
         return f"{self.language}-{self.selection}-{self.n}-{self.value}-{self.positions}" + (
             f"-seed{self.seed}" if self.selection == "random" else "") + (
-            f"-blocks{self.blocks}" if self.blocks else "")
+            f"-blocks{self.blocks}" if self.blocks else "") + ("-lape" if self.method == "lape" else "")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -136,11 +146,19 @@ class Plan:
         return sum(len(edit[0]) for per in self.edits.values() for edit in per.values())
 
 
-def chosen_neurons(expertise: pd.DataFrame, iv: Intervention, block_of: dict[str, int]) -> pd.DataFrame:
-    """The rows of `expertise` (for iv.language) that `iv` forces, within its blocks if given."""
+def chosen_neurons(expertise: pd.DataFrame | None, iv: Intervention, block_of: dict[str, int],
+                   activation: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The rows (for iv.language) that `iv` forces, within its blocks if given: from `expertise`
+    for method ap, from `activation` (the activation sites' table, lape.py) for method lape."""
+    expertise = expertise if iv.method == "ap" else activation
+    if expertise is None:
+        raise LangneuronsError(f"method {iv.method}: this run has no {iv.method.upper()} results; "
+                               "run `langneurons find --method both` to have both")
     allowed = parse_blocks(iv.blocks)
     if allowed is not None:
         expertise = expertise[expertise["layer"].map(block_of).isin(allowed)]
+    if iv.method == "lape" and iv.selection == "top":
+        return select_lape(expertise, iv.language, iv.n)
     if iv.selection != "random":
         return select(expertise, iv.language, iv.n, iv.selection)
     table = expertise[expertise["concept"] == iv.language]
@@ -152,12 +170,15 @@ def chosen_neurons(expertise: pd.DataFrame, iv: Intervention, block_of: dict[str
     return table.iloc[np.sort(picks)].assign(side="random")
 
 
-def resolve(interventions: list[Intervention], expertise: pd.DataFrame, widths: dict[str, int],
-            block_of: dict[str, int] | None = None) -> Plan:
-    """Turn interventions into per-module edits; a later intervention wins on a shared unit."""
+def resolve(interventions: list[Intervention], expertise: pd.DataFrame | None, widths: dict[str, int],
+            block_of: dict[str, int] | None = None, activation: pd.DataFrame | None = None) -> Plan:
+    """Turn interventions into per-module edits; a later intervention wins on a shared unit.
+
+    `widths` and `block_of` cover every module edited (linears, and activations for LAPE).
+    """
     merged: dict[tuple[str, str], dict[int, tuple[float, float]]] = {}
     for iv in interventions:
-        rows = chosen_neurons(expertise, iv, block_of or {})
+        rows = chosen_neurons(expertise, iv, block_of or {}, activation)
         keep, add = affine(*parse_value(iv.value), rows)
         for layer, unit, k, a in zip(rows["layer"], rows["unit"], keep, add):
             merged.setdefault((layer, iv.positions), {})[int(unit)] = (float(k), float(a))
@@ -190,27 +211,32 @@ def steer(model: nn.Module, plan: Plan | None) -> Iterator[Steering]:
         yield state
         return
     modules = modules_by_name(model, list(plan.edits))
-    for name, module in modules.items():
-        if output_width(module) != plan.widths.get(name, output_width(module)):
+    for name, module in modules.items():  # activation modules have no static width: checked below
+        if output_width(module) not in (None, plan.widths.get(name, output_width(module))):
             raise LangneuronsError(
                 f"the intervention was made for another model: {name} has {output_width(module)} "
                 f"outputs here, {plan.widths[name]} in the run"
             )
-    device, dtype = next(model.parameters()).device, next(model.parameters()).dtype
-    placed = {name: [(pos, idx.to(device), keep.to(device, dtype), add.to(device, dtype))
-                     for pos, (idx, keep, add) in per.items()]
-              for name, per in plan.edits.items()}
 
     def editor(name: str):
+        placed: dict[tuple, list] = {}  # (device, dtype) of the output -> edits moved there once
+
         def edit(out: torch.Tensor) -> torch.Tensor:  # out: [batch, pos, width]
-            for positions, index, keep, add in placed[name]:
+            where = (out.device, out.dtype)
+            if where not in placed:
+                if out.shape[-1] != plan.widths.get(name, out.shape[-1]):
+                    raise LangneuronsError(f"the intervention was made for another model: {name} has "
+                                           f"{out.shape[-1]} outputs here, {plan.widths[name]} in the run")
+                placed[where] = [(pos, idx.to(out.device), keep.to(*where), add.to(*where))
+                                 for pos, (idx, keep, add) in plan.edits[name].items()]
+            for positions, index, keep, add in placed[where]:
                 if state.active(positions):
                     out[..., index] = out[..., index] * keep + add
             return out
 
         return edit
 
-    with hooks(model, {name: editor(name) for name in placed}):
+    with hooks(model, {name: editor(name) for name in plan.edits}):
         yield state
 
 

@@ -12,6 +12,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import torch
 from torch import nn
@@ -20,6 +21,7 @@ from .errors import LangneuronsError
 
 EMBEDDED = "gemma-3-270m"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DEVICE_MAPS = ("auto", "balanced", "balanced_low_0", "sequential")  # Accelerate's strategies
 
 
 @dataclass
@@ -63,6 +65,7 @@ def resolve_device(device: str) -> torch.device:
 
 
 def resolve_dtype(dtype: str) -> torch.dtype:
+    """Turn `float32|bfloat16|float16` into a torch dtype."""
     if dtype not in DTYPES:
         raise LangneuronsError(f"--dtype {dtype!r} is not one of {', '.join(DTYPES)}")
     return DTYPES[dtype]
@@ -149,22 +152,62 @@ def resolve_source(spec: str) -> tuple[Path | str, bool]:
     return spec, False
 
 
+def parse_device_map(device_map: str | None) -> str | dict | None:
+    """`--device-map`: a strategy Accelerate knows (auto, balanced, ...) or a JSON module → device object."""
+    if device_map is None or device_map in DEVICE_MAPS:
+        return device_map
+    try:
+        parsed = json.loads(device_map)
+    except json.JSONDecodeError:
+        parsed = None
+    if not isinstance(parsed, dict):
+        raise LangneuronsError(
+            f"--device-map {device_map!r}: use one of {', '.join(DEVICE_MAPS)} or a JSON object of "
+            'module → device, e.g. \'{"model.embed_tokens": 0, "model.layers": 1, "lm_head": 1}\''
+        )
+    return parsed
+
+
+def input_device(model: nn.Module) -> torch.device:
+    """Device that input ids go to: where the input embedding runs (also when Accelerate dispatched it)."""
+    embed = model.get_input_embeddings()
+    hook = getattr(embed, "_hf_hook", None)
+    if getattr(hook, "execution_device", None) is not None:
+        return torch.device(hook.execution_device)
+    return embed.weight.device
+
+
+def named_weights(model: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
+    """Every parameter with its values; those Accelerate offloaded (meta) are read from its weights map."""
+    for name, param in model.named_parameters():
+        if param.device.type == "meta":
+            prefix, _, leaf = name.rpartition(".")
+            param = model.get_submodule(prefix)._hf_hook.weights_map[leaf]
+        yield name, param
+
+
 def load_model(
     spec: str = EMBEDDED,
     device: str = "auto",
     dtype: str = "float32",
     trust_remote_code: bool = False,
+    device_map: str | None = None,
 ) -> LoadedModel:
-    """Load model and tokenizer offline; errors say what is missing and how to get it."""
+    """Load model and tokenizer offline; errors say what is missing and how to get it.
+
+    `device_map` (auto, balanced, ... or JSON) shards the model over the GPUs and CPU memory with
+    Accelerate instead of putting it on `device`; `device` is then ignored.
+    """
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype)
+    placement = parse_device_map(device_map)
     source, local = resolve_source(spec)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     kwargs = {"trust_remote_code": trust_remote_code, "local_files_only": True}
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype, device_map=placement, **kwargs)
     except (OSError, ValueError) as exc:
         if local:
             raise LangneuronsError(f"--model {spec}: could not load it ({exc})") from exc
@@ -173,7 +216,9 @@ def load_model(
             f"({os.environ.get('HF_HOME', '~/.cache/huggingface')}). langneurons never downloads: "
             f"fetch it first on a machine with internet (`hf download {spec}`), or pass a folder."
         ) from exc
-    model.to(torch_device).eval()
+    if placement is None:
+        model.to(torch_device)
+    model.eval()
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
-    return LoadedModel(model, tokenizer, spec, torch_device, dtype)
+    return LoadedModel(model, tokenizer, spec, input_device(model), dtype)

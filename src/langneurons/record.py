@@ -18,9 +18,13 @@ import torch
 from torch import nn
 
 from .errors import LangneuronsError
+from .model import input_device
 from .progress import bar
-from .sites import Sites, modules_by_name
+from .sites import ACTIVATION, Sites, modules_by_name
 from .store import ResponseStore
+
+COUNT = ".count"  # store array suffix: per sentence, the tokens on which each activation unit is > 0
+TOKENS = "tokens"  # store array `[n, 1]`: the tokens of each sentence
 
 HookFn = Callable[[torch.Tensor], torch.Tensor | None]  # output -> replacement or None
 
@@ -46,29 +50,60 @@ def token_sum(out: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
 
 
 class MeanCache:
-    """Masked token-mean of each hooked module's output for the current batch, `[batch, width]`."""
+    """Masked token-mean of each hooked module's output for the current batch, `[batch, width]`.
+
+    The means are float32 whatever the model's dtype, and stay on the device of the module's
+    output (a model sharded with a device map has outputs on several devices). For `count`ed
+    modules `counts` holds, per sentence and unit, the tokens on which the output is > 0 (LAPE).
+    """
 
     def __init__(self) -> None:
-        self.weights: torch.Tensor | None = None  # [batch, pos]: mask / tokens per sentence
+        self.weights: dict[torch.device, torch.Tensor] = {}  # device -> [batch, pos]: mask / tokens
         self.means: dict[str, torch.Tensor] = {}
+        self.counts: dict[str, torch.Tensor] = {}
 
     def set_mask(self, attention_mask: torch.Tensor) -> None:
         mask = attention_mask.float()
-        self.weights = mask / mask.sum(dim=1, keepdim=True)
+        self.weights = {mask.device: mask / mask.sum(dim=1, keepdim=True)}
 
-    def hook(self, name: str) -> HookFn:
+    def weights_on(self, device: torch.device) -> torch.Tensor:
+        """The batch's mean weights on `device`, copied there once per batch."""
+        if device not in self.weights:
+            self.weights[device] = next(iter(self.weights.values())).to(device)
+        return self.weights[device]
+
+    def hook(self, name: str, count: bool = False) -> HookFn:
         def pool(out: torch.Tensor) -> None:
-            self.means[name] = token_sum(out.float(), self.weights)
+            weights = self.weights_on(out.device)
+            self.means[name] = token_sum(out.float(), weights)
+            if count:  # exact in float32 up to 2**24 tokens per sentence
+                self.counts[name] = token_sum((out > 0).float(), (weights > 0).float())
 
         return pool
 
 
 @contextmanager
-def record(model: nn.Module, names: list[str]) -> Iterator[MeanCache]:
-    """`with record(model, names) as cache:` fills `cache.means` on every forward."""
+def record(model: nn.Module, names: list[str], counted: frozenset[str] = frozenset()) -> Iterator[MeanCache]:
+    """`with record(model, names) as cache:` fills `cache.means` (and `cache.counts` for the
+    `counted` names) on every forward."""
     cache = MeanCache()
-    with hooks(model, {name: cache.hook(name) for name in names}):
+    with hooks(model, {name: cache.hook(name, name in counted) for name in names}):
         yield cache
+
+
+def pooled_values(cache: MeanCache, sites: Sites, mask: torch.Tensor) -> dict[str, np.ndarray]:
+    """One batch's store rows for `sites`: the means; activation sites add `<name>.count`, and
+    then `tokens` (the tokens of each sentence, from the batch's `mask` `[batch, pos]`)."""
+    values = {s.name: cache.means[s.name].cpu().numpy() for s in sites}
+    for site in (s for s in sites if s.kind == ACTIVATION):
+        if values[site.name].shape[1] != site.width:
+            raise LangneuronsError(
+                f"{site.name} outputs {values[site.name].shape[1]} features, not the {site.width} of "
+                "the MLP linear before it; LAPE cannot map its units to that linear's units"
+            )
+        values[site.name + COUNT] = cache.counts[site.name].cpu().numpy()
+        values[TOKENS] = mask.sum(dim=1, keepdim=True).float().cpu().numpy()
+    return values
 
 
 TOKENIZE_CHUNK = 1024  # texts encoded at once: bounds the tokenizer's temporary lists
@@ -136,10 +171,18 @@ def record_responses(
     batch_size: int = 16,
     dtype: str = "float32",
     progress: bool = True,
+    shard: tuple[int, int] = (0, 1),
+    extra: tuple[Sites, ResponseStore] | None = None,
 ) -> dict:
     """Fill `store` with each unique sentence's mean response of every neuron; skip stored rows.
 
-    Returns counts and timing: batches and sentences computed in this call, and tokens.
+    `extra` is a second set of sites with its own store, filled in the same forward passes
+    (`find --method both`); activation sites also store their counts (see `pooled_values`).
+
+    `shard=(rank, world)` records only the sentences of batches i % world == rank of the plan over
+    all sentences (data parallelism under torchrun): which rank owns a sentence does not depend on
+    what is stored, so ranks never overlap, also when resuming. Returns counts and timing of this
+    call: batches, sentences, tokens.
     """
     if batch_size < 1:
         raise LangneuronsError(f"--batch-size {batch_size}: must be at least 1")
@@ -147,25 +190,36 @@ def record_responses(
     lengths = np.array([len(seq) for seq in ids])
     if (lengths == 0).any():
         raise LangneuronsError(f"sentence {int(np.argmax(lengths == 0))} encodes to no tokens")
-    batches = plan_batches(lengths, store.pending_rows(), batch_size)
-    device = next(model.parameters()).device
+    mine = plan_batches(lengths, np.arange(len(texts)), batch_size)[shard[0] :: shard[1]]
+    owned = np.concatenate([np.zeros(0, dtype=np.int64), *mine])  # a rank may own no batch
+    targets = [(sites, store), *([extra] if extra else [])]
+    held = [target.done_mask() for _, target in targets]  # rows each store already has
+    pending = owned[~np.logical_and.reduce(held)[owned]]
+    active = [(s, t, h) for (s, t), h in zip(targets, held) if not h[owned].all()]
+    names = [name for s, _, _ in active for name in s.names]
+    counted = frozenset(site.name for s, _, _ in active for site in s if site.kind == ACTIVATION)
+    batches = plan_batches(lengths, pending, batch_size)
+    device = input_device(model)
     start, tokens = time.perf_counter(), 0
-    with record(model, sites.names) as cache, bar(
-        "recording", len(texts), progress, completed=store.n_done
+    with record(model, names, counted) as cache, bar(
+        "recording", len(owned), progress, completed=len(owned) - len(pending)
     ) as progress_bar:
         for rows in batches:
             input_ids, mask = pad_batch([ids[r] for r in rows], tokenizer.pad_token_id, device)
             cache.set_mask(mask)
             model.base_model(input_ids=input_ids, attention_mask=mask, use_cache=False)
-            pooled = {name: cache.means[name].cpu().numpy() for name in sites.names}
-            check_finite(pooled, dtype)
-            store.write(rows, pooled)
+            for target_sites, target, has in active:
+                pooled = pooled_values(cache, target_sites, mask)
+                check_finite(pooled, dtype)
+                new = ~has[rows]
+                target.write(rows[new], {name: values[new] for name, values in pooled.items()})
             tokens += int(mask.sum())
             progress_bar.advance(len(rows))
-    store.flush()
+    for _, target in targets:
+        target.flush()
     return {
         "batches_computed": len(batches),
-        "sentences_computed": int(sum(len(b) for b in batches)),
+        "sentences_computed": len(pending),
         "tokens_computed": tokens,
         "record_seconds": round(time.perf_counter() - start, 3),
     }

@@ -272,7 +272,7 @@ def samples_html(samples: pd.DataFrame) -> str:
 
 def run_facts(info: dict, sweep: pd.DataFrame | None) -> pd.DataFrame:
     """Counts, settings and timings of the run as a two-column table."""
-    keys = ["model", "model_class", "corpus", "languages", "positives_per_language",
+    keys = ["model", "model_class", "method", "corpus", "languages", "positives_per_language",
             "negatives_per_language", "unique_sentences", "modules", "neurons", "blocks", "device",
             "dtype", "store_dtype", "batch_size", "langneurons", "torch", "transformers"]
     facts = [(k, info[k]) for k in keys if k in info]
@@ -347,7 +347,8 @@ def write_report(run: Path, n: int = 1000, per_setting: int = 3) -> Path:
         n: size of the top and bottom sets compared (capped at the neurons per language).
         per_setting: sample generations shown per sweep setting.
     """
-    from .report_frontier import frontier_section  # it draws with this module's helpers
+    from .report_frontier import frontier_section  # these draw with this module's helpers
+    from .report_methods import methods_section
 
     run = Path(run)
     info, expertise = load_run(run)
@@ -357,6 +358,7 @@ def write_report(run: Path, n: int = 1000, per_setting: int = 3) -> Path:
     sentences = "".join(f"<li>{escape(s)}</li>" for s in summary_sentences(result))
     body = [section("Summary", f'<ul class="summary">{sentences}</ul>'),
             *neuron_sections(result, expertise, langs, figures),
+            methods_section(run, info, langs, figures),
             *steering_sections(result, langs, figures),
             frontier_section(run, langs, figures),
             section("Run", html_table(run_facts(info, result.sweep)))]

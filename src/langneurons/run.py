@@ -1,7 +1,9 @@
 """`find`: corpus → unique sentences → recorded responses → expertise tables in a RUN folder.
 
 Layout of RUN: `run.json` (settings, fingerprint, counts, timings), `sentences.jsonl`,
-`store/` (responses, resumable), `expertise/<lang>.csv` and `expertise.parquet`.
+`store/` (responses, resumable), `expertise/<lang>.csv` and `expertise.parquet`; with
+`method="lape"` or `"both"` also `lape_store/` (activation means and counts, float32),
+`lape/<lang>.csv`, `lape.parquet` and `activation_expertise.parquet` (lape.py).
 Rerunning the same command continues a killed run; a different model or corpus is refused.
 """
 
@@ -21,18 +23,22 @@ import transformers
 from . import __version__
 from .data import LabelSet, build_labels, load_corpus
 from .errors import LangneuronsError
-from .expertise import COLUMNS, compute_expertise
-from .model import LoadedModel, load_model
+from .expertise import BLOCK_ELEMENTS, COLUMNS, compute_expertise
+from .distributed import join
+from .model import LoadedModel, load_model, named_weights
+from .lape import QUANTILE, TOP_RATE, check_settings, store_widths, write_lape
 from .record import record_responses
-from .sites import Sites, discover_sites
+from .sites import Sites, activation_sites, discover_sites
 from .progress import console
 from .store import STORE_DTYPES, ResponseStore, ensure_writable, write_json, write_jsonl, write_table
+
+METHODS = {"ap": ("ap",), "lape": ("lape",), "both": ("ap", "lape")}  # --method → methods computed
 
 
 def model_signature(model: torch.nn.Module) -> str:
     """Cheap identity of a model: its config and a checksum of the start of every weight."""
     h = hashlib.sha256(model.config.to_json_string(use_diff=False).encode())
-    for name, param in model.named_parameters():
+    for name, param in named_weights(model):
         head = param.detach().flatten()[:256].double().cpu()
         h.update(f"{name}{tuple(param.shape)}{head.sum().item():.12e}{head.abs().sum().item():.12e}".encode())
     return h.hexdigest()
@@ -57,33 +63,66 @@ def find(
     trust_remote_code: bool = False,
     progress: bool = True,
     loaded: LoadedModel | None = None,
-) -> dict:
-    """Find the expertise of every neuron for every language; returns the content of run.json."""
+    device_map: str | None = None,
+    method: str = "ap",
+    lape_top_rate: float = TOP_RATE,
+    lape_quantile: float = QUANTILE,
+) -> dict | None:
+    """Find the expertise of every neuron for every language; returns the content of run.json.
+
+    `method`: `ap` (every linear's AP), `lape` (LAPE of the MLP activations) or `both`, recorded
+    in the same forward passes. Under torchrun each rank records its share (see distributed.py);
+    ranks other than 0 return None.
+    """
+    if method not in METHODS:
+        raise LangneuronsError(f"--method {method!r} is not one of {', '.join(METHODS)}")
+    check_settings(lape_top_rate, lape_quantile)
     out = ensure_writable(Path(out))
+    ranks, device = join(device, device_map)
+    progress = progress and ranks.main
     labelset = build_labels(load_corpus(corpus), languages, positives)
     started = time.perf_counter()
-    loaded = loaded or load_model(model, device, dtype, trust_remote_code)
+    loaded = loaded or load_model(model, device, dtype, trust_remote_code, device_map)
     load_seconds = time.perf_counter() - started
     sites = discover_sites(loaded.model)
+    act = activation_sites(loaded.model, sites) if "lape" in METHODS[method] else None
     fingerprint = run_fingerprint(loaded, sites, labelset, store_dtype)
     previous = out / "run.json"
-    if previous.exists() and json.loads(previous.read_text()).get("fingerprint") != fingerprint:
-        raise LangneuronsError(
-            f"{out} already holds a run of another model, corpus or settings; choose another --out"
-        )
-    write_jsonl(out / "sentences.jsonl", labelset.records())
-    check_disk(out / "store", len(labelset.texts), sites.total, store_dtype, progress)
-    store = ResponseStore.open(
-        out / "store", fingerprint, {s.name: s.width for s in sites}, len(labelset.texts), store_dtype
-    )
-    recorded = record_responses(
-        loaded.model, loaded.tokenizer, labelset.texts, sites, store, batch_size, dtype, progress
-    )
-    store.close()
+    with ranks.main_first():  # rank 0 checks RUN and creates the store, then the other ranks open it
+        if previous.exists() and json.loads(previous.read_text()).get("fingerprint") != fingerprint:
+            raise LangneuronsError(
+                f"{out} already holds a run of another model, corpus or settings; choose another --out"
+            )
+        check_methods(previous, method)
+        if ranks.main:
+            write_jsonl(out / "sentences.jsonl", labelset.records())
+        stores = []
+        if "ap" in METHODS[method]:
+            check_disk(out / "store", len(labelset.texts), sites.total, store_dtype, progress)
+            if progress:
+                ram = expertise_ram(len(labelset.texts), sites.total, len(labelset.languages))
+                console.print(f"expertise pass: about {ram / 2**30:.2f} GiB of RAM besides the model")
+            stores.append((sites, ResponseStore.open(out / "store", fingerprint, {s.name: s.width for s in sites},
+                                                     len(labelset.texts), store_dtype, ranks.rank)))
+        if act is not None:
+            lape_fingerprint = run_fingerprint(loaded, act, labelset, "float32")
+            check_disk(out / "lape_store", len(labelset.texts), 2 * act.total + 1, "float32", progress)
+            stores.append((act, ResponseStore.open(out / "lape_store", lape_fingerprint, store_widths(act),
+                                                   len(labelset.texts), "float32", ranks.rank)))
+    recorded = record_responses(loaded.model, loaded.tokenizer, labelset.texts, *stores[0], batch_size,
+                                dtype, progress, ranks.shard, stores[1] if len(stores) > 1 else None)
+    for _, store in stores:
+        store.close()
+    recorded = ranks.finish(recorded)  # rank 0 waits for every rank; the others are done
+    if recorded is None:
+        return None
     started = time.perf_counter()
-    table = compute_expertise(store, sites, labelset, loaded.device, progress=progress)
+    if "ap" in METHODS[method]:
+        write_outputs(out, compute_expertise(stores[0][1], sites, labelset, loaded.device, progress=progress))
     expertise_seconds = time.perf_counter() - started
-    write_outputs(out, table)
+    if act is not None:
+        lape = write_lape(out, stores[-1][1], act, labelset, lape_top_rate, lape_quantile, loaded.device, progress)
+        recorded["lape_seconds"] = round(time.perf_counter() - started - expertise_seconds, 3)
     info = {
         "langneurons": __version__,
         "torch": torch.__version__,
@@ -91,6 +130,7 @@ def find(
         "model": model if loaded.spec is None else loaded.spec,
         "model_class": type(loaded.model).__name__,
         "device": str(loaded.device),
+        "device_map": getattr(loaded.model, "hf_device_map", None),
         "dtype": loaded.dtype,
         "store_dtype": store_dtype,
         "corpus": corpus,
@@ -107,15 +147,42 @@ def find(
         "timings": {"load_seconds": round(load_seconds, 3), **recorded,
                     "expertise_seconds": round(expertise_seconds, 3)},
     }
+    if act is not None:  # an `ap` run.json stays as it was before LAPE existed
+        info["method"] = method
+        info["lape"] = {**lape, "fingerprint": lape_fingerprint}
     write_json(out / "run.json", info)
     return info
+
+
+def check_methods(previous: Path, method: str) -> None:
+    """Refuse a --method that would leave some of an earlier run's results stale."""
+    before = json.loads(previous.read_text()).get("method", "ap") if previous.exists() else method
+    dropped = set(METHODS[before]) - set(METHODS[method])
+    if dropped:
+        raise LangneuronsError(
+            f"{previous.parent} holds a --method {before} run; --method {method} would leave its "
+            f"{', '.join(sorted(dropped)).upper()} results stale; use --method both or another --out"
+        )
+
+
+def store_bytes(n_rows: int, neurons: int, store_dtype: str) -> int:
+    """Disk size of a response store: sentences × neurons × bytes per response."""
+    return n_rows * neurons * STORE_DTYPES.get(store_dtype, np.float32)().itemsize
+
+
+def expertise_ram(n_rows: int, neurons: int, languages: int) -> int:
+    """RAM the expertise pass needs on top of the model: one chunk of responses with its copies and
+    statistics, and the table of every (neuron, language) while it is built and written.
+    Calibrated on measured peaks (tests/integration/test_scale.py checks it)."""
+    chunk = n_rows * min(2048, max(1, BLOCK_ELEMENTS // max(1, n_rows)))  # as compute_expertise chunks
+    return 2**26 + 48 * chunk + 400 * neurons * languages  # 64 MiB: buffers of pandas, Arrow, the sort threads
 
 
 def check_disk(store: Path, n_rows: int, neurons: int, store_dtype: str, verbose: bool) -> None:
     """Say how large the response store will be, and refuse to start when the disk can't hold it."""
     if (store / "meta.json").exists():
         return
-    needed = n_rows * neurons * STORE_DTYPES.get(store_dtype, np.float32)().itemsize
+    needed = store_bytes(n_rows, neurons, store_dtype)
     free = shutil.disk_usage(store.parent).free
     if verbose:
         console.print(f"response store: {n_rows:,} sentences × {neurons:,} neurons × "
@@ -138,6 +205,9 @@ def load_run(run: Path) -> tuple[dict, pd.DataFrame]:
     """Read a RUN folder's run.json and expertise table, with clear errors when incomplete."""
     run = Path(run)
     info_path, table_path = run / "run.json", run / "expertise.parquet"
+    if info_path.exists() and json.loads(info_path.read_text()).get("method") == "lape":
+        raise LangneuronsError(f"{run}: a --method lape run has no AP results, which this needs; run "
+                               f"`langneurons find --method both --out {run}` (it keeps the LAPE recording)")
     if not info_path.exists() or not table_path.exists():
         raise LangneuronsError(
             f"{run}: not a finished run (no run.json/expertise.parquet); run `langneurons find --out {run}`"

@@ -1,4 +1,5 @@
-"""Neuron sites: every linear layer inside the model's repeated decoder blocks (DESIGN §2).
+"""Neuron sites: every linear layer inside the model's repeated decoder blocks (DESIGN §2), and
+the MLP activation module of each block (LAPE's site).
 
 The block list is found generically (the largest ModuleList of identical blocks), never by a
 per-architecture name table. The one trap: GPT-2 style models use `Conv1D`, not `nn.Linear`.
@@ -16,6 +17,9 @@ from .errors import LangneuronsError
 
 # Words in a module path (relative to its block) that mark it as part of attention.
 ATTENTION_WORDS = ("attn", "attention")
+# Words in a parameter-free leaf module's class name that mark it as an activation function.
+ACTIVATION_WORDS = ("act", "gelu", "relu", "silu", "swish", "tanh", "sigmoid", "mish")
+ACTIVATION = "activation"  # the `kind` of an activation site
 
 
 @dataclass(frozen=True)
@@ -25,7 +29,7 @@ class Site:
     name: str  # full `named_modules()` path, e.g. "model.layers.3.mlp.up_proj"
     block: int  # index of the decoder block it belongs to
     local: str  # path inside the block, e.g. "mlp.up_proj"
-    kind: str  # "attention" or "mlp"
+    kind: str  # "attention", "mlp" or "activation"
     width: int  # number of output features (neurons)
     offset: int  # index of its first neuron in the model-wide neuron numbering
 
@@ -130,3 +134,56 @@ def modules_by_name(model: nn.Module, names: list[str]) -> dict[str, nn.Module]:
 def site_device(model: nn.Module) -> torch.device:
     """Device of the model's first parameter."""
     return next(model.parameters()).device
+
+
+def is_activation(module: nn.Module) -> bool:
+    """A leaf module without parameters whose class name says it is an activation function."""
+    name = type(module).__name__.lower()
+    leaf = next(module.children(), None) is None and next(module.parameters(), None) is None
+    return leaf and any(word in name for word in ACTIVATION_WORDS)
+
+
+def activation_sites(model: nn.Module, linear: Sites | None = None) -> Sites:
+    """The MLP activation module of each block (`act_fn(gate_proj(x))` in Llama/Gemma/Qwen).
+
+    Named by its full path, e.g. `model.layers.3.mlp.act_fn`; its width is that of the block's
+    first MLP linear (gate_proj, c_fc, fc1, dense_h_to_4h), whose output it transforms, so its
+    unit i is that linear's unit i. Recording checks the width on the first forward.
+    """
+    feeding_of = feeding_sites(linear or discover_sites(model))
+    blocks_path, blocks = find_blocks(model)
+    sites: list[Site] = []
+    seen: set[int] = set()
+    for index, block in enumerate(blocks):
+        found = [(local, m) for local, m in block.named_modules() if is_activation(m)
+                 and not any(w in local.lower() for w in ATTENTION_WORDS)]
+        prefix = f"{blocks_path}.{index}" if blocks_path else str(index)
+        if len(found) != 1:
+            names = ", ".join(local for local, _ in found)
+            what = f"{len(found)} activation modules ({names})" if found else "no activation module"
+            raise LangneuronsError(
+                f"{type(model).__name__}: block {prefix} has {what} outside attention; LAPE needs "
+                "exactly one MLP activation module per block to hook (e.g. mlp.act_fn), and this "
+                "model applies its activation as a plain function or has several"
+            )
+        local, module = found[0]
+        if id(module) in seen:
+            raise LangneuronsError(f"{type(model).__name__}: the activation module {prefix}.{local} "
+                                   "is shared between blocks; its hook could not tell them apart")
+        seen.add(id(module))
+        feeding = feeding_of.get(index)
+        if feeding is None:
+            raise LangneuronsError(f"{type(model).__name__}: block {prefix} has no MLP linear before "
+                                   "its activation")
+        offset = sites[-1].offset + sites[-1].width if sites else 0
+        sites.append(Site(f"{prefix}.{local}", index, local, ACTIVATION, feeding.width, offset))
+    return Sites(blocks_path, len(blocks), tuple(sites))
+
+
+def feeding_sites(linear: Sites) -> dict[int, Site]:
+    """Per block, the first MLP linear: the one whose output the activation transforms."""
+    first: dict[int, Site] = {}
+    for site in linear:
+        if site.kind == "mlp":
+            first.setdefault(site.block, site)
+    return first

@@ -20,6 +20,7 @@ from .errors import LangneuronsError
 from .evaluate import detect_language, fluency, language_share, perplexity, translation_scores
 from .generate import TRANSLATE_PROMPT, TRANSLATION, UNCONDITIONAL, generate
 from .intervene import Intervention, Plan, resolve
+from .lape import lape_sizes, load_activation
 from .model import LoadedModel, load_model
 from .progress import console
 from .run import load_run
@@ -34,25 +35,49 @@ class Steerable:
 
     run: Path
     info: dict
-    expertise: pd.DataFrame
+    expertise: pd.DataFrame | None  # None for a `find --method lape` run
     loaded: LoadedModel
+    activation: pd.DataFrame | None = None  # the activation sites' table of a run with LAPE
+
+    @property
+    def site_records(self) -> list[dict]:
+        """Every module an intervention may edit: the linears, and the activations with LAPE."""
+        return self.info["sites"] + self.info.get("lape", {}).get("sites", [])
 
     @property
     def widths(self) -> dict[str, int]:
-        return {s["name"]: s["width"] for s in self.info["sites"]}
+        return {s["name"]: s["width"] for s in self.site_records}
 
     def plan(self, interventions: list[Intervention]) -> Plan | None:
         active = [iv for iv in interventions if iv.n > 0]
-        block_of = {s["name"]: s["block"] for s in self.info["sites"]}
-        return resolve(active, self.expertise, self.widths, block_of) if active else None
+        block_of = {s["name"]: s["block"] for s in self.site_records}
+        return resolve(active, self.expertise, self.widths, block_of, self.activation) if active else None
 
 
 def open_run(run: Path, device: str = "auto", dtype: str | None = None,
-             loaded: LoadedModel | None = None, trust_remote_code: bool = False) -> Steerable:
-    """Load a RUN folder and the model it was made with."""
-    info, expertise = load_run(run)
-    loaded = loaded or load_model(info["model"], device, dtype or info["dtype"], trust_remote_code)
-    return Steerable(Path(run), info, expertise, loaded)
+             loaded: LoadedModel | None = None, trust_remote_code: bool = False,
+             device_map: str | None = None) -> Steerable:
+    """Load a RUN folder (AP and/or LAPE results) and the model it was made with (sharded by
+    `device_map` if given)."""
+    activation = load_activation(run)
+    if activation is not None and not (Path(run) / "expertise.parquet").exists():  # --method lape
+        info, expertise = json.loads((Path(run) / "run.json").read_text()), None
+    else:
+        info, expertise = load_run(run)
+    loaded = loaded or load_model(info["model"], device, dtype or info["dtype"], trust_remote_code, device_map)
+    return Steerable(Path(run), info, expertise, loaded, activation)
+
+
+def method_defaults(steerable: Steerable, method: str, language: str, n: int | None,
+                    selection: str | None) -> tuple[int, str]:
+    """N and selection when not given: 2000 and `both` for AP; for LAPE all of the language's
+    LAPE neurons and `top` (lowest entropy first)."""
+    if method != "lape":
+        return (2000 if n is None else n), selection or "both"
+    if steerable.activation is None:
+        raise LangneuronsError(f"{steerable.run}: no LAPE results; run "
+                               f"`langneurons find --method both --out {steerable.run}`")
+    return (lape_sizes(steerable.activation).get(language, 0) if n is None else n), selection or "top"
 
 
 def parse_seeds(spec: str) -> list[int]:
@@ -133,8 +158,11 @@ def heldout_sentences(language: str, limit: int) -> list[str]:
 def sweep(steerable: Steerable, languages: list[str], ns: list[int], selections: list[str],
           modes: list[str], seeds: list[int], value: str = "on_p50", positions: str = "all",
           translate: str = "heldout", translate_limit: int | None = None, ppl_sentences: int = 50,
-          batch_size: int = 50, progress: bool = True) -> pd.DataFrame:
-    """Run every cell not yet finished; return (and write) the table of all finished cells."""
+          batch_size: int = 50, progress: bool = True, method: str = "ap") -> pd.DataFrame:
+    """Run every cell not yet finished; return (and write) the table of all finished cells.
+
+    `method="lape"` forces LAPE neurons; those cells get a `-lape` key and a `method` column.
+    """
     folder = steerable.run / "sweep"
     bad = [m for m in modes if m not in MODES]
     if bad:
@@ -143,8 +171,9 @@ def sweep(steerable: Steerable, languages: list[str], ns: list[int], selections:
     cells = [(m, l, s, n) for m in modes for l in languages for s in selections for n in ns
              if n > 0 or s == selections[0]]
     for index, (mode, lang, selection, n) in enumerate(cells, start=1):
-        iv = Intervention(lang, n, selection, value, positions)
-        key = f"{mode}-{lang}-{selection}-{n}-{value}-{positions}".replace(":", "_")
+        iv = Intervention(lang, n, selection, value, positions, method=method)
+        key = f"{mode}-{lang}-{selection}-{n}-{value}-{positions}".replace(":", "_") + (
+            "-lape" if method == "lape" else "")
         if (folder / f"{key}.json").exists():
             continue
         started = time.perf_counter()
@@ -161,7 +190,8 @@ def sweep(steerable: Steerable, languages: list[str], ns: list[int], selections:
                                      progress, refs)
             write_jsonl(samples_file, records)
         row = {"mode": mode, "language": lang, "selection": selection, "n": n, "value": value,
-               "positions": positions, **score_cell(records, lang, refs)}
+               "positions": positions, **({"method": method} if method != "ap" else {}),
+               **score_cell(records, lang, refs)}
         if ppl_sentences:
             held = heldout_sentences(lang, ppl_sentences)
             row["perplexity"] = perplexity(lm.model, lm.tokenizer, held, steerable.plan([iv]))
@@ -174,8 +204,11 @@ def collect(run: Path) -> pd.DataFrame:
     """Gather all finished cells of a run's sweep into sweep.parquet and sweep.csv."""
     rows = [json.loads(p.read_text()) for p in sorted((Path(run) / "sweep").glob("*.json"))]
     table = pd.DataFrame(rows)
+    if "method" in table:  # cells without it are AP cells (and sweeps from before LAPE)
+        table["method"] = table["method"].fillna("ap")
     if not table.empty:
-        table = table.sort_values(["mode", "language", "selection", "n"], kind="stable")
+        table = table.sort_values([c for c in ("mode", "language", "method", "selection", "n") if c in table],
+                                  kind="stable")
         write_table(table, Path(run) / "sweep.parquet")
         write_table(table, Path(run) / "sweep.csv")
     return table

@@ -105,26 +105,39 @@ def ensure_writable(folder: Path) -> Path:
     return folder
 
 
+def done_file(rank: int) -> str:
+    """Done flags of one writer: `done.npy` for rank 0 (and a single process), `done.rank<r>.npy` else."""
+    return "done.npy" if rank == 0 else f"done.rank{rank}.npy"
+
+
 class ResponseStore:
-    """Per-module response arrays `[n_rows, width]` and a per-row done flag, in one folder.
+    """Per-module response arrays `[n_rows, width]` and per-row done flags, in one folder.
 
     Rows are written with positioned writes (not a memory map), so memory stays flat however
-    large the store; reads map one module at a time.
+    large the store; reads map one module at a time. Under torchrun every rank writes its own rows
+    into the same arrays and its own done file (a mapped page is never shared by two writers,
+    which a shared filesystem across nodes needs); a row is done when any done file says so.
     """
 
-    def __init__(self, root: Path, meta: dict):
+    def __init__(self, root: Path, meta: dict, rank: int = 0):
         self.root = Path(root)
         self.meta = meta
         self.itemsize = np.dtype(STORE_DTYPES[meta["dtype"]]).itemsize
-        self.done = np.load(self.root / "done.npy", mmap_mode="r+")
+        done = self.root / done_file(rank)
+        if not done.exists():  # a rank's first run: allocate beside, then rename (a kill leaves nothing)
+            tmp = done.with_name(f".{done.name}.tmp{os.getpid()}")
+            with disk_errors(done):
+                self._allocate(tmp, (meta["n_rows"],), np.bool_)
+                os.replace(tmp, done)
+        self.done = np.load(done, mmap_mode="r+")
         self.files = {name: open(self.root / f"{name}.npy", "r+b") for name in meta["widths"]}
         self.offsets = {name: np.load(self.root / f"{name}.npy", mmap_mode="r").offset
                         for name in meta["widths"]}
 
     @classmethod
     def open(cls, root: Path, fingerprint: str, widths: dict[str, int], n_rows: int,
-             dtype: str = "float32") -> "ResponseStore":
-        """Open the store at `root`, creating it if absent; refuse one made for another run."""
+             dtype: str = "float32", rank: int = 0) -> "ResponseStore":
+        """Open the store at `root` as writer `rank`, creating it if absent; refuse one of another run."""
         root = Path(root)
         meta_path = root / "meta.json"
         if meta_path.exists():
@@ -135,7 +148,7 @@ class ResponseStore:
                     f"fingerprint {meta['fingerprint'][:12]} vs {fingerprint[:12]}); use another "
                     "--out, or delete that folder to start over"
                 )
-            return cls(root, meta)
+            return cls(root, meta, rank)
         if dtype not in STORE_DTYPES:
             raise LangneuronsError(f"--store-dtype {dtype!r} is not one of {', '.join(STORE_DTYPES)}")
         meta = {"fingerprint": fingerprint, "n_rows": n_rows, "dtype": dtype, "widths": widths}
@@ -145,7 +158,7 @@ class ResponseStore:
                 cls._allocate(root / f"{name}.npy", (n_rows, width), STORE_DTYPES[dtype])
             cls._allocate(root / "done.npy", (n_rows,), np.bool_)
         write_json(meta_path, meta)  # written last: its presence means the arrays exist
-        return cls(root, meta)
+        return cls(root, meta, rank)
 
     @staticmethod
     def _allocate(path: Path, shape: tuple[int, ...], dtype: type) -> None:
@@ -157,12 +170,12 @@ class ResponseStore:
             with open(path, "r+b") as fh:
                 os.posix_fallocate(fh.fileno(), offset, size)
 
-    @property
-    def n_done(self) -> int:
-        return int(self.done.sum())
-
-    def pending_rows(self) -> np.ndarray:
-        return np.flatnonzero(~self.done)
+    def done_mask(self) -> np.ndarray:
+        """Rows stored by any writer, in this run or an earlier one, `[n_rows]` bool."""
+        mask = np.zeros(self.meta["n_rows"], dtype=bool)
+        for path in self.root.glob("done*.npy"):
+            mask |= np.load(path, mmap_mode="r")
+        return mask
 
     def write(self, rows: np.ndarray, pooled: dict[str, np.ndarray]) -> None:
         """Store one batch's responses `[len(rows), width]` per module, then mark the rows done."""

@@ -1,0 +1,95 @@
+"""Data-parallel `find` under torchrun: each rank records its share of the sentences.
+
+`torchrun --nproc-per-node K -m langneurons find ...` (or any launcher that sets WORLD_SIZE, RANK,
+LOCAL_RANK, MASTER_ADDR and MASTER_PORT) starts one process per rank; without it everything here
+is a no-op. Rank 0 checks the RUN folder and creates the store while the others wait; every rank
+records batches i % world == rank into that store; rank 0 waits for all of them, then computes
+expertise and writes the outputs alone while the others exit. The trap: every rank must reach
+every collective. A rank that fails makes torchrun stop the others, so the long timeout below only
+has to cover the slowest rank's share of recording.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Iterator
+
+import torch
+import torch.distributed as dist
+
+from .errors import LangneuronsError
+
+TIMEOUT = timedelta(hours=24)  # rank 0 waits at most this long for the others to finish recording
+SUMMED = ("batches_computed", "sentences_computed", "tokens_computed")
+
+
+@dataclass(frozen=True)
+class Ranks:
+    """This process's place in a data-parallel run; one rank of one when not under torchrun."""
+
+    rank: int = 0
+    world: int = 1
+    owns_group: bool = False  # we started the process group, so we end it
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def shard(self) -> tuple[int, int]:
+        return self.rank, self.world
+
+    @contextmanager
+    def main_first(self) -> Iterator[None]:
+        """Rank 0 runs the block first (creating files); the other ranks run it after rank 0 is done."""
+        if not self.main:
+            dist.barrier()
+        yield
+        if self.main and self.world > 1:
+            dist.barrier()
+
+    def finish(self, counts: dict) -> dict | None:
+        """Wait until every rank has recorded; rank 0 gets the counts summed (seconds: the slowest
+        rank) and the others None. Leaves the process group."""
+        if self.world == 1:
+            return counts
+        every: list[dict] | None = [{} for _ in range(self.world)] if self.main else None
+        dist.gather_object(counts, every, dst=0)
+        if self.owns_group:
+            dist.destroy_process_group()
+        if not self.main:
+            return None
+        total = {key: sum(c[key] for c in every) for key in SUMMED}
+        return {**total, "record_seconds": max(c["record_seconds"] for c in every), "ranks": self.world}
+
+
+def join(device: str, device_map: str | None) -> tuple[Ranks, str]:
+    """Join the process group when launched by torchrun; return the ranks and this rank's device.
+
+    The collectives are barriers and a gather of a few numbers, so gloo serves CUDA runs too
+    (no NCCL watchdog on the long wait, no GPU memory for communication buffers).
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return Ranks(), device
+    local_rank, local_world = int(os.environ["LOCAL_RANK"]), int(os.environ["LOCAL_WORLD_SIZE"])
+    if device_map is not None and local_world > 1:
+        raise LangneuronsError(
+            f"--device-map {device_map} with {local_world} processes per node: each would spread the "
+            "model over the same GPUs; use --nproc-per-node 1 with --device-map, or drop --device-map"
+        )
+    if device_map is None and device in ("auto", "cuda") and torch.cuda.is_available():
+        if local_rank >= torch.cuda.device_count():
+            raise LangneuronsError(
+                f"{local_world} processes per node but {torch.cuda.device_count()} GPU(s): use "
+                f"--nproc-per-node {torch.cuda.device_count()} or fewer"
+            )
+        device = f"cuda:{local_rank}"
+        torch.cuda.set_device(local_rank)
+    owns = not dist.is_initialized()
+    if owns:
+        dist.init_process_group("gloo", timeout=TIMEOUT)
+    return Ranks(dist.get_rank(), dist.get_world_size(), owns), device
