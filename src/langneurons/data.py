@@ -150,14 +150,14 @@ def read_lines(path: Path) -> list[tuple[int, str]]:
     out = []
     for number, raw in enumerate(path.read_bytes().split(b"\n"), start=1):
         try:
-            line = raw.decode("utf-8").strip()
+            line = raw.decode("utf-8").lstrip("\ufeff").strip()
         except UnicodeDecodeError as exc:
             raise LangneuronsError(
                 f"{path}:{number}: not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column "
                 f"{exc.start + 1}); save the file as UTF-8"
             ) from None
         if line:
-            out.append((number, line.lstrip("\ufeff")))
+            out.append((number, line))
     return out
 
 

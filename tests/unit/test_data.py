@@ -28,6 +28,16 @@ def test_adding_a_language_is_adding_a_file(corpus_dir):
     assert "ko" in load_corpus(str(corpus_dir)).languages
 
 
+def test_byte_order_marks_are_not_sentences(tmp_path):
+    """A BOM at the start of a line (also of a line holding nothing else) is dropped, not kept as text."""
+    folder = tmp_path / "c"
+    folder.mkdir()
+    (folder / "en.txt").write_bytes("\ufeffThe cat.\nThe dog.\n".encode())
+    (folder / "de.txt").write_bytes("\ufeff\nDie Katze.\n\ufeff \nDer Hund.\n".encode())
+    assert load_corpus(str(folder)).positives == {"de": ["Die Katze.", "Der Hund."],
+                                                  "en": ["The cat.", "The dog."]}
+
+
 def test_jsonl_both_shapes(tmp_path):
     flat = tmp_path / "flat.jsonl"
     flat.write_text('{"lang": "en", "text": "a b"}\n{"lang": "de", "text": "c d"}\n{"lang": "en", "text": "e"}\n')
