@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import inspect
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -67,6 +69,28 @@ def next_tokens(logits: torch.Tensor, sampling: Sampling, draws: np.ndarray) -> 
     return top_ids.gather(-1, choice).squeeze(-1)
 
 
+@contextmanager
+def tall_logits(model: nn.Module) -> Iterator[None]:
+    """On CPU, compute a linear LM head as `W @ hᵀ` while generating: for the few rows of a decoding
+    step MKL runs that shape about 1.8x faster than `linear(h, W)` (Gemma-3's 262k-token head took
+    two thirds of each step). Same values up to float rounding; the head is restored on exit."""
+    head = model.get_output_embeddings()
+    if not isinstance(head, nn.Linear) or head.weight.device.type != "cpu":
+        yield
+        return
+
+    def forward(hidden: torch.Tensor) -> torch.Tensor:
+        flat = hidden.reshape(-1, hidden.shape[-1])
+        logits = (head.weight @ flat.T).T.reshape(*hidden.shape[:-1], head.out_features)
+        return logits if head.bias is None else logits + head.bias
+
+    head.forward = forward
+    try:
+        yield
+    finally:
+        del head.forward
+
+
 def newline_ids(tokenizer, ids: set[int], cache: dict[int, bool]) -> set[int]:
     for token in ids - cache.keys():
         cache[token] = "\n" in tokenizer.decode([token])
@@ -91,7 +115,7 @@ def generate_batch(model: nn.Module, tokenizer, prompts: list[list[int]], seeds:
     params = inspect.signature(model.forward).parameters
     last_only = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
     cache_arg = "cache" if "cache" in params else "past_key_values"  # renamed in transformers 5
-    with steer(model, plan) as steering:
+    with steer(model, plan) as steering, tall_logits(model):
         result = model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
                        use_cache=True, **last_only)
         steering.generating = True

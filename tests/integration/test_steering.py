@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from langneurons.errors import LangneuronsError
-from langneurons.generate import UNCONDITIONAL, Sampling, generate, generate_batch
+from langneurons.generate import UNCONDITIONAL, Sampling, generate, generate_batch, tall_logits
 from langneurons.intervene import Intervention, Plan, load_interventions, resolve, save_interventions, steer
 from langneurons.record import hooks, record
 from langneurons.run import find
@@ -155,3 +155,17 @@ def test_each_strategy_is_exact_arithmetic_on_the_recorded_output(steerable, val
                 "zero": torch.zeros_like(before),
                 "scale:0.5:off_mean": 0.5 * torch.tensor(stats["off_mean"].to_numpy()).float().expand_as(before)}[value]
     torch.testing.assert_close(after, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_tall_logits_match_the_head_and_restore_it(tiny):
+    model, tok = tiny.model, tiny.tokenizer
+    ids = tok(["The cat sleeps.", "Le chat dort sur le lit."], return_tensors="pt", padding=True)
+    head = model.get_output_embeddings()
+    with torch.inference_mode():
+        plain = model(**ids).logits
+        with tall_logits(model):
+            tall = model(**ids).logits
+        with pytest.raises(ValueError), tall_logits(model):
+            raise ValueError("inside")
+    assert torch.allclose(plain, tall, atol=1e-5, rtol=1e-5)
+    assert "forward" not in vars(head)  # the module's own forward is back
