@@ -323,6 +323,10 @@ def frontier(
     cols = ["value", "positions", "selection", "n", "blocks", "target_share", "generated_ppl",
             "distinct_2", "degenerate_share", "on_front"]
     stdout.print(table[cols].sort_values("target_share", ascending=False).to_string(index=False))
+    if not (table["n"] > 0).any():
+        typer.echo(f"only the unforced point so far for {language}: run a grid with --ns above 0 for a "
+                   f"recommendation → {run / 'frontier' / (language + '.csv')}")
+        return
     best = recommend(table)
     typer.echo(f"recommended for {language}: value={best['value']} positions={best['positions']} "
                f"selection={best['selection']} n={best['n']} blocks={best['blocks'] or 'all'} "

@@ -81,9 +81,15 @@ def frontier(steerable: Steerable, language: str, values: list[str], positions: 
             continue
         console.print(f"[{index}/{len(grid)}] {key}")
         started = time.perf_counter()
-        records = sample_records(steerable, [iv], "unconditional", seeds, batch_size=batch_size,
-                                 progress=progress)
-        write_jsonl(folder / f"{key}.jsonl", records)
+        samples = folder / f"{key}.jsonl"
+        if n == 0:  # unforced samples do not depend on the language: generated once per seed set
+            samples = folder.parent / f"unforced-seeds{seeds[0]}-{seeds[-1]}.jsonl"
+        if samples.exists():
+            records = [json.loads(line) for line in samples.read_text(encoding="utf-8").splitlines()]
+        else:
+            records = sample_records(steerable, [iv], "unconditional", seeds, batch_size=batch_size,
+                                     progress=progress)
+            write_jsonl(samples, records)
         texts = [r["text"] for r in records if r["text"].strip()]
         row = {**iv.to_dict(), **score_cell(records, language, None),
                "generated_ppl": perplexity(lm.model, lm.tokenizer, texts) if texts else float("inf"),

@@ -126,6 +126,13 @@ def test_frontier_command(cli_run):
         code, output = invoke("frontier", cli_run, "-l", "de", "--values", value, "--positions", "all",
                               "--selections", "both", "--ns", ns, "--seeds", seeds)
         assert code == 0, output
+    # unforced samples are the same for every language: fr scores de's instead of generating again
+    code, output = invoke("frontier", cli_run, "-l", "fr", "--values", "on_p50", "--positions", "all",
+                          "--selections", "both", "--ns", "0", "--seeds", "1-3")
+    assert code == 0, output
+    assert "only the unforced point so far for fr" in output
+    assert (cli_run / "frontier" / "unforced-seeds1-3.jsonl").exists()
+    assert list((cli_run / "frontier" / "fr").glob("*.json")) and not list((cli_run / "frontier" / "fr").glob("*.jsonl"))
     code, output = invoke("report", cli_run)
     assert code == 0, output
     page = (cli_run / "report.html").read_text()
