@@ -5,16 +5,21 @@ Unconditional generation from BOS (temperature 0.8, top-p 0.9), one sample per s
 to their on_p50 (the paper's main setting). It needs a finished RUN folder: `--run PATH`, else the
 small find run that paper_style made in this session, else a new one. The trap: generation stops a sample at EOS, so steered and
 unsteered runs may produce different numbers of tokens; tokens per second is the fair ratio.
+The unsteered pass runs once more with the LM head left as `linear(h, W)` (generate's
+`tall_logits` switched off) to measure what computing it as `W @ hᵀ` gains on this machine.
 """
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import time
 from dataclasses import replace
+from unittest import mock
 from pathlib import Path
 
 from common import Context, corpus_spec, emit, rounded, sync
+from langneurons import generate
 from langneurons.generate import UNCONDITIONAL, generate_batch, start_token
 from langneurons.intervene import Intervention
 from langneurons.run import find
@@ -54,18 +59,23 @@ def measure(ctx: Context, run: Path, source: str) -> None:
     timed_generation(steerable, seeds[:1], 2, plan)  # warm-up: first-call costs of generation and hooks
     plain = timed_generation(steerable, seeds, tokens, None)
     steered = timed_generation(steerable, seeds, tokens, plan)
+    with mock.patch.object(generate, "tall_logits", lambda model: contextlib.nullcontext()):
+        linear_head = timed_generation(steerable, seeds, tokens, None)
     emit(ctx, NAME, "generation", steerable.loaded.device, run=source,
          sizes={"seeds": len(seeds), "max_new_tokens": tokens, "batch_size": BATCH_SIZE,
                 "language": language, "selection": "both", "n": n, "forced_units": plan.n_units,
                 "modules_hooked": len(plan.edits),
                 "tokens_unsteered": plain["tokens"], "tokens_steered": steered["tokens"]},
          seconds=rounded({"unsteered": plain["seconds"], "steered": steered["seconds"],
-                          "plan_resolve": plan_seconds}),
+                          "unsteered_linear_head": linear_head["seconds"], "plan_resolve": plan_seconds}),
          tokens_per_second=rounded({"unsteered": plain["tokens_per_second"],
-                                    "steered": steered["tokens_per_second"]}),
+                                    "steered": steered["tokens_per_second"],
+                                    "unsteered_linear_head": linear_head["tokens_per_second"]}),
          ratios=rounded({"steered_over_unsteered_seconds": steered["seconds"] / plain["seconds"],
                          "unsteered_over_steered_tokens_per_second":
-                             plain["tokens_per_second"] / steered["tokens_per_second"]}, 3))
+                             plain["tokens_per_second"] / steered["tokens_per_second"],
+                         "tall_head_speedup_tokens_per_second":
+                             plain["tokens_per_second"] / linear_head["tokens_per_second"]}, 3))
 
 
 def main(ctx: Context) -> None:
