@@ -46,19 +46,23 @@ def unforced_ppl(table: pd.DataFrame) -> float:
 
 def recommend(table: pd.DataFrame, share: float = GOAL_SHARE, degenerate: float = GOAL_DEGENERATE,
               ppl_ratio: float = GOAL_PPL_RATIO) -> pd.Series:
-    """The steering setting to use: among forced points with target share ≥ `share`, degenerate
-    share ≤ `degenerate` and generated-text perplexity ≤ `ppl_ratio` × the unforced one (the N = 0
-    row, when the table has one), the most fluent (lowest perplexity). When none meets all three:
-    the highest share among points meeting the two fluency bounds, else the highest share."""
+    """The steering setting to use among the forced points, by the first of these that any meets:
+    all three goals (share ≥ `share`, degenerate share ≤ `degenerate`, generated-text perplexity ≤
+    `ppl_ratio` × the unforced N = 0 row's, when the table has one), the most fluent; the share and
+    degenerate goals (text in the language that does not collapse), the most fluent; both fluency
+    goals, the highest share; else the highest share."""
     forced = table[table["n"] > 0] if "n" in table.columns else table
     base = unforced_ppl(table)
     limit = ppl_ratio * base if base == base else float("inf")
-    fluent = forced[(forced["degenerate_share"] <= degenerate) & (forced["generated_ppl"] <= limit)]
-    ok = fluent[fluent["target_share"] >= share]
-    if len(ok):
-        return ok.sort_values("generated_ppl").iloc[0]
-    pool = fluent if len(fluent) else forced
-    return pool.sort_values(["target_share", "generated_ppl"], ascending=[False, True]).iloc[0]
+    reached = forced["target_share"] >= share
+    sound = forced["degenerate_share"] <= degenerate
+    fluent = sound & (forced["generated_ppl"] <= limit)
+    most_fluent = (["generated_ppl", "target_share"], [True, False])
+    highest_share = (["target_share", "generated_ppl"], [False, True])
+    tiers = [(reached & fluent, most_fluent), (reached & sound, most_fluent), (fluent, highest_share),
+             (pd.Series(True, index=forced.index), highest_share)]
+    rows, (columns, ascending) = next((rows, order) for rows, order in tiers if rows.any())
+    return forced[rows].sort_values(columns, ascending=ascending, kind="stable").iloc[0]
 
 
 def meets_goal(row: pd.Series, baseline_ppl: float) -> bool:

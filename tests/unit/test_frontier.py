@@ -49,3 +49,14 @@ def test_recommendation_keeps_perplexity_near_the_unforced_model():
     assert recommend(table, ppl_ratio=2.0).name == 1  # both qualify: the more fluent one
     assert recommend(table, share=0.95, ppl_ratio=2.0).name == 2
     assert recommend(table, share=0.99).name == 1  # none qualifies: highest share within the fluency bounds
+
+
+def test_recommendation_prefers_text_that_does_not_collapse_when_perplexity_is_out_of_reach():
+    # Gemma-3-270M, de, seeds 1-20: no point is within 1.5x the unforced perplexity
+    table = pd.DataFrame({"n": [0, 500, 1000, 500],
+                          "target_share": [0.0, 1.0, 0.95, 0.95],
+                          "generated_ppl": [4.2, 13.0, 17.0, 23.6],
+                          "degenerate_share": [0.0, 0.15, 0.05, 0.0]})
+    assert recommend(table).name == 2  # share and degenerate goals met, the most fluent of those
+    assert recommend(table, degenerate=0.0).name == 3
+    assert recommend(table, share=1.01, degenerate=0.0).name == 1  # nothing meets two goals: highest share
