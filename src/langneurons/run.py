@@ -173,9 +173,10 @@ def store_bytes(n_rows: int, neurons: int, store_dtype: str) -> int:
 def expertise_ram(n_rows: int, neurons: int, languages: int) -> int:
     """RAM the expertise pass needs on top of the model: one chunk of responses with its copies and
     statistics, and the table of every (neuron, language) while it is built and written.
-    Calibrated on measured peaks (tests/integration/test_scale.py checks it)."""
+    Calibrated on measured peaks (tests/integration/test_scale.py checks it): up to 55 bytes per
+    chunk response with 6 languages (8.4 M responses: 282-523 MB over runs, by thread timing)."""
     chunk = n_rows * min(2048, max(1, BLOCK_ELEMENTS // max(1, n_rows)))  # as compute_expertise chunks
-    return 2**26 + 48 * chunk + 400 * neurons * languages  # 64 MiB: buffers of pandas, Arrow, the sort threads
+    return 2**26 + 72 * chunk + 400 * neurons * languages  # 64 MiB: buffers of pandas, Arrow, the sort threads
 
 
 def check_disk(store: Path, n_rows: int, neurons: int, store_dtype: str, verbose: bool) -> None:

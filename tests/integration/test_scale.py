@@ -238,17 +238,18 @@ print(peak("VmHWM:") - base, expertise_ram(n, sites.total, n_lang))
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"), reason="measures peak RSS on Linux")
-@pytest.mark.parametrize("shape", [(500, 2, 2, 4096), (20, 4, 24, 2048)], ids=["chunk", "table"])
+@pytest.mark.parametrize("shape", [(500, 2, 2, 4096), (1400, 6, 2, 4096), (20, 4, 24, 2048)],
+                         ids=["chunk", "six-languages", "table"])
 def test_expertise_ram_estimate_bounds_the_measured_peak(shape):
     """The printed estimate is an upper bound, and not a wildly loose one (chunk- and table-dominated).
 
-    The chunk case's measured peak varies from run to run (54-120 MB seen for an estimate of
-    172 MB: whether the sorting threads' buffers coexist), hence the factor 4 below."""
+    Measured peaks vary from run to run with whether the sorting threads' buffers coexist (chunk
+    case 54-120 MB, six languages 282-523 MB), hence the factor 5 below."""
     result = subprocess.run([sys.executable, "-c", MEASURE_EXPERTISE, *map(str, shape)],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     measured, estimate = map(int, result.stdout.split())
-    assert measured <= estimate <= 4 * measured, (measured, estimate)
+    assert measured <= estimate <= 5 * measured, (measured, estimate)
 
 
 def test_float16_store_end_to_end(tiny_llama, corpus_dir, tmp_path):
