@@ -38,6 +38,7 @@ def main(ctx: Context) -> None:
                               seconds=rounded({k: result[k] for k in ("wall", "find", "record", "expertise")
                                                if k in result}),
                               peak_rss_mb=round(result["peak_rss_mb"], 1),
+                              phase_peak_rss_mb=result.get("phase_peak_rss_mb"),
                               store_mb=round(size * result["neurons"] * 4 / 2**20, 1)))
     base = lines[0]["peak_rss_mb"]
     emit(ctx, NAME, "growth", lines[0]["machine"].get("device"),

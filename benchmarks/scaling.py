@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -107,6 +108,37 @@ def main(ctx: Context) -> None:
          ratios_real_over_tiny=model_ratios(tiny, real))
 
 
+class PhasePeaks:
+    """Peak RSS (MB) of each phase of `find`, sampled every 10 ms from /proc/self/statm in a thread;
+    a phase is the time inside one of `run`'s steps (recording, expertise, writing the outputs)."""
+
+    STEPS = {"record_responses": "record", "compute_expertise": "expertise", "write_outputs": "outputs"}
+
+    def __init__(self) -> None:
+        import threading
+
+        self.phase, self.peaks = "setup", {}
+        threading.Thread(target=self.sample, daemon=True).start()
+
+    def sample(self) -> None:
+        while True:
+            rss = int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+            self.peaks[self.phase] = max(self.peaks.get(self.phase, 0.0), rss)
+            time.sleep(0.01)
+
+    def wrap(self, module) -> None:
+        """Mark the phase while each step of `module` runs (the module's functions are replaced)."""
+        for name, phase in self.STEPS.items():
+            def marked(*args, _fn=getattr(module, name), _phase=phase, **kwargs):
+                self.phase = _phase
+                try:
+                    return _fn(*args, **kwargs)
+                finally:
+                    self.phase = "between"
+
+            setattr(module, name, marked)
+
+
 def child(argv: list[str]) -> None:
     """Load the model, run find once (unless no corpus is given), print one JSON line."""
     parser = argparse.ArgumentParser()
@@ -132,8 +164,15 @@ def child(argv: list[str]) -> None:
     result = {"load": time.perf_counter() - started, "device": str(loaded.device),
               "neurons": discover_sites(loaded.model).total}
     if args.corpus:
+        import langneurons.run
+
+        phases = PhasePeaks() if os.path.exists("/proc/self/statm") else None
+        if phases:
+            phases.wrap(langneurons.run)
         started = time.perf_counter()
         info = find(Path(args.out), corpus=args.corpus, loaded=loaded, progress=False)
+        if phases:
+            result["phase_peak_rss_mb"] = {k: round(v, 1) for k, v in phases.peaks.items()}
         result.update(find=time.perf_counter() - started, record=info["timings"]["record_seconds"],
                       expertise=info["timings"]["expertise_seconds"], languages=len(info["languages"]))
     print(json.dumps(result))
