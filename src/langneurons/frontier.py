@@ -17,8 +17,8 @@ import pandas as pd
 from .evaluate import perplexity
 from .intervene import Intervention
 from .progress import console
-from .steering import Steerable, sample_records, score_cell
-from .store import write_json, write_jsonl, write_table
+from .steering import Steerable, sample_records, score_cell, stored_samples
+from .store import write_json, write_table
 
 AXES = {"target_share": "max", "generated_ppl": "min", "degenerate_share": "min"}
 
@@ -86,14 +86,10 @@ def frontier(steerable: Steerable, language: str, values: list[str], positions: 
         console.print(f"[{index}/{len(grid)}] {key}")
         started = time.perf_counter()
         samples = folder / f"{key}.jsonl"
-        if n == 0:  # unforced samples do not depend on the language: generated once per seed set
+        if n == 0:  # unforced samples do not depend on the language: one file per seed set
             samples = folder.parent / f"unforced-seeds{seeds[0]}-{seeds[-1]}.jsonl"
-        if samples.exists():
-            records = [json.loads(line) for line in samples.read_text(encoding="utf-8").splitlines()]
-        else:
-            records = sample_records(steerable, [iv], "unconditional", seeds, batch_size=batch_size,
-                                     progress=progress)
-            write_jsonl(samples, records)
+        records = stored_samples(samples, lambda: sample_records(
+            steerable, [iv], "unconditional", seeds, batch_size=batch_size, progress=progress))
         texts = [r["text"] for r in records if r["text"].strip()]
         row = {**iv.to_dict(), **score_cell(records, language, None),
                "generated_ppl": perplexity(lm.model, lm.tokenizer, texts) if texts else float("inf"),

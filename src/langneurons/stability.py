@@ -11,7 +11,6 @@ neuron's AP is kept until the last module has streamed by.
 
 from __future__ import annotations
 
-import json
 from itertools import combinations
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from .lape import (Selection, activation_probability, language_sets, lape_sizes,
 from .progress import bar
 from .run import load_run, sites_from_run
 from .sites import Sites
-from .store import ResponseStore, write_table
+from .store import ResponseStore, read_jsonl, write_table
 
 Variant = dict[str, tuple[np.ndarray, np.ndarray]]  # language -> (positive rows, negative rows)
 
@@ -111,7 +110,7 @@ def labelset_from_run(run: Path, info: dict) -> LabelSet:
     """The run's sentence sets, rebuilt from its corpus and checked against sentences.jsonl."""
     n = max(info["positives_per_language"].values())
     labelset = build_labels(load_corpus(info["corpus"]), info["languages"], n)
-    texts = [json.loads(line)["text"] for line in (run / "sentences.jsonl").read_text(encoding="utf-8").splitlines()]
+    texts = [row["text"] for row in read_jsonl(run / "sentences.jsonl")]
     if texts != labelset.texts:
         raise LangneuronsError(f"{run}: the corpus {info['corpus']} changed since `find`; its "
                                "sentences no longer match sentences.jsonl")

@@ -12,6 +12,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 
@@ -24,7 +25,7 @@ from .lape import lape_sizes, load_activation
 from .model import LoadedModel, load_model
 from .progress import console
 from .run import load_run
-from .store import write_json, write_jsonl, write_table
+from .store import read_jsonl, write_json, write_jsonl, write_table
 
 MODES = ("unconditional", "translation")
 
@@ -137,6 +138,16 @@ def sample_records(steerable: Steerable, ivs: list[Intervention], mode: str, see
     return records
 
 
+def stored_samples(path: Path, make: Callable[[], list[dict]]) -> list[dict]:
+    """The samples at `path`, else `make()`'s, written there first: a finished cell is not generated
+    again, and unforced (N = 0) samples, the same for every language, are generated once."""
+    if path.exists():
+        return read_jsonl(path)
+    records = make()
+    write_jsonl(path, records)
+    return records
+
+
 def score_cell(records: list[dict], language: str, references: list[str] | None) -> dict:
     texts = [r["text"] for r in records]
     share = language_share(texts, language)
@@ -182,13 +193,9 @@ def sweep(steerable: Steerable, languages: list[str], ns: list[int], selections:
         if mode == "translation":
             pairs = translation_pairs(translate, lang, translate_limit)
             sources, refs = [p[0] for p in pairs], [p[1] for p in pairs]
-        samples_file = folder / (f"{mode}-none.jsonl" if n == 0 else f"{key}.jsonl")
-        if samples_file.exists():  # N = 0 samples are shared by all languages of a mode
-            records = [json.loads(x) for x in samples_file.read_text(encoding="utf-8").splitlines()]
-        else:
-            records = sample_records(steerable, [iv], mode, seeds, sources, None, batch_size,
-                                     progress, refs)
-            write_jsonl(samples_file, records)
+        samples_file = folder / (f"{mode}-none.jsonl" if n == 0 else f"{key}.jsonl")  # N = 0: shared
+        records = stored_samples(samples_file, lambda: sample_records(
+            steerable, [iv], mode, seeds, sources, None, batch_size, progress, refs))
         row = {"mode": mode, "language": lang, "selection": selection, "n": n, "value": value,
                "positions": positions, **({"method": method} if method != "ap" else {}),
                **score_cell(records, lang, refs)}

@@ -71,6 +71,11 @@ def write_jsonl(path: Path, rows: list[dict]) -> None:
     write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 
 
+def read_jsonl(path: Path) -> list[dict]:
+    """The rows of a JSONL file this package wrote (user files go through data.parse_json_line)."""
+    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines()]
+
+
 def write_table(df: pd.DataFrame, path: Path) -> None:
     """Write a DataFrame as CSV or Parquet by the file's suffix, atomically."""
     path = Path(path)
