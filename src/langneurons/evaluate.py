@@ -22,6 +22,7 @@ from .record import context_length, pad_batch
 BLEU_TOKENIZE = {"zh": "zh", "ja": "char"}  # everything else: 13a
 CHARACTER_LANGUAGES = ("zh", "ja", "th", "ko")  # distinct-n over characters, not words
 REPEAT = re.compile(r"(.{1,20}?)\1{7,}", re.S)  # one unit (a character … a short word) 8+ times in a row
+SPACE = re.compile(r"\s+")
 
 
 @lru_cache(maxsize=1)
@@ -68,20 +69,29 @@ def distinct(texts: list[str], language: str, n: int) -> float:
     return len(set(grams)) / len(grams) if grams else 0.0
 
 
+def is_repetitive(text: str) -> bool:
+    """One character or short unit (≤ 20 characters) repeated 8 or more times in a row, with runs
+    of whitespace read as one space: layout (code indentation, blank lines) is not repetition."""
+    return REPEAT.search(SPACE.sub(" ", text)) is not None
+
+
 def is_degenerate(text: str) -> bool:
-    """Empty, or one character/short unit repeated 8 or more times in a row."""
-    return not text.strip() or REPEAT.search(text) is not None
+    """Empty, or repetitive."""
+    return not text.strip() or is_repetitive(text)
 
 
 def fluency(texts: list[str], language: str) -> dict:
-    """Text-quality figures that need no model: distinct-1/2, gzip ratio, degenerate share + CI."""
+    """Text-quality figures that need no model: distinct-1/2, gzip ratio, degenerate share + CI,
+    and the empty share (the part of the degenerate share that is no text at all)."""
     ratios = [len(gzip.compress(t.encode())) / max(1, len(t.encode())) for t in texts if t]
+    empty = np.array([not t.strip() for t in texts], dtype=float)
     degenerate = np.array([is_degenerate(t) for t in texts], dtype=float)
     low, high = bootstrap_ci(degenerate)
     return {"distinct_1": distinct(texts, language, 1), "distinct_2": distinct(texts, language, 2),
             "gzip_ratio": float(np.mean(ratios)) if ratios else 0.0,
             "degenerate_share": float(degenerate.mean()) if len(texts) else 0.0,
-            "degenerate_low": low, "degenerate_high": high}
+            "degenerate_low": low, "degenerate_high": high,
+            "empty_share": float(empty.mean()) if len(texts) else 0.0}
 
 
 def translation_scores(hypotheses: list[str], references: list[str], language: str) -> dict:

@@ -12,6 +12,16 @@ def test_degenerate_outputs():
     assert is_degenerate("ああああああああ")
     assert not is_degenerate("Der Hund läuft über die Wiese und bellt zweimal laut.")
     assert not is_degenerate("Gesetz" * 7)
+    assert is_degenerate("<br>\n<br>\n" * 8) and is_degenerate("| " * 10)
+
+
+def test_layout_whitespace_is_not_repetition():
+    # Gemma-3-270M, unforced, seed 131: code indented by 8 spaces was counted as degenerate
+    code = "def area(r):\n        return 3.14 * r * r\n\n\n\n\n\n\n\n\n# done"
+    assert not is_degenerate(code)
+    assert not is_degenerate("Titel\t\t\t\t\t\t\t\t\tText")
+    assert is_degenerate("ab        " * 8)  # a real unit repeated, whatever its spacing
+    assert is_degenerate(" \n\t ")  # only whitespace is empty text
 
 
 def test_distinct_counts_words_or_characters():
@@ -22,7 +32,7 @@ def test_distinct_counts_words_or_characters():
 
 def test_fluency_and_bootstrap():
     figures = fluency(["Der Hund läuft.", "aaaaaaaaaaaa", ""], "de")
-    assert figures["degenerate_share"] == 2 / 3
+    assert figures["degenerate_share"] == 2 / 3 and figures["empty_share"] == 1 / 3
     assert figures["degenerate_low"] <= 2 / 3 <= figures["degenerate_high"]
     low, high = bootstrap_ci(np.ones(50))
     assert low == high == 1.0
