@@ -115,10 +115,10 @@ def generate_batch(model: nn.Module, tokenizer, prompts: list[list[int]], seeds:
     params = inspect.signature(model.forward).parameters
     last_only = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
     cache_arg = "cache" if "cache" in params else "past_key_values"  # renamed in transformers 5
+    rereads = plan.rereads if plan is not None else set()
     with steer(model, plan) as steering, tall_logits(model):
         result = model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
                        use_cache=True, **last_only)
-        steering.generating = True
         for step in range(sampling.max_new_tokens):
             draws = np.array([rng.random() for rng in rngs])
             chosen = next_tokens(result.logits[:, -1, :], sampling, draws)
@@ -131,6 +131,14 @@ def generate_batch(model: nn.Module, tokenizer, prompts: list[list[int]], seeds:
             if done.all() or step + 1 == sampling.max_new_tokens:
                 break
             mask = torch.cat([mask, mask.new_ones((len(prompts), 1))], dim=1)
+            input_ids = torch.cat([input_ids, chosen[:, None].to(device)], dim=1)
+            steering.fed = step + 1
+            if steering.fed in rereads:  # a prefix:K opening is written: read it all again, unedited
+                positions = (mask.cumsum(-1) - 1).clamp(min=0)
+                result = model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
+                               use_cache=True, **last_only)
+                positions = positions[:, -1:]
+                continue
             positions = positions[:, -1:] + 1
             cache = result.get("cache") or result.get("past_key_values")
             result = model(input_ids=chosen[:, None].to(device), attention_mask=mask, position_ids=positions,

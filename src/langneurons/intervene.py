@@ -4,7 +4,7 @@ An `Intervention` says which neurons (language, selection, N) get which value at
 `resolve()` turns one or more of them into a `Plan` of per-module unit indices and values, and
 `steer()` applies a plan with hooks on the affected modules only. The trap: with a KV cache the
 prompt pass and each new token are separate forwards, so "positions" is a phase of generation,
-which the generation loop reports through `Steering.generating`.
+which the generation loop reports through `Steering.fed` (new tokens fed back so far).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from .store import write_json
 
 SELECTIONS = ("top", "bottom", "both", "random")
 METHODS = ("ap", "lape")  # how the neurons were found: AP over linears, LAPE over MLP activations
-POSITIONS = ("all", "prompt", "generated")
+POSITIONS = ("all", "prompt", "generated", "first:K", "prefix:K")
 BASE_VALUES = ("on_p50", "on_p90", "off_mean", "off_p50", "zero")
 
 
@@ -37,6 +37,9 @@ BASE_VALUES = ("on_p50", "on_p90", "off_mean", "off_p50", "zero")
 class Intervention:
     """Force N neurons of `language` (chosen by `selection`) to `value` at `positions`.
 
+    positions: `all` (the paper), `prompt`, `generated`, `first:K` (while the first K new tokens
+    are written; their edited keys and values stay in the cache) or `prefix:K` (the same, then the
+    model reads the text so far afresh, unedited, and continues it: a steered opening).
     value: `on_p50` (the paper), `on_p90`, `off_mean`, `off_p50`, `zero`, `scale:K[:base]`
     (K times the base value), `shift:A` (add A·(on_p50 − off_mean)) or `mix:A`
     ((1 − A)·output + A·on_p50). method: `ap` (the AP experts among all linears) or `lape`
@@ -52,6 +55,7 @@ class Intervention:
     seed: int = 0  # picks the neurons of the `random` control
     blocks: str = ""  # e.g. "0-3,14-17": choose neurons only in these decoder blocks
     method: str = "ap"
+    modules: str = ""  # e.g. "mlp" or "gate_proj,up_proj": only in modules whose path contains one
 
     def __post_init__(self) -> None:
         if self.selection not in SELECTIONS:
@@ -61,8 +65,7 @@ class Intervention:
         if self.method == "lape" and self.selection not in ("top", "random"):
             raise LangneuronsError(f"selection {self.selection!r} ranks by AP; LAPE neurons are chosen "
                                    "with top (lowest entropy first) or random")
-        if self.positions not in POSITIONS:
-            raise LangneuronsError(f"positions {self.positions!r} is not one of {', '.join(POSITIONS)}")
+        parse_positions(self.positions)
         if self.n < 0:
             raise LangneuronsError(f"n {self.n}: must be 0 or more")
         parse_value(self.value)
@@ -72,7 +75,8 @@ class Intervention:
     def label(self) -> str:
         return f"{self.language}-{self.selection}-{self.n}-{self.value}-{self.positions}" + (
             f"-seed{self.seed}" if self.selection == "random" else "") + (
-            f"-blocks{self.blocks}" if self.blocks else "") + ("-lape" if self.method == "lape" else "")
+            f"-blocks{self.blocks}" if self.blocks else "") + ("-lape" if self.method == "lape" else "") + (
+            f"-modules{self.modules}" if self.modules else "")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -107,6 +111,17 @@ def parse_value(value: str) -> tuple[str, float, str]:
         f"value {value!r}: use one of {', '.join(BASE_VALUES)}, scale:K[:base], shift:A or mix:A "
         "(e.g. scale:2, shift:0.5, mix:0.7)"
     )
+
+
+def parse_positions(spec: str) -> tuple[str, int]:
+    """`all`/`prompt`/`generated` → (spec, 0); `first:K`/`prefix:K` → (kind, K) with K ≥ 1."""
+    if spec in POSITIONS[:3]:
+        return spec, 0
+    kind, _, count = spec.partition(":")
+    if kind in ("first", "prefix") and count.isdigit() and int(count) >= 1:
+        return kind, int(count)
+    raise LangneuronsError(f"positions {spec!r}: use all, prompt, generated, first:K or prefix:K "
+                           "(K ≥ 1 new tokens)")
 
 
 def parse_blocks(spec: str) -> set[int] | None:
@@ -145,10 +160,16 @@ class Plan:
     def n_units(self) -> int:
         return sum(len(edit[0]) for per in self.edits.values() for edit in per.values())
 
+    @property
+    def rereads(self) -> set[int]:
+        """Numbers of new tokens after which generation re-reads its text without the `prefix:K` edits."""
+        return {count for per in self.edits.values() for pos in per
+                for kind, count in [parse_positions(pos)] if kind == "prefix"}
+
 
 def chosen_neurons(expertise: pd.DataFrame | None, iv: Intervention, block_of: dict[str, int],
                    activation: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The rows (for iv.language) that `iv` forces, within its blocks if given: from `expertise`
+    """The rows (for iv.language) that `iv` forces, within its blocks and modules if given: from `expertise`
     for method ap, from `activation` (the activation sites' table, lape.py) for method lape."""
     expertise = expertise if iv.method == "ap" else activation
     if expertise is None:
@@ -157,6 +178,12 @@ def chosen_neurons(expertise: pd.DataFrame | None, iv: Intervention, block_of: d
     allowed = parse_blocks(iv.blocks)
     if allowed is not None:
         expertise = expertise[expertise["layer"].map(block_of).isin(allowed)]
+    if iv.modules:
+        parts = [p for p in iv.modules.split(",") if p]
+        expertise = expertise[expertise["layer"].map(lambda name: any(p in name for p in parts))]
+        if expertise.empty:
+            raise LangneuronsError(f"modules {iv.modules!r}: no neuron of this run lies in a module whose "
+                                   "path contains it (see `langneurons sites` for the module paths)")
     if iv.method == "lape" and iv.selection == "top":
         return select_lape(expertise, iv.language, iv.n)
     if iv.selection != "random":
@@ -194,13 +221,17 @@ def resolve(interventions: list[Intervention], expertise: pd.DataFrame | None, w
 
 
 class Steering:
-    """Live state of an applied plan: the generation loop sets `generating` for new tokens."""
+    """Live state of an applied plan: the generation loop sets `fed`, the number of new tokens
+    fed back into the model so far (0 during the prompt pass, and in any plain forward)."""
 
     def __init__(self) -> None:
-        self.generating = False
+        self.fed = 0
 
     def active(self, positions: str) -> bool:
-        return positions == "all" or (positions == "generated") == self.generating
+        kind, count = parse_positions(positions)
+        if kind in ("first", "prefix"):  # the forwards that write new tokens 1..K
+            return self.fed < count
+        return kind == "all" or (kind == "generated") == (self.fed > 0)
 
 
 @contextmanager

@@ -1,5 +1,6 @@
 """Interventions and generation on a tiny model: exact edits, positions, hooks, seeds, CLI."""
 
+import inspect
 import json
 
 import pytest
@@ -68,7 +69,8 @@ def test_positions_prompt_and_generated(steerable):
     target = "model.layers.1.mlp.gate_proj"
     act = dict(model.named_modules())["model.layers.1.mlp.act_fn"]  # sees gate_proj's edited output
     for positions, expected in (("prompt", [True, False, False]), ("generated", [False, True, True]),
-                                ("all", [True, True, True])):
+                                ("all", [True, True, True]), ("first:1", [True, False, False]),
+                                ("first:2", [True, True, False]), ("first:9", [True, True, True])):
         plan = Plan({target: {positions: (torch.tensor([0]), torch.zeros(1), torch.tensor([9.0]))}}, steerable.widths)
         calls = []
         handle = act.register_forward_pre_hook(lambda _m, args: calls.append(bool((args[0][..., 0] == 9.0).all())))
@@ -77,6 +79,47 @@ def test_positions_prompt_and_generated(steerable):
         finally:
             handle.remove()
         assert calls == expected, positions
+
+
+def test_first_k_writes_k_tokens_under_the_intervention_then_continues_unforced(steerable):
+    model, tok = steerable.loaded.model, steerable.loaded.tokenizer
+    greedy = Sampling(max_new_tokens=6, greedy=True)
+    edit = lambda positions: steerable.plan([Intervention("de", 40, "both", "scale:50", positions)])
+    plain = generate_batch(model, tok, [[2]], [0], greedy)[0]
+    forced = generate_batch(model, tok, [[2]], [0], greedy, edit("all"))[0]
+    first = generate_batch(model, tok, [[2]], [0], greedy, edit("first:2"))[0]
+    assert forced != plain  # the edit changes the text at all
+    assert first[:2] == forced[:2]  # tokens 1-2 are written under the edit
+    cache_arg = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    with torch.inference_mode():  # then the unforced model continues BOS + t1 (KV made under the edit) + t2
+        with steer(model, edit("prompt")):  # "prompt": active in any plain forward
+            step = model(input_ids=torch.tensor([[2, first[0]]]), use_cache=True)
+        previous = first[1]
+        for token in first[2:]:
+            cache = step.get("cache") or step.get("past_key_values")
+            step = model(input_ids=torch.tensor([[previous]]), use_cache=True, **{cache_arg: cache})
+            previous = token
+            assert int(step.logits[0, -1].argmax()) == token
+
+
+def test_prefix_k_continues_the_opening_as_the_unedited_model_reads_it(steerable):
+    model, tok = steerable.loaded.model, steerable.loaded.tokenizer
+    greedy = Sampling(max_new_tokens=7, greedy=True)
+    edit = lambda positions: steerable.plan([Intervention("de", 40, "both", "scale:50", positions)])
+    forced = generate_batch(model, tok, [[2, 5]], [0], greedy, edit("all"))[0]
+    out = generate_batch(model, tok, [[2, 5]], [0], greedy, edit("prefix:3"))[0]
+    assert out[:3] == forced[:3]  # the opening is the edited model's
+    assert edit("prefix:3").rereads == {3} and edit("first:3").rereads == set()
+    continued = generate_batch(model, tok, [[2, 5] + out[:3]], [0], Sampling(max_new_tokens=4, greedy=True))[0]
+    assert out[3:] == continued  # then exactly what the plain model writes after prompt + opening
+    first = generate_batch(model, tok, [[2, 5]], [0], greedy, edit("first:3"))[0]
+    assert first[:3] == out[:3]  # first:K differs only in keeping the edited keys and values
+
+
+@pytest.mark.parametrize("spec", ["first", "first:0", "first:x", "last:3", "All"])
+def test_bad_positions_are_refused_with_the_choices(spec):
+    with pytest.raises(LangneuronsError, match="first:K"):
+        Intervention("de", 4, positions=spec)
 
 
 def test_hooks_removed_after_exception_in_steering(steerable):
