@@ -158,7 +158,7 @@ N = typer.Option(None, "--n", help="neurons to force (0 = none); default 2000, w
 SELECTION = typer.Option(None, help="top, bottom, both or random; default both (--method lape: top)")
 METHOD = typer.Option("ap", help="ap (AP experts among all linears) or lape (LAPE neurons at the MLP activations)")
 VALUE = typer.Option("on_p50", help="on_p50, on_p90, off_mean, off_p50, zero, scale:K[:base], shift:A or mix:A")
-POSITIONS = typer.Option("all", help="all, prompt or generated")
+POSITIONS = typer.Option("all", help="all, prompt, generated or first:K (the first K new tokens)")
 
 
 @app.command()
@@ -301,37 +301,46 @@ def sweep(
 def frontier(
     run: Path = RUN_ARG,
     language: str = typer.Option(..., "--language", "-l"),
-    values: str = typer.Option("on_p50,shift:1,shift:2,mix:0.5,mix:0.8", help="comma-separated values"),
-    positions: str = typer.Option("all,generated", help="comma-separated positions"),
+    values: str = typer.Option("on_p50,mix:0.5", help="comma-separated values"),
+    positions: str = typer.Option("all,first:8,first:16", help="comma-separated positions (all, generated, first:K)"),
     selections: str = typer.Option("both,top"),
-    ns: str = typer.Option("200,2000"),
+    ns: str = typer.Option("200,2000", help="comma-separated N"),
     blocks: str = typer.Option("", help="semicolon-separated block ranges to try, e.g. ';0-3,14-17' ('' = all)"),
-    seeds: str = typer.Option("1-100", help="choose on these seeds; report the choice on others"),
+    seeds: str = typer.Option("1-100", help="choose on these seeds"),
+    heldout_seeds: str = typer.Option("", help="then score the choice and the paper's setting on these, e.g. 101-200"),
     batch_size: int = typer.Option(100),
     device: str = DEVICE,
     device_map: str = DEVICE_MAP,
 ) -> None:
     """Grid of steering strategies: target share vs fluency, its Pareto front and a recommendation."""
+    from .frontier import GOAL_PPL_RATIO, grid, meets_goal
     from .frontier import frontier as run_frontier
-    from .frontier import recommend
     from .steering import open_run, parse_seeds
 
+    try:
+        n_values = [int(x) for x in ns.split(",")]
+    except ValueError:
+        raise LangneuronsError(f"--ns {ns!r}: comma-separated integers, e.g. 200,2000") from None
     steerable = open_run(run, device, device_map=device_map)
-    table = run_frontier(steerable, language, parse_languages(values), parse_languages(positions),
-                         parse_languages(selections), [int(x) for x in ns.split(",")],
-                         blocks.split(";"), parse_seeds(seeds), batch_size)
-    cols = ["value", "positions", "selection", "n", "blocks", "target_share", "generated_ppl",
-            "distinct_2", "degenerate_share", "on_front"]
-    stdout.print(table[cols].sort_values("target_share", ascending=False).to_string(index=False))
-    if not (table["n"] > 0).any():
-        typer.echo(f"only the unforced point so far for {language}: run a grid with --ns above 0 for a "
-                   f"recommendation → {run / 'frontier' / (language + '.csv')}")
-        return
-    best = recommend(table)
-    typer.echo(f"recommended for {language}: value={best['value']} positions={best['positions']} "
-               f"selection={best['selection']} n={best['n']} blocks={best['blocks'] or 'all'} "
-               f"(share {best['target_share']:.2f}, ppl {best['generated_ppl']:.1f}, "
-               f"degenerate {best['degenerate_share']:.2f}) → {run / 'frontier' / (language + '.csv')}")
+    settings = grid(language, parse_languages(values), parse_languages(positions), parse_languages(selections),
+                    n_values, blocks.split(";"))
+    table, best = run_frontier(steerable, language, settings, parse_seeds(seeds),
+                               parse_seeds(heldout_seeds) if heldout_seeds else None, batch_size)
+    cols = ["seeds", "kind", "value", "positions", "selection", "n", "blocks", "target_share", "generated_ppl",
+            "ppl_ratio", "distinct_2", "degenerate_share", "on_front"]
+    stdout.print(table[cols].sort_values(["seeds", "target_share"], ascending=[True, False]).to_string(index=False))
+    same = (table[["value", "positions", "selection", "n", "blocks"]] == best[["value", "positions", "selection",
+                                                                         "n", "blocks"]]).all(axis=1)
+    for _, row in table[same].iterrows():
+        baseline = row["generated_ppl"] / row["ppl_ratio"]
+        typer.echo(f"recommended for {language} (chosen on seeds {best['seeds']}), seeds {row['seeds']}: "
+                   f"share {row['target_share']:.2f}, ppl {row['generated_ppl']:.1f} "
+                   f"({row['ppl_ratio']:.2f} x the reference {baseline:.1f}; goal <= {GOAL_PPL_RATIO}), "
+                   f"distinct-2 {row['distinct_2']:.2f}, degenerate {row['degenerate_share']:.2f}"
+                   f" - {'meets' if meets_goal(row, baseline) else 'misses'} the goal")
+    typer.echo(f"setting: value={best['value']} positions={best['positions']} selection={best['selection']} "
+               f"n={best['n']} blocks={best['blocks'] or 'all'} → {run / 'frontier' / (language + '-recommended.json')} "
+               f"(langneurons generate {run} --interventions …); table → {run / 'frontier' / (language + '.csv')}")
 
 
 @app.command()

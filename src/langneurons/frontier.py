@@ -1,9 +1,13 @@
 """The language-share / fluency frontier: which steering setting keeps text in the target
 language *and* fluent (issue: steering that keeps the text fluent).
 
-Each grid point (value × positions × selection × N × blocks) is generated like a sweep cell and
-scored on target share, perplexity of the generated text under the *unforced* model, distinct-2
-and degenerate share. The frontier is the set of points no other point beats on every axis.
+Each setting is generated like a sweep cell (one sample per seed from BOS) and scored on target
+share, perplexity of the generated text under the *unforced* model, distinct-2 and degenerate
+share. Two unforced points anchor every seed set: `unforced` (the model's own text from BOS,
+mostly English) and `reference` (the model's own unforced continuation of a sentence in the
+target language: fluent text in that language as this model writes it). The goal's perplexity
+bound is relative to the reference. A setting is chosen on one seed set and, with
+`heldout_seeds`, scored again beside the paper's setting on seeds it was not chosen on.
 """
 
 from __future__ import annotations
@@ -18,9 +22,11 @@ from .evaluate import perplexity
 from .intervene import Intervention
 from .progress import console
 from .steering import Steerable, sample_records, score_cell, stored_samples
-from .store import write_json, write_table
+from .store import read_jsonl, write_json, write_table
 
 AXES = {"target_share": "max", "generated_ppl": "min", "degenerate_share": "min"}
+GOAL_SHARE, GOAL_DEGENERATE, GOAL_PPL_RATIO = 0.9, 0.05, 1.5  # the issue's goal for a usable setting
+SETTING = ["value", "positions", "selection", "n", "blocks", "modules"]
 
 
 def pareto_front(table: pd.DataFrame, axes: dict[str, str] = AXES) -> pd.DataFrame:
@@ -34,25 +40,35 @@ def pareto_front(table: pd.DataFrame, axes: dict[str, str] = AXES) -> pd.DataFra
     return table[keep]
 
 
-GOAL_SHARE, GOAL_DEGENERATE, GOAL_PPL_RATIO = 0.9, 0.05, 1.5  # the issue's goal for a usable setting
+def kinds(table: pd.DataFrame) -> pd.Series:
+    """`forced`, `unforced` or `reference` per row (tables without a kind column: by N; without
+    either, all forced)."""
+    if "kind" in table.columns:
+        return table["kind"]
+    if "n" not in table.columns:
+        return pd.Series("forced", index=table.index)
+    return table["n"].map(lambda n: "unforced" if n == 0 else "forced")
 
 
-def unforced_ppl(table: pd.DataFrame) -> float:
-    """Generated-text perplexity of the unforced (N = 0) point, NaN when the table has none."""
-    if "n" not in table.columns or not (table["n"] == 0).any():
-        return float("nan")
-    return float(table.loc[table["n"] == 0, "generated_ppl"].min())
+def baseline_ppl(table: pd.DataFrame) -> float:
+    """The perplexity the goal is relative to: the `reference` row's (the model's own text in the
+    language) when the table has one, else the unforced N = 0 row's; NaN when it has neither."""
+    kind = kinds(table)
+    for name in ("reference", "unforced"):
+        if (kind == name).any():
+            return float(table.loc[kind == name, "generated_ppl"].min())
+    return float("nan")
 
 
 def recommend(table: pd.DataFrame, share: float = GOAL_SHARE, degenerate: float = GOAL_DEGENERATE,
               ppl_ratio: float = GOAL_PPL_RATIO) -> pd.Series:
     """The steering setting to use among the forced points, by the first of these that any meets:
     all three goals (share ≥ `share`, degenerate share ≤ `degenerate`, generated-text perplexity ≤
-    `ppl_ratio` × the unforced N = 0 row's, when the table has one), the most fluent; the share and
+    `ppl_ratio` × `baseline_ppl`, when the table has one), the most fluent; the share and
     degenerate goals (text in the language that does not collapse), the most fluent; both fluency
     goals, the highest share; else the highest share."""
-    forced = table[table["n"] > 0] if "n" in table.columns else table
-    base = unforced_ppl(table)
+    forced = table[kinds(table) == "forced"]
+    base = baseline_ppl(table)
     limit = ppl_ratio * base if base == base else float("inf")
     reached = forced["target_share"] >= share
     sound = forced["degenerate_share"] <= degenerate
@@ -65,39 +81,120 @@ def recommend(table: pd.DataFrame, share: float = GOAL_SHARE, degenerate: float 
     return forced[rows].sort_values(columns, ascending=ascending, kind="stable").iloc[0]
 
 
-def meets_goal(row: pd.Series, baseline_ppl: float) -> bool:
+def meets_goal(row: pd.Series, baseline: float) -> bool:
     """Whether a scored setting meets all three goals (never without a baseline perplexity)."""
     return bool(row["target_share"] >= GOAL_SHARE and row["degenerate_share"] <= GOAL_DEGENERATE
-                and row["generated_ppl"] <= GOAL_PPL_RATIO * baseline_ppl)
+                and row["generated_ppl"] <= GOAL_PPL_RATIO * baseline)
 
 
-def frontier(steerable: Steerable, language: str, values: list[str], positions: list[str],
-             selections: list[str], ns: list[int], blocks: list[str], seeds: list[int],
-             batch_size: int = 100, progress: bool = True) -> pd.DataFrame:
-    """Evaluate every unfinished grid point; write RUN/frontier/<language>.csv and its front."""
+def grid(language: str, values: list[str], positions: list[str], selections: list[str], ns: list[int],
+         blocks: list[str]) -> list[Intervention]:
+    """Every combination of the given strategy axes, as interventions (N = 0 left out: the
+    unforced point is always scored)."""
+    return [Intervention(language, n, selection, value, pos, blocks=block)
+            for value, pos, selection, n, block in itertools.product(values, positions, selections, ns, blocks)
+            if n > 0]
+
+
+def paper_setting(steerable: Steerable, language: str) -> Intervention:
+    """The paper's intervention: `both` N = 2,000 replaced by on_p50 at every position (N capped
+    at the model's neurons)."""
+    return Intervention(language, min(2000, steerable.info["neurons"]), "both", "on_p50", "all")
+
+
+def reference_prompts(steerable: Steerable, language: str, seeds: list[int]) -> list[str]:
+    """For seed s, sentence s (counting from 1, cycling) of the run's sentences in `language`."""
+    texts = [s["text"] for s in read_jsonl(steerable.run / "sentences.jsonl") if s["lang"] == language]
+    return [texts[(seed - 1) % len(texts)] for seed in seeds]
+
+
+def score_point(steerable: Steerable, language: str, kind: str, iv: Intervention, seeds: list[int],
+                batch_size: int, progress: bool) -> dict:
+    """Generate (or read) the samples of one point and score them; written once per seed set."""
     folder = steerable.run / "frontier" / language
+    span = f"seeds{seeds[0]}-{seeds[-1]}"
+    key = {"forced": iv.label.replace(":", "_"), "unforced": f"{language}-unforced",
+           "reference": f"{language}-reference"}[kind] + f"-{span}"
+    if (folder / f"{key}.json").exists():
+        return json.loads((folder / f"{key}.json").read_text())
+    console.print(f"{kind} {key}")
+    started = time.perf_counter()
+    if kind == "unforced":  # the same for every language: one file per seed set
+        samples, make = folder.parent / f"unforced-{span}.jsonl", lambda: sample_records(
+            steerable, [], "unconditional", seeds, batch_size=batch_size, progress=progress)
+    elif kind == "reference":
+        samples, make = folder / f"{key}.jsonl", lambda: sample_records(
+            steerable, [], "unconditional", seeds, prompt=reference_prompts(steerable, language, seeds),
+            batch_size=batch_size, progress=progress)
+    else:
+        samples, make = folder / f"{key}.jsonl", lambda: sample_records(
+            steerable, [iv], "unconditional", seeds, batch_size=batch_size, progress=progress)
+    records = stored_samples(samples, make)
+    texts = [r["text"] for r in records if r["text"].strip()]
     lm = steerable.loaded
-    grid = list(itertools.product(values, positions, selections, ns, blocks))
-    for index, (value, pos, selection, n, block) in enumerate(grid, start=1):
-        iv = Intervention(language, n, selection, value, pos, blocks=block)
-        key = iv.label.replace(":", "_") + f"-seeds{seeds[0]}-{seeds[-1]}"
-        if (folder / f"{key}.json").exists():
-            continue
-        console.print(f"[{index}/{len(grid)}] {key}")
-        started = time.perf_counter()
-        samples = folder / f"{key}.jsonl"
-        if n == 0:  # unforced samples do not depend on the language: one file per seed set
-            samples = folder.parent / f"unforced-seeds{seeds[0]}-{seeds[-1]}.jsonl"
-        records = stored_samples(samples, lambda: sample_records(
-            steerable, [iv], "unconditional", seeds, batch_size=batch_size, progress=progress))
-        texts = [r["text"] for r in records if r["text"].strip()]
-        row = {**iv.to_dict(), **score_cell(records, language, None),
-               "generated_ppl": perplexity(lm.model, lm.tokenizer, texts) if texts else float("inf"),
-               "seeds": f"{seeds[0]}-{seeds[-1]}", "seconds": round(time.perf_counter() - started, 1)}
-        write_json(folder / f"{key}.json", row)
-    rows = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
-    table = pd.DataFrame(rows)
-    fronts = [pareto_front(group).index for _, group in table.groupby("seeds")]  # per seed set
-    table["on_front"] = table.index.isin([i for front in fronts for i in front])
-    write_table(table, steerable.run / "frontier" / f"{language}.csv")
+    setting = iv.to_dict() if kind == "forced" else {**Intervention(language, 0).to_dict(),
+                                                     "value": "none", "positions": "none", "selection": "none"}
+    row = {**setting, "kind": kind, **score_cell(records, language, None),
+           "generated_ppl": perplexity(lm.model, lm.tokenizer, texts) if texts else float("inf"),
+           "seeds": f"{seeds[0]}-{seeds[-1]}", "seconds": round(time.perf_counter() - started, 1)}
+    write_json(folder / f"{key}.json", row)
+    return row
+
+
+def setting_of(row: pd.Series) -> Intervention:
+    """The intervention a scored row describes."""
+    fields = {k: row[k] for k in Intervention.__dataclass_fields__ if k in row}
+    for column in ("blocks", "modules"):
+        fields[column] = "" if pd.isna(fields.get(column, "")) else str(fields.get(column, ""))
+    return Intervention.from_dict({**fields, "n": int(fields["n"]), "seed": int(fields.get("seed", 0))})
+
+
+def load_table(steerable: Steerable, language: str) -> pd.DataFrame:
+    """Every point scored so far for `language`, with its kind, its perplexity over the seed set's
+    baseline (`ppl_ratio`), whether it is the paper's setting and whether it is on that seed set's
+    Pareto front (forced points)."""
+    folder = steerable.run / "frontier" / language
+    table = pd.DataFrame([json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))])
+    for column in ("blocks", "modules"):  # "" = all; older points have no modules column
+        table[column] = table.get(column, pd.Series("", index=table.index)).fillna("")
+    table["kind"] = kinds(table)  # points scored before the kind column existed
+    table["ppl_ratio"] = table["generated_ppl"] / table["seeds"].map(
+        {s: baseline_ppl(group) for s, group in table.groupby("seeds")})
+    paper = paper_setting(steerable, language)
+    table["paper"] = (table["kind"] == "forced") & (table[SETTING] == pd.Series(
+        {k: getattr(paper, k) for k in SETTING})).all(axis=1)
+    forced = table[table["kind"] == "forced"]
+    table["on_front"] = table.index.isin([i for _, group in forced.groupby("seeds") for i in pareto_front(group).index])
     return table
+
+
+def frontier(steerable: Steerable, language: str, settings: list[Intervention], seeds: list[int],
+             heldout_seeds: list[int] | None = None, batch_size: int = 100,
+             progress: bool = True) -> tuple[pd.DataFrame, pd.Series | None]:
+    """Score the unforced and reference points, the paper's setting and every setting on `seeds`,
+    and recommend one among all points scored on those seeds; with `heldout_seeds`, score the
+    recommendation, the paper's setting and both baselines again on those. Writes
+    RUN/frontier/<lang>.csv and the recommendation as an intervention file
+    (RUN/frontier/<lang>-recommended.json). Returns the table and the recommended row."""
+    from .intervene import save_interventions
+
+    def points(ivs: list[Intervention], on: list[int]) -> None:
+        for kind in ("unforced", "reference"):
+            score_point(steerable, language, kind, Intervention(language, 0), on, batch_size, progress)
+        unique = list(dict.fromkeys(ivs))  # the paper's setting may also be in the grid
+        for index, iv in enumerate(unique, start=1):
+            console.print(f"[{index}/{len(unique)}]", end=" ")
+            score_point(steerable, language, "forced", iv, on, batch_size, progress)
+
+    paper = paper_setting(steerable, language)
+    points([paper, *settings], seeds)
+    span = f"{seeds[0]}-{seeds[-1]}"
+    table = load_table(steerable, language)
+    best = recommend(table[table["seeds"] == span])
+    if heldout_seeds:
+        points([paper, setting_of(best)], heldout_seeds)
+        table = load_table(steerable, language)
+    save_interventions(steerable.run / "frontier" / f"{language}-recommended.json", [setting_of(best)],
+                       steerable.info["fingerprint"])
+    write_table(table, steerable.run / "frontier" / f"{language}.csv")
+    return table, best

@@ -113,17 +113,18 @@ def translation_pairs(source: str, language: str, limit: int | None = None) -> l
 
 
 def sample_records(steerable: Steerable, ivs: list[Intervention], mode: str, seeds: list[int],
-                   sources: list[str] | None = None, prompt: str | None = None,
+                   sources: list[str] | None = None, prompt: str | list[str] | None = None,
                    batch_size: int = 50, progress: bool = True,
                    references: list[str] | None = None) -> list[dict]:
-    """Generate one sample per seed (unconditional/prompt) or per source (translation)."""
+    """Generate one sample per seed (from BOS, or continuing `prompt`: one text for every seed or
+    one per seed) or per source (translation)."""
     lm, plan = steerable.loaded, steerable.plan(ivs)
     if mode == "translation":
         prompts = [TRANSLATE_PROMPT.format(source=s) for s in sources]
         seeds = list(range(len(prompts)))
         texts = generate(lm.model, lm.tokenizer, prompts, seeds, TRANSLATION, plan, batch_size, progress)
     else:
-        prompts = None if prompt is None else [prompt] * len(seeds)
+        prompts = [prompt] * len(seeds) if isinstance(prompt, str) else prompt
         texts = generate(lm.model, lm.tokenizer, prompts, seeds, UNCONDITIONAL, plan, batch_size, progress)
     setting = [iv.to_dict() for iv in ivs]
     records = []

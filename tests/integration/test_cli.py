@@ -3,10 +3,12 @@
 import json
 import re
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from langneurons.cli import app
+from langneurons.intervene import load_interventions
 
 from conftest import read_jsonl
 
@@ -116,28 +118,38 @@ def test_same_command_gives_byte_identical_generations(cli_run, tmp_path):
 
 
 def test_frontier_command(cli_run):
-    code, output = invoke("frontier", cli_run, "-l", "de", "--values", "on_p50,mix:0.5", "--positions", "all",
-                          "--selections", "both", "--ns", "4", "--seeds", "1-3")
+    code, output = invoke("frontier", cli_run, "-l", "de", "--values", "on_p50,mix:0.5", "--positions", "all,first:2",
+                          "--selections", "both", "--ns", "4", "--seeds", "1-3", "--heldout-seeds", "11-13")
     assert code == 0, output
-    assert "recommended for de" in output and (cli_run / "frontier" / "de.csv").exists()
-    chosen = re.search(r"recommended for de: value=(\S+)", output).group(1)
-    # the unforced point, then the recommended setting again on held-out seeds
-    for value, ns, seeds in (("on_p50", "0", "1-3"), (chosen, "4", "11-13")):
-        code, output = invoke("frontier", cli_run, "-l", "de", "--values", value, "--positions", "all",
-                              "--selections", "both", "--ns", ns, "--seeds", seeds)
-        assert code == 0, output
+    table = pd.read_csv(cli_run / "frontier" / "de.csv", dtype={"seeds": str})
+    choice, held = table[table["seeds"] == "1-3"], table[table["seeds"] == "11-13"]
+    # the grid, the paper's setting (N capped at the model's neurons) and both baselines on the choice seeds
+    assert sorted(choice["kind"]) == ["forced"] * 5 + ["reference", "unforced"]
+    assert choice["paper"].sum() == 1 and choice.loc[choice["paper"], "n"].item() == 448
+    # the recommendation and the paper's setting again on the held-out seeds
+    assert sorted(held["kind"]) == ["forced"] * 2 + ["reference", "unforced"] and held["paper"].sum() == 1
+    chosen = re.search(r"setting: value=(\S+) positions=(\S+)", output).groups()
+    assert tuple(held.loc[~held["paper"], ["value", "positions"]].iloc[0]) == chosen
+    assert "seeds 11-13: share" in output
+    ivs = load_interventions(cli_run / "frontier" / "de-recommended.json")
+    assert (ivs[0].value, ivs[0].positions) == chosen
+    code, output = invoke("generate", cli_run, "--interventions", cli_run / "frontier" / "de-recommended.json",
+                          "--seeds", "1-2", "--out", cli_run / "rec.jsonl")
+    assert code == 0, output
     # unforced samples are the same for every language: fr scores de's instead of generating again
     code, output = invoke("frontier", cli_run, "-l", "fr", "--values", "on_p50", "--positions", "all",
-                          "--selections", "both", "--ns", "0", "--seeds", "1-3")
+                          "--selections", "both", "--ns", "4", "--seeds", "1-3")
     assert code == 0, output
-    assert "only the unforced point so far for fr" in output
     assert (cli_run / "frontier" / "unforced-seeds1-3.jsonl").exists()
-    assert list((cli_run / "frontier" / "fr").glob("*.json")) and not list((cli_run / "frontier" / "fr").glob("*.jsonl"))
+    assert not list((cli_run / "frontier" / "fr").glob("*unforced*.jsonl"))
+    reference = read_jsonl(cli_run / "frontier" / "fr" / "fr-reference-seeds1-3.jsonl")
+    sentences = [s["text"] for s in read_jsonl(cli_run / "sentences.jsonl") if s["lang"] == "fr"]
+    assert [r["prompt"] for r in reference] == sentences[:3]  # seed s continues sentence s
     code, output = invoke("report", cli_run)
     assert code == 0, output
     page = (cli_run / "report.html").read_text()
     assert "Steering that keeps the text fluent" in page and (cli_run / "figures" / "frontier-de.png").exists()
-    assert "held_out_share" in page and "11-13" in page
+    assert "held_out_share" in page and "11-13" in page and "paper_share" in page
 
 
 def test_reproduce_fast_runs_every_stage_and_resumes(saved_tiny, corpus_dir, tmp_path):

@@ -4,7 +4,7 @@
 import numpy as np
 import pandas as pd
 
-from langneurons.frontier import pareto_front, recommend
+from langneurons.frontier import baseline_ppl, kinds, meets_goal, pareto_front, recommend
 
 
 def brute_force(table):
@@ -60,3 +60,17 @@ def test_recommendation_prefers_text_that_does_not_collapse_when_perplexity_is_o
     assert recommend(table).name == 2  # share and degenerate goals met, the most fluent of those
     assert recommend(table, degenerate=0.0).name == 3
     assert recommend(table, share=1.01, degenerate=0.0).name == 1  # nothing meets two goals: highest share
+
+
+def test_the_goal_is_relative_to_the_reference_when_there_is_one():
+    # unforced generation from BOS is English (low perplexity); the reference is the model's own German
+    table = pd.DataFrame({"kind": ["unforced", "reference", "forced", "forced"], "n": [0, 0, 2000, 200],
+                          "target_share": [0.0, 0.97, 0.93, 0.91],
+                          "generated_ppl": [4.4, 12.0, 17.0, 19.0],
+                          "degenerate_share": [0.02, 0.0, 0.03, 0.01]})
+    assert baseline_ppl(table) == 12.0
+    assert recommend(table).name == 2  # 17 <= 1.5 x 12: the most fluent that meets all three goals
+    assert meets_goal(table.loc[2], baseline_ppl(table)) and not meets_goal(table.loc[2], 4.4)
+    assert baseline_ppl(table[table["kind"] != "reference"]) == 4.4  # else unforced generation
+    assert baseline_ppl(table[table["kind"] == "forced"]) != baseline_ppl(table[table["kind"] == "forced"])  # NaN
+    assert list(kinds(table.drop(columns="kind"))) == ["unforced", "unforced", "forced", "forced"]  # by N
