@@ -41,10 +41,12 @@ class Intervention:
     are written; their edited keys and values stay in the cache) or `prefix:K` (the same, then the
     model reads the text so far afresh, unedited, and continues it: a steered opening).
     value: `on_p50` (the paper), `on_p90`, `off_mean`, `off_p50`, `zero`, `scale:K[:base]`
-    (K times the base value), `shift:A` (add A·(on_p50 − off_mean)) or `mix:A`
-    ((1 − A)·output + A·on_p50). method: `ap` (the AP experts among all linears) or `lape`
-    (the language's LAPE neurons at the MLP activations, lowest entropy first; selection `top` or
-    `random`); the statistics of a LAPE neuron are those of its mean activation.
+    (K times the base value), `shift:A` (add A·(on_p50 − off_mean)), `mix:A`
+    ((1 − A)·output + A·on_p50) or `clamp[:base]` (at least on_p50 where the language raises the
+    unit, at most where it lowers it: the unit keeps its own value beyond that).
+    method: `ap` (the AP experts among all linears) or `lape` (the language's LAPE neurons at the
+    MLP activations, lowest entropy first; selection `top` or `random`); the statistics of a LAPE
+    neuron are those of its mean activation. modules: e.g. `mlp`, to choose only in such modules.
     """
 
     language: str
@@ -93,11 +95,14 @@ def parse_value(value: str) -> tuple[str, float, str]:
     """Parse a value into (kind, factor, base statistic).
 
     `on_p50` → replace by on_p50; `scale:2[:base]` → replace by 2×base; `shift:a` → add
-    a·(on_p50 − off_mean) to the output; `mix:a` → (1 − a)·output + a·on_p50.
+    a·(on_p50 − off_mean) to the output; `mix:a` → (1 − a)·output + a·on_p50; `clamp[:base]` →
+    bound the output by base on the side of off_mean.
     """
     if value in BASE_VALUES:
         return "replace", 1.0, value
     parts = value.split(":")
+    if parts[0] == "clamp" and len(parts) <= 2 and (parts[1:] or ["on_p50"])[0] in BASE_VALUES[:4]:
+        return "clamp", 1.0, (parts[1:] or ["on_p50"])[0]
     kinds = {"scale": "replace", "shift": "shift", "mix": "mix"}
     if parts[0] in kinds and len(parts) in (2, 3) and (len(parts) == 2 or parts[0] == "scale"):
         base = parts[2] if len(parts) == 3 else "on_p50"
@@ -108,8 +113,8 @@ def parse_value(value: str) -> tuple[str, float, str]:
         if factor is not None and base in BASE_VALUES:
             return kinds[parts[0]], factor, base
     raise LangneuronsError(
-        f"value {value!r}: use one of {', '.join(BASE_VALUES)}, scale:K[:base], shift:A or mix:A "
-        "(e.g. scale:2, shift:0.5, mix:0.7)"
+        f"value {value!r}: use one of {', '.join(BASE_VALUES)}, scale:K[:base], shift:A, mix:A or "
+        "clamp[:base] (e.g. scale:2, shift:0.5, mix:0.7, clamp)"
     )
 
 
@@ -138,27 +143,53 @@ def parse_blocks(spec: str) -> set[int] | None:
         raise LangneuronsError(f"blocks {spec!r}: use ranges like 0-3,14-17") from None
 
 
-def affine(kind: str, factor: float, base: str, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """(keep, add) per chosen neuron so that the edited output is keep·output + add."""
-    ones, zeros = np.ones(len(rows)), np.zeros(len(rows))
+@dataclass(frozen=True)
+class Edit:
+    """What happens to some units of one module: output = clamp(keep·output + add, low, high)."""
+
+    index: torch.Tensor  # unit indices
+    keep: torch.Tensor
+    add: torch.Tensor
+    low: torch.Tensor | None = None  # bounds of `clamp` values; None: unbounded
+    high: torch.Tensor | None = None
+
+    def to(self, device: torch.device, dtype: torch.dtype) -> "Edit":
+        move = lambda t: None if t is None else t.to(device, dtype)
+        return Edit(self.index.to(device), move(self.keep), move(self.add), move(self.low), move(self.high))
+
+    def apply(self, out: torch.Tensor) -> None:
+        """Edit `out` [..., width] in place."""
+        edited = out[..., self.index] * self.keep + self.add
+        if self.low is not None:
+            edited = torch.clamp(edited, self.low, self.high)
+        out[..., self.index] = edited
+
+
+def edit_terms(kind: str, factor: float, base: str, rows: pd.DataFrame) -> dict[str, np.ndarray]:
+    """keep, add, low and high per chosen neuron (see `Edit`)."""
+    ones, zeros, inf = np.ones(len(rows)), np.zeros(len(rows)), np.full(len(rows), np.inf)
     value = zeros if base == "zero" else rows[base].to_numpy()
+    terms = {"keep": zeros, "add": factor * value, "low": -inf, "high": inf}
     if kind == "shift":
-        return ones, factor * (rows["on_p50"].to_numpy() - rows["off_mean"].to_numpy())
-    if kind == "mix":
-        return ones * (1 - factor), factor * value
-    return zeros, factor * value
+        terms.update(keep=ones, add=factor * (rows["on_p50"].to_numpy() - rows["off_mean"].to_numpy()))
+    elif kind == "mix":
+        terms.update(keep=ones * (1 - factor))
+    elif kind == "clamp":  # the language raises the unit: at least `value`; lowers it: at most
+        raises = value >= rows["off_mean"].to_numpy()
+        terms.update(keep=ones, add=zeros, low=np.where(raises, value, -inf), high=np.where(raises, inf, value))
+    return terms
 
 
 @dataclass
 class Plan:
-    """Resolved edits: module → positions → (unit indices, keep, add): output = keep·output + add."""
+    """Resolved edits: module → positions → `Edit` of its chosen units."""
 
-    edits: dict[str, dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]] = field(default_factory=dict)
+    edits: dict[str, dict[str, Edit]] = field(default_factory=dict)
     widths: dict[str, int] = field(default_factory=dict)
 
     @property
     def n_units(self) -> int:
-        return sum(len(edit[0]) for per in self.edits.values() for edit in per.values())
+        return sum(len(edit.index) for per in self.edits.values() for edit in per.values())
 
     @property
     def rereads(self) -> set[int]:
@@ -203,20 +234,19 @@ def resolve(interventions: list[Intervention], expertise: pd.DataFrame | None, w
 
     `widths` and `block_of` cover every module edited (linears, and activations for LAPE).
     """
-    merged: dict[tuple[str, str], dict[int, tuple[float, float]]] = {}
+    merged: dict[tuple[str, str], dict[int, tuple[float, float, float, float]]] = {}
     for iv in interventions:
         rows = chosen_neurons(expertise, iv, block_of or {}, activation)
-        keep, add = affine(*parse_value(iv.value), rows)
-        for layer, unit, k, a in zip(rows["layer"], rows["unit"], keep, add):
-            merged.setdefault((layer, iv.positions), {})[int(unit)] = (float(k), float(a))
+        terms = edit_terms(*parse_value(iv.value), rows)
+        for layer, unit, *values in zip(rows["layer"], rows["unit"], *terms.values()):
+            merged.setdefault((layer, iv.positions), {})[int(unit)] = tuple(map(float, values))
     plan = Plan(widths=dict(widths))
     for (layer, positions), units in merged.items():
         order = sorted(units)
-        plan.edits.setdefault(layer, {})[positions] = (
-            torch.tensor(order, dtype=torch.long),
-            torch.tensor([units[u][0] for u in order], dtype=torch.float32),
-            torch.tensor([units[u][1] for u in order], dtype=torch.float32),
-        )
+        keep, add, low, high = (torch.tensor([units[u][i] for u in order], dtype=torch.float32) for i in range(4))
+        bounded = bool(torch.isfinite(low).any() or torch.isfinite(high).any())
+        plan.edits.setdefault(layer, {})[positions] = Edit(
+            torch.tensor(order, dtype=torch.long), keep, add, low if bounded else None, high if bounded else None)
     return plan
 
 
@@ -258,11 +288,10 @@ def steer(model: nn.Module, plan: Plan | None) -> Iterator[Steering]:
                 if out.shape[-1] != plan.widths.get(name, out.shape[-1]):
                     raise LangneuronsError(f"the intervention was made for another model: {name} has "
                                            f"{out.shape[-1]} outputs here, {plan.widths[name]} in the run")
-                placed[where] = [(pos, idx.to(out.device), keep.to(*where), add.to(*where))
-                                 for pos, (idx, keep, add) in plan.edits[name].items()]
-            for positions, index, keep, add in placed[where]:
+                placed[where] = [(pos, edit.to(*where)) for pos, edit in plan.edits[name].items()]
+            for positions, edit in placed[where]:
                 if state.active(positions):
-                    out[..., index] = out[..., index] * keep + add
+                    edit.apply(out)
             return out
 
         return edit

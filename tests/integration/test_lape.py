@@ -107,7 +107,7 @@ def test_lape_interventions(both_run, tmp_path):
     plan = steerable.plan([Intervention("de", len(de), "top", "on_p50", method="lape")])
     assert set(plan.edits) <= {s["name"] for s in info["lape"]["sites"]} and plan.n_units == len(de)
     for layer, per in plan.edits.items():
-        index, keep, add = per["all"]
+        index, keep, add = per["all"].index, per["all"].keep, per["all"].add
         expected = de[de.layer == layer].set_index("unit").loc[index.tolist(), "on_p50"].to_numpy()
         assert keep.eq(0).all() and np.allclose(add.numpy(), expected, atol=1e-6)
     ids = loaded.tokenizer(["The cat sleeps."], return_tensors="pt")
@@ -117,7 +117,7 @@ def test_lape_interventions(both_run, tmp_path):
     spy = {name: lambda out: seen.__setitem__("x", out.clone())}
     with torch.inference_mode(), steer(loaded.model, zero), hooks(loaded.model, spy):
         steered = loaded.model(**ids).logits
-    assert seen["x"][..., zero.edits[name]["all"][0]].abs().sum() == 0
+    assert seen["x"][..., zero.edits[name]["all"].index].abs().sum() == 0
     with torch.inference_mode():
         assert not torch.equal(steered, loaded.model(**ids).logits)
     with pytest.raises(LangneuronsError, match="ranks by AP; LAPE neurons are chosen with top"):

@@ -9,7 +9,7 @@ import torch
 from torch.nn import functional as F
 
 from langneurons.errors import LangneuronsError
-from langneurons.intervene import Plan, steer
+from langneurons.intervene import Edit, Plan, steer
 from langneurons.record import hooks, pooled_values, record
 from langneurons.sites import activation_sites, discover_sites, feeding_sites
 
@@ -65,7 +65,7 @@ def test_activation_transforms_the_first_mlp_linear(tiny):
 
 
 def identity_plan(sites) -> Plan:
-    return Plan({s.name: {"all": (torch.arange(s.width), torch.ones(s.width), torch.zeros(s.width))} for s in sites},
+    return Plan({s.name: {"all": Edit(torch.arange(s.width), torch.ones(s.width), torch.zeros(s.width))} for s in sites},
                 {s.name: s.width for s in sites})
 
 
@@ -84,7 +84,7 @@ def test_no_op_interventions_reproduce_the_logits(tiny):
         with hooks(model, {s.name: (lambda out, n=s.name: recorded.__setitem__(n, out[0, 0].clone()))
                            for s in list(linear) + list(act)}):
             model(**bos)
-        forced = Plan({n: {"all": (torch.arange(len(v)), torch.zeros(len(v)), v)} for n, v in recorded.items()},
+        forced = Plan({n: {"all": Edit(torch.arange(len(v)), torch.zeros(len(v)), v)} for n, v in recorded.items()},
                       {s.name: s.width for s in list(linear) + list(act)})
         with steer(model, forced):  # every unit forced to its own recorded value (0·output + value)
             assert torch.equal(model(**bos).logits, plain_bos)

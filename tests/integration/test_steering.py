@@ -8,7 +8,7 @@ import torch
 
 from langneurons.errors import LangneuronsError
 from langneurons.generate import UNCONDITIONAL, Sampling, generate, generate_batch, tall_logits
-from langneurons.intervene import Intervention, Plan, load_interventions, resolve, save_interventions, steer
+from langneurons.intervene import Edit, Intervention, Plan, load_interventions, resolve, save_interventions, steer
 from langneurons.record import hooks, record
 from langneurons.run import find
 from langneurons.steering import open_run, sample_records
@@ -35,7 +35,7 @@ def test_edit_changes_exactly_the_chosen_units(steerable):
     model, tok = steerable.loaded.model, steerable.loaded.tokenizer
     names = [s["name"] for s in steerable.info["sites"]]
     target = "model.layers.0.mlp.up_proj"
-    plan = Plan({target: {"all": (torch.tensor([1, 7]), torch.zeros(2), torch.tensor([2.5, -1.0]))}}, steerable.widths)
+    plan = Plan({target: {"all": Edit(torch.tensor([1, 7]), torch.zeros(2), torch.tensor([2.5, -1.0]))}}, steerable.widths)
     base, steered = run_means(model, tok, names), run_means(model, tok, names, plan)
     assert steered[target][0, [1, 7]].tolist() == pytest.approx([2.5, -1.0], abs=1e-6)
     others = [u for u in range(base[target].shape[1]) if u not in (1, 7)]
@@ -51,17 +51,17 @@ def test_resolve_uses_each_neurons_own_value_and_combines(steerable):
     assert plan.n_units == 6
     de = expertise[expertise.concept == "de"].set_index(["layer", "unit"])
     for layer, per in plan.edits.items():
-        index, _, value = per["all"]
+        index, value = per["all"].index, per["all"].add
         expected = de.loc[[(layer, int(u)) for u in index], "on_p50"].to_numpy()
         assert torch.allclose(value.double(), torch.tensor(expected), atol=1e-6)
     two = resolve([Intervention("de", 6, "top"), Intervention("fr", 6, "top")], expertise, steerable.widths)
     assert 6 < two.n_units <= 12
     zero = resolve([Intervention("de", 4, "top", "zero")], expertise, steerable.widths)
-    assert all(float(e[1].abs().sum() + e[2].abs().sum()) == 0 for per in zero.edits.values() for e in per.values())
+    assert all(float(e.keep.abs().sum() + e.add.abs().sum()) == 0 for per in zero.edits.values() for e in per.values())
     rnd = resolve([Intervention("de", 5, "random", seed=3)], expertise, steerable.widths)
     again = resolve([Intervention("de", 5, "random", seed=3)], expertise, steerable.widths)
     assert rnd.n_units == 5 and rnd.edits.keys() == again.edits.keys()
-    assert all(torch.equal(rnd.edits[k]["all"][0], again.edits[k]["all"][0]) for k in rnd.edits)
+    assert all(torch.equal(rnd.edits[k]["all"].index, again.edits[k]["all"].index) for k in rnd.edits)
 
 
 def test_positions_prompt_and_generated(steerable):
@@ -71,7 +71,7 @@ def test_positions_prompt_and_generated(steerable):
     for positions, expected in (("prompt", [True, False, False]), ("generated", [False, True, True]),
                                 ("all", [True, True, True]), ("first:1", [True, False, False]),
                                 ("first:2", [True, True, False]), ("first:9", [True, True, True])):
-        plan = Plan({target: {positions: (torch.tensor([0]), torch.zeros(1), torch.tensor([9.0]))}}, steerable.widths)
+        plan = Plan({target: {positions: Edit(torch.tensor([0]), torch.zeros(1), torch.tensor([9.0]))}}, steerable.widths)
         calls = []
         handle = act.register_forward_pre_hook(lambda _m, args: calls.append(bool((args[0][..., 0] == 9.0).all())))
         try:
@@ -162,6 +162,16 @@ def test_intervention_files_roundtrip_and_refuse_other_runs(steerable, tmp_path)
         Intervention("de", 2, "top", "scale:x")
     with pytest.raises(LangneuronsError, match="selection 'middle'"):
         Intervention("de", 2, "middle")
+    for value in ("clamp:2", "clamp:on_p50:1", "clamp:zero"):
+        with pytest.raises(LangneuronsError, match="clamp\\[:base\\]"):
+            Intervention("de", 2, "top", value)
+
+
+def test_modules_restrict_the_neurons_and_a_filter_matching_nothing_is_refused(steerable):
+    plan = steerable.plan([Intervention("de", 30, "both", modules="mlp.up_proj,mlp.down_proj")])
+    assert plan.n_units == 30 and all(name.endswith(("mlp.up_proj", "mlp.down_proj")) for name in plan.edits)
+    with pytest.raises(LangneuronsError, match="modules 'mlp.fc9': no neuron of this run"):
+        steerable.plan([Intervention("de", 4, modules="mlp.fc9")])
 
 
 def test_translation_records_stop_at_newline(steerable):
@@ -172,7 +182,7 @@ def test_translation_records_stop_at_newline(steerable):
     assert records[0]["reference"] == "Die Katze schläft." and json.dumps(records)
 
 
-@pytest.mark.parametrize("value", ["on_p50", "scale:2", "shift:0.5", "mix:0.25", "zero", "scale:0.5:off_mean"])
+@pytest.mark.parametrize("value", ["on_p50", "scale:2", "shift:0.5", "mix:0.25", "zero", "scale:0.5:off_mean", "clamp"])
 def test_each_strategy_is_exact_arithmetic_on_the_recorded_output(steerable, value):
     model, tok = steerable.loaded.model, steerable.loaded.tokenizer
     iv = Intervention("de", 6, "top", value, blocks="1")
@@ -189,14 +199,15 @@ def test_each_strategy_is_exact_arithmetic_on_the_recorded_output(steerable, val
     de = steerable.expertise[steerable.expertise.concept == "de"].set_index(["layer", "unit"])
     order = [s["name"] for s in steerable.info["sites"]]
     first = min(names, key=order.index)  # the earliest edited module sees an unchanged input
-    index = plan.edits[first]["all"][0]
+    index = plan.edits[first]["all"].index
     stats = de.loc[[(first, int(u)) for u in index]]
     on, off = torch.tensor(stats["on_p50"].to_numpy()).float(), torch.tensor(stats["off_mean"].to_numpy()).float()
     before, after = outputs["plain"][first][..., index], outputs["steered"][first][..., index]
     expected = {"on_p50": on.expand_as(before), "scale:2": 2 * on.expand_as(before),
                 "shift:0.5": before + 0.5 * (on - off), "mix:0.25": 0.75 * before + 0.25 * on,
                 "zero": torch.zeros_like(before),
-                "scale:0.5:off_mean": 0.5 * torch.tensor(stats["off_mean"].to_numpy()).float().expand_as(before)}[value]
+                "scale:0.5:off_mean": 0.5 * torch.tensor(stats["off_mean"].to_numpy()).float().expand_as(before),
+                "clamp": torch.where(on >= off, torch.maximum(before, on), torch.minimum(before, on))}[value]
     torch.testing.assert_close(after, expected, rtol=1e-5, atol=1e-6)
 
 

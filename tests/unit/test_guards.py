@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from langneurons.errors import LangneuronsError
-from langneurons.intervene import Plan, steer
+from langneurons.intervene import Edit, Plan, steer
 from langneurons.record import check_finite, tokenize
 
 
@@ -23,12 +23,12 @@ def test_long_sentences_are_truncated_with_a_warning(tiny_llama):
 
 
 def test_plan_for_another_model_is_refused(tiny_llama):
-    plan = Plan({"model.layers.0.mlp.up_proj": {"all": (torch.tensor([0]), torch.zeros(1), torch.tensor([1.0]))}},
+    plan = Plan({"model.layers.0.mlp.up_proj": {"all": Edit(torch.tensor([0]), torch.zeros(1), torch.tensor([1.0]))}},
                 {"model.layers.0.mlp.up_proj": 4096})
     with pytest.raises(LangneuronsError, match="made for another model"):
         with steer(tiny_llama.model, plan):
             pass
-    plan = Plan({"model.layers.7.mlp.up_proj": {"all": (torch.tensor([0]), torch.zeros(1), torch.tensor([1.0]))}}, {})
+    plan = Plan({"model.layers.7.mlp.up_proj": {"all": Edit(torch.tensor([0]), torch.zeros(1), torch.tensor([1.0]))}}, {})
     with pytest.raises(LangneuronsError, match="made for another model"):
         with steer(tiny_llama.model, plan):
             pass
