@@ -140,7 +140,8 @@ def top(
 
 
 def interventions_from(steerable, language: str | None, n: int | None, selection: str | None,
-                       value: str, positions: str, seed: int, blocks: str, file: Path | None, method: str):
+                       value: str, positions: str, seed: int, blocks: str, file: Path | None, method: str,
+                       modules: str = ""):
     from .intervene import Intervention, load_interventions
     from .steering import method_defaults
 
@@ -149,7 +150,7 @@ def interventions_from(steerable, language: str | None, n: int | None, selection
     if not language:
         raise LangneuronsError("--language is needed (or --interventions FILE)")
     n, selection = method_defaults(steerable, method, language, n, selection)
-    return [Intervention(language, n, selection, value, positions, seed, blocks, method)]
+    return [Intervention(language, n, selection, value, positions, seed, blocks, method, modules)]
 
 
 RUN_ARG = typer.Argument(..., help="RUN folder made by `langneurons find`")
@@ -157,8 +158,9 @@ LANGUAGE = typer.Option(None, "--language", "-l", help="language whose neurons a
 N = typer.Option(None, "--n", help="neurons to force (0 = none); default 2000, with --method lape all of the language's")
 SELECTION = typer.Option(None, help="top, bottom, both or random; default both (--method lape: top)")
 METHOD = typer.Option("ap", help="ap (AP experts among all linears) or lape (LAPE neurons at the MLP activations)")
-VALUE = typer.Option("on_p50", help="on_p50, on_p90, off_mean, off_p50, zero, scale:K[:base], shift:A or mix:A")
-POSITIONS = typer.Option("all", help="all, prompt, generated or first:K (the first K new tokens)")
+VALUE = typer.Option("on_p50", help="on_p50, on_p90, off_mean, off_p50, zero, scale:K[:base], shift:A, mix:A or clamp[:base]")
+POSITIONS = typer.Option("all", help="all, prompt, generated, first:K or prefix:K (the first K new tokens; "
+                         "prefix: then continue unedited)")
 
 
 @app.command()
@@ -172,6 +174,7 @@ def generate(
     positions: str = POSITIONS,
     random_seed: int = typer.Option(0, help="seed choosing the neurons of --selection random"),
     blocks: str = typer.Option("", help="choose neurons only in these blocks, e.g. 0-3,14-17"),
+    modules: str = typer.Option("", help="choose neurons only in modules whose path contains one of these, e.g. mlp"),
     interventions: Path = typer.Option(None, help="JSON file of interventions (combined)"),
     save_intervention: Path = typer.Option(None, help="also write the intervention(s) as JSON here"),
     seeds: str = typer.Option("1-100", help="one sample per seed, e.g. 1-100"),
@@ -194,7 +197,7 @@ def generate(
     ensure_writable(Path(out).parent)
     steerable = open_run(run, device, dtype, device_map=device_map)
     ivs = interventions_from(steerable, language, n, selection, value, positions, random_seed, blocks,
-                             interventions, method)
+                             interventions, method, modules)
     if save_intervention:
         save_interventions(save_intervention, ivs, steerable.info["fingerprint"])
     target = language or ivs[0].language
@@ -301,11 +304,13 @@ def sweep(
 def frontier(
     run: Path = RUN_ARG,
     language: str = typer.Option(..., "--language", "-l"),
-    values: str = typer.Option("on_p50,mix:0.5", help="comma-separated values"),
-    positions: str = typer.Option("all,first:8,first:16", help="comma-separated positions (all, generated, first:K)"),
-    selections: str = typer.Option("both,top"),
-    ns: str = typer.Option("200,2000", help="comma-separated N"),
+    values: str = typer.Option("on_p50", help="comma-separated values (on_p50, mix:A, clamp, …)"),
+    positions: str = typer.Option("prefix:2,prefix:3,prefix:4",
+                                  help="comma-separated positions (all, generated, first:K, prefix:K)"),
+    selections: str = typer.Option("both"),
+    ns: str = typer.Option("2000,4000,8000,16000", help="comma-separated N"),
     blocks: str = typer.Option("", help="semicolon-separated block ranges to try, e.g. ';0-3,14-17' ('' = all)"),
+    modules: str = typer.Option("", help="semicolon-separated module filters to try, e.g. ';mlp' ('' = all)"),
     seeds: str = typer.Option("1-100", help="choose on these seeds"),
     heldout_seeds: str = typer.Option("", help="then score the choice and the paper's setting on these, e.g. 101-200"),
     batch_size: int = typer.Option(100),
@@ -313,7 +318,7 @@ def frontier(
     device_map: str = DEVICE_MAP,
 ) -> None:
     """Grid of steering strategies: target share vs fluency, its Pareto front and a recommendation."""
-    from .frontier import GOAL_PPL_RATIO, grid, meets_goal
+    from .frontier import GOAL_PPL_RATIO, SETTING, grid, meets_goal
     from .frontier import frontier as run_frontier
     from .steering import open_run, parse_seeds
 
@@ -323,14 +328,13 @@ def frontier(
         raise LangneuronsError(f"--ns {ns!r}: comma-separated integers, e.g. 200,2000") from None
     steerable = open_run(run, device, device_map=device_map)
     settings = grid(language, parse_languages(values), parse_languages(positions), parse_languages(selections),
-                    n_values, blocks.split(";"))
+                    n_values, blocks.split(";"), modules.split(";"))
     table, best = run_frontier(steerable, language, settings, parse_seeds(seeds),
                                parse_seeds(heldout_seeds) if heldout_seeds else None, batch_size)
-    cols = ["seeds", "kind", "value", "positions", "selection", "n", "blocks", "target_share", "generated_ppl",
-            "ppl_ratio", "distinct_2", "degenerate_share", "on_front"]
+    cols = ["seeds", "kind", *SETTING, "target_share", "generated_ppl", "ppl_ratio", "distinct_2",
+            "degenerate_share", "on_front"]
     stdout.print(table[cols].sort_values(["seeds", "target_share"], ascending=[True, False]).to_string(index=False))
-    same = (table[["value", "positions", "selection", "n", "blocks"]] == best[["value", "positions", "selection",
-                                                                         "n", "blocks"]]).all(axis=1)
+    same = (table[SETTING] == best[SETTING]).all(axis=1)
     for _, row in table[same].iterrows():
         baseline = row["generated_ppl"] / row["ppl_ratio"]
         typer.echo(f"recommended for {language} (chosen on seeds {best['seeds']}), seeds {row['seeds']}: "
@@ -338,9 +342,10 @@ def frontier(
                    f"({row['ppl_ratio']:.2f} x the reference {baseline:.1f}; goal <= {GOAL_PPL_RATIO}), "
                    f"distinct-2 {row['distinct_2']:.2f}, degenerate {row['degenerate_share']:.2f}"
                    f" - {'meets' if meets_goal(row, baseline) else 'misses'} the goal")
+    saved = run / "frontier" / f"{language}-recommended.json"
     typer.echo(f"setting: value={best['value']} positions={best['positions']} selection={best['selection']} "
-               f"n={best['n']} blocks={best['blocks'] or 'all'} → {run / 'frontier' / (language + '-recommended.json')} "
-               f"(langneurons generate {run} --interventions …); table → {run / 'frontier' / (language + '.csv')}")
+               f"n={best['n']} blocks={best['blocks'] or 'all'} modules={best['modules'] or 'all'} → {saved} "
+               f"(langneurons generate {run} --interventions {saved}); table → {run / 'frontier' / (language + '.csv')}")
 
 
 @app.command()

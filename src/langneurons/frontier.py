@@ -21,8 +21,8 @@ import pandas as pd
 from .evaluate import perplexity
 from .intervene import Intervention
 from .progress import console
-from .steering import Steerable, sample_records, score_cell, stored_samples
-from .store import read_jsonl, write_json, write_table
+from .steering import Steerable, sample_records, score_cell
+from .store import read_jsonl, write_json, write_jsonl, write_table
 
 AXES = {"target_share": "max", "generated_ppl": "min", "degenerate_share": "min"}
 GOAL_SHARE, GOAL_DEGENERATE, GOAL_PPL_RATIO = 0.9, 0.05, 1.5  # the issue's goal for a usable setting
@@ -88,12 +88,12 @@ def meets_goal(row: pd.Series, baseline: float) -> bool:
 
 
 def grid(language: str, values: list[str], positions: list[str], selections: list[str], ns: list[int],
-         blocks: list[str]) -> list[Intervention]:
+         blocks: list[str], modules: tuple[str, ...] | list[str] = ("",)) -> list[Intervention]:
     """Every combination of the given strategy axes, as interventions (N = 0 left out: the
     unforced point is always scored)."""
-    return [Intervention(language, n, selection, value, pos, blocks=block)
-            for value, pos, selection, n, block in itertools.product(values, positions, selections, ns, blocks)
-            if n > 0]
+    axes = itertools.product(values, positions, selections, ns, blocks, modules)
+    return [Intervention(language, n, selection, value, pos, blocks=block, modules=module)
+            for value, pos, selection, n, block, module in axes if n > 0]
 
 
 def paper_setting(steerable: Steerable, language: str) -> Intervention:
@@ -108,28 +108,45 @@ def reference_prompts(steerable: Steerable, language: str, seeds: list[int]) -> 
     return [texts[(seed - 1) % len(texts)] for seed in seeds]
 
 
+def seed_span(seeds: list[int]) -> str:
+    return f"seeds{seeds[0]}-{seeds[-1]}"
+
+
+def samples_for(steerable: Steerable, language: str, kind: str, iv: Intervention, seeds: list[int],
+                batch_size: int, progress: bool) -> list[dict]:
+    """The samples of one point on `seeds`, stored in `<stem>-seeds<a>-<b>.jsonl`. Seeds already
+    generated for the same point in another seed set are read from there, not generated again: a
+    seed gives the same sample whatever batch it runs in, so a screen on seeds 1-20 is the start of
+    the choice on 1-100. Unforced samples are the same for every language: one file per seed set."""
+    folder = steerable.run / "frontier" / language
+    stem = {"forced": iv.label.replace(":", "_"), "unforced": "unforced", "reference": f"{language}-reference"}[kind]
+    home = folder.parent if kind == "unforced" else folder
+    path = home / f"{stem}-{seed_span(seeds)}.jsonl"
+    if path.exists():
+        return read_jsonl(path)
+    known = {r["seed"]: r for other in sorted(home.glob(f"{stem}-seeds*.jsonl")) for r in read_jsonl(other)}
+    missing = [seed for seed in seeds if seed not in known]
+    if missing:
+        prompts = reference_prompts(steerable, language, missing) if kind == "reference" else None
+        new = sample_records(steerable, [iv] if kind == "forced" else [], "unconditional", missing,
+                             prompt=prompts, batch_size=batch_size, progress=progress)
+        known.update({r["seed"]: r for r in new})
+    records = [known[seed] for seed in seeds]
+    write_jsonl(path, records)
+    return records
+
+
 def score_point(steerable: Steerable, language: str, kind: str, iv: Intervention, seeds: list[int],
                 batch_size: int, progress: bool) -> dict:
-    """Generate (or read) the samples of one point and score them; written once per seed set."""
+    """Score one point (`forced` by `iv`, `unforced` or `reference`) on `seeds`; written once."""
     folder = steerable.run / "frontier" / language
-    span = f"seeds{seeds[0]}-{seeds[-1]}"
     key = {"forced": iv.label.replace(":", "_"), "unforced": f"{language}-unforced",
-           "reference": f"{language}-reference"}[kind] + f"-{span}"
+           "reference": f"{language}-reference"}[kind] + f"-{seed_span(seeds)}"
     if (folder / f"{key}.json").exists():
         return json.loads((folder / f"{key}.json").read_text())
     console.print(f"{kind} {key}")
     started = time.perf_counter()
-    if kind == "unforced":  # the same for every language: one file per seed set
-        samples, make = folder.parent / f"unforced-{span}.jsonl", lambda: sample_records(
-            steerable, [], "unconditional", seeds, batch_size=batch_size, progress=progress)
-    elif kind == "reference":
-        samples, make = folder / f"{key}.jsonl", lambda: sample_records(
-            steerable, [], "unconditional", seeds, prompt=reference_prompts(steerable, language, seeds),
-            batch_size=batch_size, progress=progress)
-    else:
-        samples, make = folder / f"{key}.jsonl", lambda: sample_records(
-            steerable, [iv], "unconditional", seeds, batch_size=batch_size, progress=progress)
-    records = stored_samples(samples, make)
+    records = samples_for(steerable, language, kind, iv, seeds, batch_size, progress)
     texts = [r["text"] for r in records if r["text"].strip()]
     lm = steerable.loaded
     setting = iv.to_dict() if kind == "forced" else {**Intervention(language, 0).to_dict(),

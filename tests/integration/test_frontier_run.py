@@ -1,0 +1,58 @@
+"""The frontier on a tiny model: baselines, reuse of samples across seed sets, held-out scoring."""
+
+import pytest
+
+from langneurons import frontier as frontier_module
+from langneurons.frontier import frontier, reference_prompts
+from langneurons.intervene import Intervention, load_interventions
+from langneurons.run import find
+from langneurons.steering import open_run
+
+from conftest import make_model, read_jsonl
+
+
+@pytest.fixture
+def steerable(corpus_dir, tmp_path):
+    loaded = make_model("gemma3")
+    find(tmp_path / "run", corpus=str(corpus_dir), loaded=loaded, progress=False)
+    return open_run(tmp_path / "run", loaded=loaded)
+
+
+def test_a_wider_seed_set_generates_only_the_seeds_it_lacks(steerable, monkeypatch):
+    generated = []
+    real = frontier_module.sample_records
+
+    def counting(st, ivs, mode, seeds, **kwargs):
+        generated.append((tuple(iv.positions for iv in ivs), tuple(seeds)))
+        return real(st, ivs, mode, seeds, **kwargs)
+
+    monkeypatch.setattr(frontier_module, "sample_records", counting)
+    setting = [Intervention("de", 6, "top", "on_p50", "prefix:2")]
+    small, _ = frontier(steerable, "de", setting, [1, 2, 3], batch_size=2, progress=False)
+    generated.clear()
+    wide, best = frontier(steerable, "de", setting, [1, 2, 3, 4, 5], batch_size=4, progress=False)
+    # unforced, reference, the paper's setting and the grid's: each only for seeds 4 and 5
+    assert sorted(generated) == sorted([((), (4, 5)), ((), (4, 5)), (("all",), (4, 5)), (("prefix:2",), (4, 5))])
+    folder = steerable.run / "frontier" / "de"
+    few = read_jsonl(folder / "de-top-6-on_p50-prefix_2-seeds1-3.jsonl")
+    many = read_jsonl(folder / "de-top-6-on_p50-prefix_2-seeds1-5.jsonl")
+    assert [r["seed"] for r in many] == [1, 2, 3, 4, 5] and many[:3] == few
+    # what a fresh generation of all five seeds gives: the same texts
+    fresh = real(steerable, setting, "unconditional", [1, 2, 3, 4, 5], batch_size=5, progress=False)
+    assert [r["text"] for r in fresh] == [r["text"] for r in many]
+    assert set(wide["seeds"]) == {"1-3", "1-5"} and best["seeds"] == "1-5"
+
+
+def test_reference_continues_the_runs_own_sentences_and_heldout_scores_the_choice(steerable):
+    table, best = frontier(steerable, "fr", [Intervention("fr", 6, "top", "mix:0.5", "all")], [1, 2],
+                           heldout_seeds=[7, 8], batch_size=2, progress=False)
+    sentences = [s["text"] for s in read_jsonl(steerable.run / "sentences.jsonl") if s["lang"] == "fr"]
+    reference = read_jsonl(steerable.run / "frontier" / "fr" / "fr-reference-seeds7-8.jsonl")
+    assert [r["prompt"] for r in reference] == reference_prompts(steerable, "fr", [7, 8])
+    assert reference_prompts(steerable, "fr", [1, len(sentences) + 1]) == [sentences[0]] * 2  # cycling
+    held = table[table["seeds"] == "7-8"]
+    assert sorted(held["kind"]) == ["forced", "forced", "reference", "unforced"]
+    base = held.loc[held["kind"] == "reference", "generated_ppl"].item()
+    assert held["ppl_ratio"].tolist() == pytest.approx((held["generated_ppl"] / base).tolist())
+    saved = load_interventions(steerable.run / "frontier" / "fr-recommended.json", steerable.info["fingerprint"])
+    assert (saved[0].value, saved[0].n) == (best["value"], best["n"])
