@@ -332,10 +332,12 @@ def frontier(
     table, best = run_frontier(steerable, language, settings, parse_seeds(seeds),
                                parse_seeds(heldout_seeds) if heldout_seeds else None, batch_size)
     cols = ["seeds", "kind", *SETTING, "target_share", "generated_ppl", "ppl_ratio", "distinct_2",
-            "degenerate_share", "on_front"]
-    stdout.print(table[cols].sort_values(["seeds", "target_share"], ascending=[True, False]).to_string(index=False))
+            "degenerate_share", "usable_share", "on_front"]
+    spans = {f"{s[0]}-{s[-1]}" for s in [parse_seeds(seeds)] + ([parse_seeds(heldout_seeds)] if heldout_seeds else [])}
+    shown = table[table["seeds"].isin(spans)].reindex(columns=cols)  # other seed sets stay in the CSV
+    stdout.print(shown.sort_values(["seeds", "target_share"], ascending=[True, False]).to_string(index=False))
     same = (table[SETTING] == best[SETTING]).all(axis=1)
-    for _, row in table[same].iterrows():
+    for _, row in table[same & table["seeds"].isin(spans)].iterrows():
         baseline = row["generated_ppl"] / row["ppl_ratio"]
         typer.echo(f"recommended for {language} (chosen on seeds {best['seeds']}), seeds {row['seeds']}: "
                    f"share {row['target_share']:.2f}, ppl {row['generated_ppl']:.1f} "

@@ -41,12 +41,13 @@ def detect_language(text: str, k: int = 3) -> list[tuple[str, float]]:
 
 
 def language_share(texts: list[str], target: str) -> dict:
-    """Share of texts whose top language is `target`, and the distribution of top languages."""
+    """Share of texts whose top language is `target`, the distribution of top languages, and each
+    text's top language (`tops`)."""
     tops = [detect_language(t, k=1)[0][0] for t in texts]
     counts = Counter(tops)
     low, high = bootstrap_ci(np.array([top == target for top in tops], dtype=float))
     return {"target_share": counts[target] / max(1, len(texts)), "target_low": low, "target_high": high,
-            "languages": dict(counts.most_common())}
+            "languages": dict(counts.most_common()), "tops": tops}
 
 
 def bootstrap_ci(values: np.ndarray, resamples: int = 1000, seed: int = 0) -> tuple[float, float]:

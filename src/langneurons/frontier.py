@@ -60,25 +60,30 @@ def baseline_ppl(table: pd.DataFrame) -> float:
     return float("nan")
 
 
+def usable(table: pd.DataFrame) -> pd.Series:
+    """Share of samples in the target language and not degenerate; for rows scored without it,
+    its lower bound target share − degenerate share."""
+    bound = (table["target_share"] - table["degenerate_share"]).clip(lower=0)
+    return table["usable_share"].fillna(bound) if "usable_share" in table.columns else bound
+
+
 def recommend(table: pd.DataFrame, share: float = GOAL_SHARE, degenerate: float = GOAL_DEGENERATE,
               ppl_ratio: float = GOAL_PPL_RATIO) -> pd.Series:
-    """The steering setting to use among the forced points, by the first of these that any meets:
-    all three goals (share ≥ `share`, degenerate share ≤ `degenerate`, generated-text perplexity ≤
-    `ppl_ratio` × `baseline_ppl`, when the table has one), the most fluent; the share and
-    degenerate goals (text in the language that does not collapse), the most fluent; both fluency
-    goals, the highest share; else the highest share."""
-    forced = table[kinds(table) == "forced"]
+    """The steering setting to use among the forced points: of those meeting all three goals
+    (share ≥ `share`, degenerate share ≤ `degenerate`, generated-text perplexity ≤ `ppl_ratio` ×
+    `baseline_ppl` when the table has one), the one with the most usable samples (in the language
+    and not degenerate); else, of those meeting the share and degenerate goals, the most fluent;
+    else the one with the most usable samples. Ties: the lower perplexity."""
+    forced = table[kinds(table) == "forced"].assign(usable=lambda t: usable(t))
     base = baseline_ppl(table)
     limit = ppl_ratio * base if base == base else float("inf")
-    reached = forced["target_share"] >= share
-    sound = forced["degenerate_share"] <= degenerate
-    fluent = sound & (forced["generated_ppl"] <= limit)
-    most_fluent = (["generated_ppl", "target_share"], [True, False])
-    highest_share = (["target_share", "generated_ppl"], [False, True])
-    tiers = [(reached & fluent, most_fluent), (reached & sound, most_fluent), (fluent, highest_share),
-             (pd.Series(True, index=forced.index), highest_share)]
+    sound = (forced["target_share"] >= share) & (forced["degenerate_share"] <= degenerate)
+    most_usable = (["usable", "generated_ppl"], [False, True])
+    tiers = [(sound & (forced["generated_ppl"] <= limit), most_usable),
+             (sound, (["generated_ppl", "usable"], [True, False])),
+             (pd.Series(True, index=forced.index), most_usable)]
     rows, (columns, ascending) = next((rows, order) for rows, order in tiers if rows.any())
-    return forced[rows].sort_values(columns, ascending=ascending, kind="stable").iloc[0]
+    return forced[rows].sort_values(columns, ascending=ascending, kind="stable").iloc[0].drop("usable")
 
 
 def meets_goal(row: pd.Series, baseline: float) -> bool:
@@ -143,7 +148,12 @@ def score_point(steerable: Steerable, language: str, kind: str, iv: Intervention
     key = {"forced": iv.label.replace(":", "_"), "unforced": f"{language}-unforced",
            "reference": f"{language}-reference"}[kind] + f"-{seed_span(seeds)}"
     if (folder / f"{key}.json").exists():
-        return json.loads((folder / f"{key}.json").read_text())
+        row = json.loads((folder / f"{key}.json").read_text())
+        if "usable_share" not in row:  # scored before the usable share: rescore the stored samples
+            row.update(score_cell(samples_for(steerable, language, kind, iv, seeds, batch_size, progress),
+                                  language, None))
+            write_json(folder / f"{key}.json", row)
+        return row
     console.print(f"{kind} {key}")
     started = time.perf_counter()
     records = samples_for(steerable, language, kind, iv, seeds, batch_size, progress)

@@ -14,11 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import pandas as pd
 
 from .data import builtin_groups, load_corpus, parse_json_line, read_lines
 from .errors import LangneuronsError
-from .evaluate import detect_language, fluency, language_share, perplexity, translation_scores
+from .evaluate import (bootstrap_ci, detect_language, fluency, is_degenerate, language_share, perplexity,
+                       translation_scores)
 from .generate import TRANSLATE_PROMPT, TRANSLATION, UNCONDITIONAL, generate
 from .intervene import Intervention, Plan, resolve
 from .lape import lape_sizes, load_activation
@@ -150,11 +152,16 @@ def stored_samples(path: Path, make: Callable[[], list[dict]]) -> list[dict]:
 
 
 def score_cell(records: list[dict], language: str, references: list[str] | None) -> dict:
+    """Target share, languages and fluency of a cell's samples; `usable_share`: the share that is
+    in the target language and not degenerate (both at once, per sample)."""
     texts = [r["text"] for r in records]
     share = language_share(texts, language)
+    usable = np.array([top == language and not is_degenerate(t) for top, t in zip(share["tops"], texts)], float)
+    low, high = bootstrap_ci(usable)
     row = {"target_share": share["target_share"], "target_low": share["target_low"],
            "target_high": share["target_high"], "languages": json.dumps(share["languages"]),
-           "samples": len(texts), **fluency(texts, language)}
+           "samples": len(texts), **fluency(texts, language),
+           "usable_share": float(usable.mean()) if len(texts) else 0.0, "usable_low": low, "usable_high": high}
     if references is not None:
         row.update(translation_scores(texts, references, language))
     return row

@@ -38,3 +38,14 @@ def test_fluency_and_bootstrap():
     assert low == high == 1.0
     low, high = bootstrap_ci(np.r_[np.ones(50), np.zeros(50)])
     assert 0.35 < low < 0.5 < high < 0.65
+
+
+def test_usable_share_counts_samples_in_the_language_that_do_not_collapse():
+    from langneurons.steering import score_cell
+
+    texts = ["Der Hund läuft jeden Morgen über die große Wiese hinter dem Haus.",
+             "The dog runs across the big meadow behind the house every morning.",
+             "Der Hund läuft und läuft " + "und " * 12, ""]
+    row = score_cell([{"text": t} for t in texts], "de", None)
+    assert row["target_share"] == 0.5 and row["degenerate_share"] == 0.5 and row["empty_share"] == 0.25
+    assert row["usable_share"] == 0.25 and row["usable_low"] <= 0.25 <= row["usable_high"]

@@ -4,7 +4,7 @@
 import numpy as np
 import pandas as pd
 
-from langneurons.frontier import baseline_ppl, kinds, meets_goal, pareto_front, recommend
+from langneurons.frontier import baseline_ppl, kinds, meets_goal, pareto_front, recommend, usable
 
 
 def brute_force(table):
@@ -46,9 +46,9 @@ def test_recommendation_keeps_perplexity_near_the_unforced_model():
                           "generated_ppl": [10.0, 14.0, 16.0, 11.0],
                           "degenerate_share": [0.0, 0.0, 0.01, 0.0]})
     assert recommend(table).name == 1  # 16 > 1.5 x 10
-    assert recommend(table, ppl_ratio=2.0).name == 1  # both qualify: the more fluent one
+    assert recommend(table, ppl_ratio=2.0).name == 2  # both qualify: the one with more usable samples
     assert recommend(table, share=0.95, ppl_ratio=2.0).name == 2
-    assert recommend(table, share=0.99).name == 1  # none qualifies: highest share within the fluency bounds
+    assert recommend(table, share=0.99).name == 2  # none reaches the share: the most usable samples
 
 
 def test_recommendation_prefers_text_that_does_not_collapse_when_perplexity_is_out_of_reach():
@@ -59,7 +59,8 @@ def test_recommendation_prefers_text_that_does_not_collapse_when_perplexity_is_o
                           "degenerate_share": [0.0, 0.15, 0.05, 0.0]})
     assert recommend(table).name == 2  # share and degenerate goals met, the most fluent of those
     assert recommend(table, degenerate=0.0).name == 3
-    assert recommend(table, share=1.01, degenerate=0.0).name == 1  # nothing meets two goals: highest share
+    # nothing meets two goals: the most usable samples (share minus degenerate at least: .85/.90/.95)
+    assert recommend(table, share=1.01, degenerate=0.0).name == 3
 
 
 def test_the_goal_is_relative_to_the_reference_when_there_is_one():
@@ -74,3 +75,13 @@ def test_the_goal_is_relative_to_the_reference_when_there_is_one():
     assert baseline_ppl(table[table["kind"] != "reference"]) == 4.4  # else unforced generation
     assert baseline_ppl(table[table["kind"] == "forced"]) != baseline_ppl(table[table["kind"] == "forced"])  # NaN
     assert list(kinds(table.drop(columns="kind"))) == ["unforced", "unforced", "forced", "forced"]  # by N
+
+
+def test_when_no_setting_meets_the_goals_the_most_usable_one_is_recommended():
+    # Gemma-3-270M, de, seeds 1-100: the paper's setting, two steered openings, the reference
+    table = pd.DataFrame({"kind": ["reference", "forced", "forced", "forced"], "n": [0, 2000, 4000, 16000],
+                          "target_share": [1.0, 0.83, 0.61, 0.91], "generated_ppl": [12.0, 10.0, 8.4, 10.1],
+                          "degenerate_share": [0.0, 0.37, 0.05, 0.06], "usable_share": [1.0, 0.50, 0.58, 0.86]})
+    assert recommend(table).name == 3  # not the most fluent point that misses the share by 0.29
+    assert usable(table.drop(columns="usable_share")).round(2).tolist() == [1.0, 0.46, 0.56, 0.85]
+    assert "usable" not in recommend(table).index
