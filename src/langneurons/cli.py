@@ -311,6 +311,8 @@ def frontier(
     ns: str = typer.Option("2000,4000,8000,16000", help="comma-separated N"),
     blocks: str = typer.Option("", help="semicolon-separated block ranges to try, e.g. ';0-3,14-17' ('' = all)"),
     modules: str = typer.Option("", help="semicolon-separated module filters to try, e.g. ';mlp' ('' = all)"),
+    points: Path = typer.Option(None, help='JSON file of further settings: {"points": [[intervention, ...], ...]}, '
+                                           "each a list of interventions applied together"),
     seeds: str = typer.Option("1-100", help="choose on these seeds"),
     heldout_seeds: str = typer.Option("", help="then score the choice and the paper's setting on these, e.g. 101-200"),
     batch_size: int = typer.Option(100),
@@ -318,7 +320,7 @@ def frontier(
     device_map: str = DEVICE_MAP,
 ) -> None:
     """Grid of steering strategies: target share vs fluency, its Pareto front and a recommendation."""
-    from .frontier import GOAL_PPL_RATIO, SETTING, grid, meets_goal
+    from .frontier import GOAL_PPL_RATIO, SETTING, grid, load_points, meets_goal
     from .frontier import frontier as run_frontier
     from .steering import open_run, parse_seeds
 
@@ -328,7 +330,7 @@ def frontier(
         raise LangneuronsError(f"--ns {ns!r}: comma-separated integers, e.g. 200,2000") from None
     steerable = open_run(run, device, device_map=device_map)
     settings = grid(language, parse_languages(values), parse_languages(positions), parse_languages(selections),
-                    n_values, blocks.split(";"), modules.split(";"))
+                    n_values, blocks.split(";"), modules.split(";")) + (load_points(points, language) if points else [])
     table, best = run_frontier(steerable, language, settings, parse_seeds(seeds),
                                parse_seeds(heldout_seeds) if heldout_seeds else None, batch_size)
     cols = ["seeds", "kind", *SETTING, "target_share", "generated_ppl", "ppl_ratio", "distinct_2",
@@ -346,7 +348,8 @@ def frontier(
                    f" - {'meets' if meets_goal(row, baseline) else 'misses'} the goal")
     saved = run / "frontier" / f"{language}-recommended.json"
     typer.echo(f"setting: value={best['value']} positions={best['positions']} selection={best['selection']} "
-               f"n={best['n']} blocks={best['blocks'] or 'all'} modules={best['modules'] or 'all'} → {saved} "
+               f"n={best['n']} blocks={best['blocks'] or 'all'} modules={best['modules'] or 'all'}"
+               + (f" + {best['also']}" if best["also"] else "") + f" → {saved} "
                f"(langneurons generate {run} --interventions {saved}); table → {run / 'frontier' / (language + '.csv')}")
 
 

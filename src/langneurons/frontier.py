@@ -15,9 +15,11 @@ from __future__ import annotations
 import itertools
 import json
 import time
+from pathlib import Path
 
 import pandas as pd
 
+from .errors import LangneuronsError
 from .evaluate import perplexity
 from .intervene import Intervention
 from .progress import console
@@ -26,7 +28,7 @@ from .store import read_jsonl, write_json, write_jsonl, write_table
 
 AXES = {"target_share": "max", "generated_ppl": "min", "degenerate_share": "min"}
 GOAL_SHARE, GOAL_DEGENERATE, GOAL_PPL_RATIO = 0.9, 0.05, 1.5  # the issue's goal for a usable setting
-SETTING = ["value", "positions", "selection", "n", "blocks", "modules"]
+SETTING = ["value", "positions", "selection", "n", "blocks", "modules", "also"]  # `also`: further interventions
 
 
 def pareto_front(table: pd.DataFrame, axes: dict[str, str] = AXES) -> pd.DataFrame:
@@ -101,6 +103,21 @@ def grid(language: str, values: list[str], positions: list[str], selections: lis
             for value, pos, selection, n, block, module in axes if n > 0]
 
 
+def load_points(path: Path, language: str) -> list[Point]:
+    """Settings from a JSON file `{"points": [[intervention, ...], ...]}` (each intervention as in an
+    intervention file); every intervention must be for `language`."""
+    try:
+        items = json.loads(Path(path).read_text(encoding="utf-8"))["points"]
+        chosen = [tuple(Intervention.from_dict(d) for d in item) for item in items]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise LangneuronsError(f'{path}: not a points file ({exc}); expected {{"points": [[{{"language": ..., '
+                               f'"n": ..., ...}}, ...], ...]}}') from None
+    for number, point in enumerate(chosen, start=1):
+        if not point or any(iv.language != language for iv in point):
+            raise LangneuronsError(f"{path}: point {number} is empty or forces another language than {language}")
+    return chosen
+
+
 def paper_setting(steerable: Steerable, language: str) -> Intervention:
     """The paper's intervention: `both` N = 2,000 replaced by on_p50 at every position (N capped
     at the model's neurons)."""
@@ -113,18 +130,28 @@ def reference_prompts(steerable: Steerable, language: str, seeds: list[int]) -> 
     return [texts[(seed - 1) % len(texts)] for seed in seeds]
 
 
+Point = tuple[Intervention, ...]  # one setting: interventions applied together (usually one)
+
+
 def seed_span(seeds: list[int]) -> str:
     return f"seeds{seeds[0]}-{seeds[-1]}"
 
 
-def samples_for(steerable: Steerable, language: str, kind: str, iv: Intervention, seeds: list[int],
+def point_key(kind: str, language: str, point: Point) -> str:
+    """File stem of a point: the labels of its interventions (`+` between several)."""
+    if kind != "forced":
+        return f"{language}-{kind}"
+    return "+".join(iv.label for iv in point).replace(":", "_")
+
+
+def samples_for(steerable: Steerable, language: str, kind: str, point: Point, seeds: list[int],
                 batch_size: int, progress: bool) -> list[dict]:
     """The samples of one point on `seeds`, stored in `<stem>-seeds<a>-<b>.jsonl`. Seeds already
     generated for the same point in another seed set are read from there, not generated again: a
     seed gives the same sample whatever batch it runs in, so a screen on seeds 1-20 is the start of
     the choice on 1-100. Unforced samples are the same for every language: one file per seed set."""
     folder = steerable.run / "frontier" / language
-    stem = {"forced": iv.label.replace(":", "_"), "unforced": "unforced", "reference": f"{language}-reference"}[kind]
+    stem = "unforced" if kind == "unforced" else point_key(kind, language, point)
     home = folder.parent if kind == "unforced" else folder
     path = home / f"{stem}-{seed_span(seeds)}.jsonl"
     if path.exists():
@@ -133,7 +160,7 @@ def samples_for(steerable: Steerable, language: str, kind: str, iv: Intervention
     missing = [seed for seed in seeds if seed not in known]
     if missing:
         prompts = reference_prompts(steerable, language, missing) if kind == "reference" else None
-        new = sample_records(steerable, [iv] if kind == "forced" else [], "unconditional", missing,
+        new = sample_records(steerable, list(point) if kind == "forced" else [], "unconditional", missing,
                              prompt=prompts, batch_size=batch_size, progress=progress)
         known.update({r["seed"]: r for r in new})
     records = [known[seed] for seed in seeds]
@@ -141,26 +168,28 @@ def samples_for(steerable: Steerable, language: str, kind: str, iv: Intervention
     return records
 
 
-def score_point(steerable: Steerable, language: str, kind: str, iv: Intervention, seeds: list[int],
+def score_point(steerable: Steerable, language: str, kind: str, point: Point, seeds: list[int],
                 batch_size: int, progress: bool) -> dict:
-    """Score one point (`forced` by `iv`, `unforced` or `reference`) on `seeds`; written once."""
+    """Score one point (`forced` by the interventions of `point`, `unforced` or `reference`) on
+    `seeds`; written once. The row holds the first intervention's fields, the labels of the others
+    in `also`, and all of them in `interventions` (JSON)."""
     folder = steerable.run / "frontier" / language
-    key = {"forced": iv.label.replace(":", "_"), "unforced": f"{language}-unforced",
-           "reference": f"{language}-reference"}[kind] + f"-{seed_span(seeds)}"
+    key = f"{point_key(kind, language, point)}-{seed_span(seeds)}"
     if (folder / f"{key}.json").exists():
         row = json.loads((folder / f"{key}.json").read_text())
         if "usable_share" not in row:  # scored before the usable share: rescore the stored samples
-            row.update(score_cell(samples_for(steerable, language, kind, iv, seeds, batch_size, progress),
+            row.update(score_cell(samples_for(steerable, language, kind, point, seeds, batch_size, progress),
                                   language, None))
             write_json(folder / f"{key}.json", row)
         return row
     console.print(f"{kind} {key}")
     started = time.perf_counter()
-    records = samples_for(steerable, language, kind, iv, seeds, batch_size, progress)
+    records = samples_for(steerable, language, kind, point, seeds, batch_size, progress)
     texts = [r["text"] for r in records if r["text"].strip()]
     lm = steerable.loaded
-    setting = iv.to_dict() if kind == "forced" else {**Intervention(language, 0).to_dict(),
-                                                     "value": "none", "positions": "none", "selection": "none"}
+    none = {**Intervention(language, 0).to_dict(), "value": "none", "positions": "none", "selection": "none"}
+    setting = {**point[0].to_dict(), "also": " + ".join(iv.label for iv in point[1:]),
+               "interventions": json.dumps([iv.to_dict() for iv in point])} if kind == "forced" else none
     row = {**setting, "kind": kind, **score_cell(records, language, None),
            "generated_ppl": perplexity(lm.model, lm.tokenizer, texts) if texts else float("inf"),
            "seeds": f"{seeds[0]}-{seeds[-1]}", "seconds": round(time.perf_counter() - started, 1)}
@@ -168,12 +197,14 @@ def score_point(steerable: Steerable, language: str, kind: str, iv: Intervention
     return row
 
 
-def setting_of(row: pd.Series) -> Intervention:
-    """The intervention a scored row describes."""
+def setting_of(row: pd.Series) -> Point:
+    """The interventions a scored row describes."""
+    if isinstance(row.get("interventions"), str) and row["interventions"]:
+        return tuple(Intervention.from_dict(d) for d in json.loads(row["interventions"]))
     fields = {k: row[k] for k in Intervention.__dataclass_fields__ if k in row}
     for column in ("blocks", "modules"):
         fields[column] = "" if pd.isna(fields.get(column, "")) else str(fields.get(column, ""))
-    return Intervention.from_dict({**fields, "n": int(fields["n"]), "seed": int(fields.get("seed", 0))})
+    return (Intervention.from_dict({**fields, "n": int(fields["n"]), "seed": int(fields.get("seed", 0))}),)
 
 
 def load_table(steerable: Steerable, language: str) -> pd.DataFrame:
@@ -182,46 +213,46 @@ def load_table(steerable: Steerable, language: str) -> pd.DataFrame:
     Pareto front (forced points)."""
     folder = steerable.run / "frontier" / language
     table = pd.DataFrame([json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))])
-    for column in ("blocks", "modules"):  # "" = all; older points have no modules column
+    for column in ("blocks", "modules", "also"):  # "" = all / none; older points lack some columns
         table[column] = table.get(column, pd.Series("", index=table.index)).fillna("")
     table["kind"] = kinds(table)  # points scored before the kind column existed
     table["ppl_ratio"] = table["generated_ppl"] / table["seeds"].map(
         {s: baseline_ppl(group) for s, group in table.groupby("seeds")})
     paper = paper_setting(steerable, language)
     table["paper"] = (table["kind"] == "forced") & (table[SETTING] == pd.Series(
-        {k: getattr(paper, k) for k in SETTING})).all(axis=1)
+        {k: getattr(paper, k, "") for k in SETTING})).all(axis=1)
     forced = table[table["kind"] == "forced"]
     table["on_front"] = table.index.isin([i for _, group in forced.groupby("seeds") for i in pareto_front(group).index])
     return table
 
 
-def frontier(steerable: Steerable, language: str, settings: list[Intervention], seeds: list[int],
+def frontier(steerable: Steerable, language: str, settings: list[Intervention | Point], seeds: list[int],
              heldout_seeds: list[int] | None = None, batch_size: int = 100,
-             progress: bool = True) -> tuple[pd.DataFrame, pd.Series | None]:
-    """Score the unforced and reference points, the paper's setting and every setting on `seeds`,
-    and recommend one among all points scored on those seeds; with `heldout_seeds`, score the
-    recommendation, the paper's setting and both baselines again on those. Writes
-    RUN/frontier/<lang>.csv and the recommendation as an intervention file
-    (RUN/frontier/<lang>-recommended.json). Returns the table and the recommended row."""
+             progress: bool = True) -> tuple[pd.DataFrame, pd.Series]:
+    """Score the unforced and reference points, the paper's setting and every setting (an
+    intervention, or several applied together) on `seeds`, and recommend one among all points
+    scored on those seeds; with `heldout_seeds`, score the recommendation, the paper's setting and
+    both baselines again on those. Writes RUN/frontier/<lang>.csv and the recommendation as an
+    intervention file (RUN/frontier/<lang>-recommended.json). Returns the table and the
+    recommended row."""
     from .intervene import save_interventions
 
-    def points(ivs: list[Intervention], on: list[int]) -> None:
+    def points(chosen: list[Point], on: list[int]) -> None:
         for kind in ("unforced", "reference"):
-            score_point(steerable, language, kind, Intervention(language, 0), on, batch_size, progress)
-        unique = list(dict.fromkeys(ivs))  # the paper's setting may also be in the grid
-        for index, iv in enumerate(unique, start=1):
+            score_point(steerable, language, kind, (), on, batch_size, progress)
+        unique = list(dict.fromkeys(chosen))  # the paper's setting may also be in the grid
+        for index, point in enumerate(unique, start=1):
             console.print(f"[{index}/{len(unique)}]", end=" ")
-            score_point(steerable, language, "forced", iv, on, batch_size, progress)
+            score_point(steerable, language, "forced", point, on, batch_size, progress)
 
-    paper = paper_setting(steerable, language)
-    points([paper, *settings], seeds)
-    span = f"{seeds[0]}-{seeds[-1]}"
+    paper = (paper_setting(steerable, language),)
+    points([paper, *[s if isinstance(s, tuple) else (s,) for s in settings]], seeds)
     table = load_table(steerable, language)
-    best = recommend(table[table["seeds"] == span])
+    best = recommend(table[table["seeds"] == f"{seeds[0]}-{seeds[-1]}"])
     if heldout_seeds:
         points([paper, setting_of(best)], heldout_seeds)
         table = load_table(steerable, language)
-    save_interventions(steerable.run / "frontier" / f"{language}-recommended.json", [setting_of(best)],
+    save_interventions(steerable.run / "frontier" / f"{language}-recommended.json", list(setting_of(best)),
                        steerable.info["fingerprint"])
     write_table(table, steerable.run / "frontier" / f"{language}.csv")
     return table, best

@@ -24,8 +24,8 @@ GOAL = ("Goal: target share ≥ 0.90, degenerate share ≤ 5% and perplexity of 
 def load_frontiers(run: Path, langs: list[str]) -> dict[str, pd.DataFrame]:
     """RUN/frontier/<lang>.csv of each language that has one with a forced (N > 0) setting."""
     paths = {lang: Path(run) / "frontier" / f"{lang}.csv" for lang in langs}
-    text = {"blocks": str, "modules": str, "seeds": str}
-    tables = {lang: pd.read_csv(path, dtype=text).fillna({"blocks": "", "modules": ""})
+    text = {"blocks": str, "modules": str, "also": str, "seeds": str}
+    tables = {lang: pd.read_csv(path, dtype=text).fillna({"blocks": "", "modules": "", "also": ""})
               for lang, path in paths.items() if path.exists()}
     return {lang: table for lang, table in tables.items() if (table["n"] > 0).any()}
 

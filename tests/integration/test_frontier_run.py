@@ -1,9 +1,12 @@
 """The frontier on a tiny model: baselines, reuse of samples across seed sets, held-out scoring."""
 
+import json
+
 import pytest
 
 from langneurons import frontier as frontier_module
-from langneurons.frontier import frontier, reference_prompts
+from langneurons.errors import LangneuronsError
+from langneurons.frontier import frontier, load_points, reference_prompts, setting_of
 from langneurons.intervene import Intervention, load_interventions
 from langneurons.run import find
 from langneurons.steering import open_run
@@ -56,3 +59,30 @@ def test_reference_continues_the_runs_own_sentences_and_heldout_scores_the_choic
     assert held["ppl_ratio"].tolist() == pytest.approx((held["generated_ppl"] / base).tolist())
     saved = load_interventions(steerable.run / "frontier" / "fr-recommended.json", steerable.info["fingerprint"])
     assert (saved[0].value, saved[0].n) == (best["value"], best["n"])
+
+
+def test_a_point_of_several_interventions_is_scored_and_recommended_as_a_whole(steerable, tmp_path):
+    opening = (Intervention("de", 40, "both", "on_p50", "prefix:1"),
+               Intervention("de", 8, "both", "on_p50", "prefix:2"))
+    table, best = frontier(steerable, "de", [opening], [1, 2], batch_size=2, progress=False)
+    row = table[table["also"] != ""].iloc[0]
+    assert (row["n"], row["positions"], row["also"]) == (40, "prefix:1", "de-both-8-on_p50-prefix:2")
+    assert setting_of(row) == opening
+    stem = "de-both-40-on_p50-prefix_1+de-both-8-on_p50-prefix_2"
+    samples = read_jsonl(steerable.run / "frontier" / "de" / f"{stem}-seeds1-2.jsonl")
+    fresh = frontier_module.sample_records(steerable, list(opening), "unconditional", [1, 2], batch_size=2,
+                                           progress=False)
+    assert [r["text"] for r in samples] == [r["text"] for r in fresh]
+    saved = load_interventions(steerable.run / "frontier" / "de-recommended.json")
+    assert tuple(saved) == setting_of(best)
+
+
+def test_points_files_are_checked(tmp_path):
+    path = tmp_path / "points.json"
+    path.write_text(json.dumps({"points": [[{"language": "de", "n": 8, "positions": "prefix:1"}]]}))
+    assert load_points(path, "de") == [(Intervention("de", 8, positions="prefix:1"),)]
+    with pytest.raises(LangneuronsError, match="point 1 is empty or forces another language than fr"):
+        load_points(path, "fr")
+    path.write_text("[1, 2]")
+    with pytest.raises(LangneuronsError, match="not a points file"):
+        load_points(path, "de")
