@@ -105,10 +105,10 @@ def grid(language: str, values: list[str], positions: list[str], selections: lis
 
 def load_points(path: Path, language: str) -> list[Point]:
     """Settings from a JSON file `{"points": [[intervention, ...], ...]}` (each intervention as in an
-    intervention file); every intervention must be for `language`."""
+    intervention file, `language` defaulting to `language`); every intervention must be for it."""
     try:
         items = json.loads(Path(path).read_text(encoding="utf-8"))["points"]
-        chosen = [tuple(Intervention.from_dict(d) for d in item) for item in items]
+        chosen = [tuple(Intervention.from_dict({"language": language, **d}) for d in item) for item in items]
     except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
         raise LangneuronsError(f'{path}: not a points file ({exc}); expected {{"points": [[{{"language": ..., '
                                f'"n": ..., ...}}, ...], ...]}}') from None

@@ -79,10 +79,14 @@ def test_a_point_of_several_interventions_is_scored_and_recommended_as_a_whole(s
 
 def test_points_files_are_checked(tmp_path):
     path = tmp_path / "points.json"
-    path.write_text(json.dumps({"points": [[{"language": "de", "n": 8, "positions": "prefix:1"}]]}))
+    path.write_text(json.dumps({"points": [[{"n": 8, "positions": "prefix:1"}]]}))  # language: -l
     assert load_points(path, "de") == [(Intervention("de", 8, positions="prefix:1"),)]
+    assert load_points(path, "fr") == [(Intervention("fr", 8, positions="prefix:1"),)]
+    path.write_text(json.dumps({"points": [[{"language": "de", "n": 8}], []]}))
     with pytest.raises(LangneuronsError, match="point 1 is empty or forces another language than fr"):
         load_points(path, "fr")
+    with pytest.raises(LangneuronsError, match="point 2 is empty"):
+        load_points(path, "de")
     path.write_text("[1, 2]")
     with pytest.raises(LangneuronsError, match="not a points file"):
         load_points(path, "de")
