@@ -25,8 +25,10 @@ def load_frontiers(run: Path, langs: list[str]) -> dict[str, pd.DataFrame]:
     """RUN/frontier/<lang>.csv of each language that has one with a forced (N > 0) setting."""
     paths = {lang: Path(run) / "frontier" / f"{lang}.csv" for lang in langs}
     text = {"blocks": str, "modules": str, "also": str, "seeds": str}
-    tables = {lang: pd.read_csv(path, dtype=text).fillna({"blocks": "", "modules": "", "also": ""})
-              for lang, path in paths.items() if path.exists()}
+    tables = {lang: pd.read_csv(path, dtype=text) for lang, path in paths.items() if path.exists()}
+    for table in tables.values():  # "" = all / none; tables written by older versions lack some columns
+        for column in ("blocks", "modules", "also"):
+            table[column] = table.get(column, pd.Series("", index=table.index)).fillna("")
     return {lang: table for lang, table in tables.items() if (table["n"] > 0).any()}
 
 

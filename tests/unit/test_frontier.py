@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 
 from langneurons.frontier import baseline_ppl, kinds, meets_goal, pareto_front, recommend, usable
+from langneurons.report_frontier import load_frontiers, recommendations
 
 
 def brute_force(table):
@@ -85,3 +86,18 @@ def test_when_no_setting_meets_the_goals_the_most_usable_one_is_recommended():
     assert recommend(table).name == 3  # not the most fluent point that misses the share by 0.29
     assert usable(table.drop(columns="usable_share")).round(2).tolist() == [1.0, 0.46, 0.56, 0.85]
     assert "usable" not in recommend(table).index
+
+
+def test_the_report_reads_frontier_tables_written_before_composite_points(tmp_path):
+    # a de.csv from before `modules`/`also` existed: the report still recommends from it
+    (tmp_path / "frontier").mkdir()
+    pd.DataFrame({"language": "de", "n": [0, 2000, 16000], "selection": "both", "value": "on_p50",
+                  "positions": ["all", "all", "prefix:2"], "blocks": None, "kind": ["reference", "forced", "forced"],
+                  "target_share": [1.0, 0.83, 0.91], "generated_ppl": [12.0, 10.0, 10.1],
+                  "degenerate_share": [0.0, 0.37, 0.06], "distinct_2": [0.83, 0.42, 0.76], "seeds": "1-100",
+                  "ppl_ratio": [1.0, 0.83, 0.84], "paper": [False, True, False]}).to_csv(
+        tmp_path / "frontier" / "de.csv", index=False)
+    tables = load_frontiers(tmp_path, ["de", "fr"])
+    assert list(tables) == ["de"] and (tables["de"][["blocks", "modules", "also"]] == "").all(axis=None)
+    row = recommendations(tables).iloc[0]
+    assert (row["n"], row["positions"], row["also"]) == (16000, "prefix:2", "")
