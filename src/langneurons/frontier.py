@@ -233,8 +233,8 @@ def frontier(steerable: Steerable, language: str, settings: list[Intervention | 
     intervention, or several applied together) on `seeds`, and recommend one among all points
     scored on those seeds; with `heldout_seeds`, score the recommendation, the paper's setting and
     both baselines again on those. Writes RUN/frontier/<lang>.csv and the recommendation as an
-    intervention file (RUN/frontier/<lang>-recommended.json). Returns the table and the
-    recommended row."""
+    intervention file (RUN/frontier/<lang>-recommended.json); the table's `recommended` column marks
+    the choice. Returns the table and the recommended row."""
     from .intervene import save_interventions
 
     def points(chosen: list[Point], on: list[int]) -> None:
@@ -254,5 +254,7 @@ def frontier(steerable: Steerable, language: str, settings: list[Intervention | 
         table = load_table(steerable, language)
     save_interventions(steerable.run / "frontier" / f"{language}-recommended.json", list(setting_of(best)),
                        steerable.info["fingerprint"])
+    table["recommended"] = ((table["seeds"] == best["seeds"]) & (table["kind"] == "forced")
+                            & (table[SETTING] == best[SETTING]).all(axis=1))  # what the report shows
     write_table(table, steerable.run / "frontier" / f"{language}.csv")
     return table, best

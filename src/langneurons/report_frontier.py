@@ -1,7 +1,7 @@
 """The report's frontier section: target-language share against fluency for every steering
 setting tried by `langneurons frontier`, its Pareto front, and the setting recommended per language.
 
-Settings are chosen on one set of seeds (the one with the most rows per language) and, where the
+Settings are chosen on one set of seeds (the one of the last `frontier` run) and, where the
 recommended setting and the paper's were also run on other seeds, their held-out numbers are
 shown beside: a choice made and scored on the same seeds flatters itself.
 """
@@ -33,25 +33,29 @@ def load_frontiers(run: Path, langs: list[str]) -> dict[str, pd.DataFrame]:
 
 
 def choice_seeds(table: pd.DataFrame) -> str:
-    """The seed range settings were chosen on: the one most rows were run with."""
-    return table["seeds"].value_counts().index[0]
+    """The seed range settings were last chosen on (tables of older versions: the one most rows
+    were run with)."""
+    marked = table.get("recommended", pd.Series(False, index=table.index)).fillna(False).astype(bool)
+    return table.loc[marked, "seeds"].iloc[0] if marked.any() else table["seeds"].value_counts().index[0]
 
 
 def frontier_figure(table: pd.DataFrame, lang: str) -> Figure:
-    """Share vs generated-text perplexity (log), coloured by degenerate share; the front joined."""
+    """Share vs generated-text perplexity (log), coloured by degenerate share; the front ringed."""
     fig = new_figure(4.8, 3.6)
     ax = fig.subplots()
     forced = table[table["kind"] == "forced"]
     points = ax.scatter(forced["generated_ppl"], forced["target_share"], c=forced["degenerate_share"],
                         cmap="magma_r", vmin=0, vmax=1, s=28, edgecolors="#333", linewidths=0.4)
-    front = pareto_front(forced).sort_values("generated_ppl")
-    ax.plot(front["generated_ppl"], front["target_share"], color="#333", lw=0.8, zorder=0)
+    front = pareto_front(forced)  # on three axes (share, perplexity, degenerate): ringed, not joined
+    ax.scatter(front["generated_ppl"], front["target_share"], s=90, facecolors="none", edgecolors="#333",
+               linewidths=0.9, label="on the Pareto front")
     for kind, marker in (("reference", "*"), ("unforced", "D")):
         base = table[table["kind"] == kind]
         ax.scatter(base["generated_ppl"], base["target_share"], marker=marker, s=120 if marker == "*" else 40,
                    color="#2b8cbe", zorder=3)
     ax.axvline(GOAL_PPL_RATIO * baseline_ppl(table), color="#2b8cbe", ls="--", lw=0.8)
     ax.axhline(GOAL_SHARE, color="#777", ls=":", lw=0.8)
+    ax.legend(loc="lower right", fontsize=7, frameon=False)
     ax.set_xscale("log")
     ax.set(xlabel="perplexity of generated text (unforced model)", ylabel=f"share in {lang}",
            ylim=(-0.03, 1.03), title=f"{lang}: settings tried")

@@ -57,6 +57,8 @@ def test_reference_continues_the_runs_own_sentences_and_heldout_scores_the_choic
     assert sorted(held["kind"]) == ["forced", "forced", "reference", "unforced"]
     base = held.loc[held["kind"] == "reference", "generated_ppl"].item()
     assert held["ppl_ratio"].tolist() == pytest.approx((held["generated_ppl"] / base).tolist())
+    marked = table[table["recommended"]]
+    assert len(marked) == 1 and marked["seeds"].item() == "1-2" and marked["value"].item() == best["value"]
     saved = load_interventions(steerable.run / "frontier" / "fr-recommended.json", steerable.info["fingerprint"])
     assert (saved[0].value, saved[0].n) == (best["value"], best["n"])
 

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 
 from langneurons.frontier import baseline_ppl, kinds, meets_goal, pareto_front, recommend, usable
-from langneurons.report_frontier import load_frontiers, recommendations
+from langneurons.report_frontier import choice_seeds, load_frontiers, recommendations
 
 
 def brute_force(table):
@@ -101,3 +101,10 @@ def test_the_report_reads_frontier_tables_written_before_composite_points(tmp_pa
     assert list(tables) == ["de"] and (tables["de"][["blocks", "modules", "also"]] == "").all(axis=None)
     row = recommendations(tables).iloc[0]
     assert (row["n"], row["positions"], row["also"]) == (16000, "prefix:2", "")
+
+
+def test_the_report_shows_the_choice_made_on_the_seeds_of_the_last_frontier_run():
+    # many screens on seeds 1-20, the last choice on 1-100: the report follows the `recommended` mark
+    table = pd.DataFrame({"seeds": ["1-20"] * 3 + ["1-100"] * 2, "recommended": [False] * 4 + [True]})
+    assert choice_seeds(table) == "1-100"
+    assert choice_seeds(table.drop(columns="recommended")) == "1-20"  # older tables: the most rows
