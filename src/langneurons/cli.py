@@ -320,7 +320,7 @@ def frontier(
     device_map: str = DEVICE_MAP,
 ) -> None:
     """Grid of steering strategies: target share vs fluency, its Pareto front and a recommendation."""
-    from .frontier import GOAL_PPL_RATIO, SETTING, grid, load_points, meets_goal
+    from .frontier import GOAL_PPL_RATIO, SETTING, grid, load_points, meets_goal, same_setting, seed_range
     from .frontier import frontier as run_frontier
     from .steering import open_run, parse_seeds
 
@@ -331,15 +331,14 @@ def frontier(
     steerable = open_run(run, device, device_map=device_map)
     settings = grid(language, parse_languages(values), parse_languages(positions), parse_languages(selections),
                     n_values, blocks.split(";"), modules.split(";")) + (load_points(points, language) if points else [])
-    table, best = run_frontier(steerable, language, settings, parse_seeds(seeds),
-                               parse_seeds(heldout_seeds) if heldout_seeds else None, batch_size)
+    choice, heldout = parse_seeds(seeds), parse_seeds(heldout_seeds) if heldout_seeds else None
+    table, best = run_frontier(steerable, language, settings, choice, heldout, batch_size)
     cols = ["seeds", "kind", *SETTING, "target_share", "generated_ppl", "ppl_ratio", "distinct_2",
             "degenerate_share", "usable_share", "on_front"]
-    spans = {f"{s[0]}-{s[-1]}" for s in [parse_seeds(seeds)] + ([parse_seeds(heldout_seeds)] if heldout_seeds else [])}
+    spans = {seed_range(s) for s in (choice, heldout) if s}
     shown = table[table["seeds"].isin(spans)].reindex(columns=cols)  # other seed sets stay in the CSV
     stdout.print(shown.sort_values(["seeds", "target_share"], ascending=[True, False]).to_string(index=False))
-    same = (table[SETTING] == best[SETTING]).all(axis=1)
-    for _, row in table[same & table["seeds"].isin(spans)].iterrows():
+    for _, row in table[same_setting(table, best) & table["seeds"].isin(spans)].iterrows():
         baseline = row["generated_ppl"] / row["ppl_ratio"]
         typer.echo(f"recommended for {language} (chosen on seeds {best['seeds']}), seeds {row['seeds']}: "
                    f"share {row['target_share']:.2f}, ppl {row['generated_ppl']:.1f} "

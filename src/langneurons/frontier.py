@@ -133,8 +133,14 @@ def reference_prompts(steerable: Steerable, language: str, seeds: list[int]) -> 
 Point = tuple[Intervention, ...]  # one setting: interventions applied together (usually one)
 
 
+def seed_range(seeds: list[int]) -> str:
+    """A seed set as its tables name it: 'a-b'."""
+    return f"{seeds[0]}-{seeds[-1]}"
+
+
 def seed_span(seeds: list[int]) -> str:
-    return f"seeds{seeds[0]}-{seeds[-1]}"
+    """A seed set in a file name: 'seedsa-b'."""
+    return f"seeds{seed_range(seeds)}"
 
 
 def point_key(kind: str, language: str, point: Point) -> str:
@@ -192,7 +198,7 @@ def score_point(steerable: Steerable, language: str, kind: str, point: Point, se
                "interventions": json.dumps([iv.to_dict() for iv in point])} if kind == "forced" else none
     row = {**setting, "kind": kind, **score_cell(records, language, None),
            "generated_ppl": perplexity(lm.model, lm.tokenizer, texts) if texts else float("inf"),
-           "seeds": f"{seeds[0]}-{seeds[-1]}", "seconds": round(time.perf_counter() - started, 1)}
+           "seeds": seed_range(seeds), "seconds": round(time.perf_counter() - started, 1)}
     write_json(folder / f"{key}.json", row)
     return row
 
@@ -207,20 +213,30 @@ def setting_of(row: pd.Series) -> Point:
     return (Intervention.from_dict({**fields, "n": int(fields["n"]), "seed": int(fields.get("seed", 0))}),)
 
 
+def fill_setting_columns(table: pd.DataFrame) -> None:
+    """Give `blocks`, `modules` and `also` "" (all blocks / all modules / no further
+    interventions) where empty or missing: points and tables of older versions lack some."""
+    for column in ("blocks", "modules", "also"):
+        table[column] = table.get(column, pd.Series("", index=table.index)).fillna("")
+
+
+def same_setting(table: pd.DataFrame, setting: pd.Series | dict) -> pd.Series:
+    """Which rows of `table` hold `setting` (its SETTING fields), on whatever seeds."""
+    return (table[SETTING] == pd.Series({k: setting[k] for k in SETTING})).all(axis=1)
+
+
 def load_table(steerable: Steerable, language: str) -> pd.DataFrame:
     """Every point scored so far for `language`, with its kind, its perplexity over the seed set's
     baseline (`ppl_ratio`), whether it is the paper's setting and whether it is on that seed set's
     Pareto front (forced points)."""
     folder = steerable.run / "frontier" / language
     table = pd.DataFrame([json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))])
-    for column in ("blocks", "modules", "also"):  # "" = all / none; older points lack some columns
-        table[column] = table.get(column, pd.Series("", index=table.index)).fillna("")
+    fill_setting_columns(table)
     table["kind"] = kinds(table)  # points scored before the kind column existed
     table["ppl_ratio"] = table["generated_ppl"] / table["seeds"].map(
         {s: baseline_ppl(group) for s, group in table.groupby("seeds")})
     paper = paper_setting(steerable, language)
-    table["paper"] = (table["kind"] == "forced") & (table[SETTING] == pd.Series(
-        {k: getattr(paper, k, "") for k in SETTING})).all(axis=1)
+    table["paper"] = (table["kind"] == "forced") & same_setting(table, {k: getattr(paper, k, "") for k in SETTING})
     forced = table[table["kind"] == "forced"]
     table["on_front"] = table.index.isin([i for _, group in forced.groupby("seeds") for i in pareto_front(group).index])
     return table
@@ -248,13 +264,13 @@ def frontier(steerable: Steerable, language: str, settings: list[Intervention | 
     paper = (paper_setting(steerable, language),)
     points([paper, *[s if isinstance(s, tuple) else (s,) for s in settings]], seeds)
     table = load_table(steerable, language)
-    best = recommend(table[table["seeds"] == f"{seeds[0]}-{seeds[-1]}"])
+    best = recommend(table[table["seeds"] == seed_range(seeds)])
     if heldout_seeds:
         points([paper, setting_of(best)], heldout_seeds)
         table = load_table(steerable, language)
     save_interventions(steerable.run / "frontier" / f"{language}-recommended.json", list(setting_of(best)),
                        steerable.info["fingerprint"])
-    table["recommended"] = ((table["seeds"] == best["seeds"]) & (table["kind"] == "forced")
-                            & (table[SETTING] == best[SETTING]).all(axis=1))  # what the report shows
+    table["recommended"] = (table["seeds"] == best["seeds"]) & (table["kind"] == "forced") & same_setting(
+        table, best)  # what the report shows
     write_table(table, steerable.run / "frontier" / f"{language}.csv")
     return table, best

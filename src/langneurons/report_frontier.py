@@ -13,7 +13,8 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
-from .frontier import GOAL_PPL_RATIO, GOAL_SHARE, SETTING, baseline_ppl, meets_goal, pareto_front, recommend
+from .frontier import (GOAL_PPL_RATIO, GOAL_SHARE, SETTING, baseline_ppl, fill_setting_columns, meets_goal,
+                       pareto_front, recommend, same_setting)
 from .report import figure_grid, html_table, new_figure, section
 
 GOAL = ("Goal: target share ≥ 0.90, degenerate share ≤ 5% and perplexity of the generated text under the "
@@ -26,9 +27,8 @@ def load_frontiers(run: Path, langs: list[str]) -> dict[str, pd.DataFrame]:
     paths = {lang: Path(run) / "frontier" / f"{lang}.csv" for lang in langs}
     text = {"blocks": str, "modules": str, "also": str, "seeds": str}
     tables = {lang: pd.read_csv(path, dtype=text) for lang, path in paths.items() if path.exists()}
-    for table in tables.values():  # "" = all / none; tables written by older versions lack some columns
-        for column in ("blocks", "modules", "also"):
-            table[column] = table.get(column, pd.Series("", index=table.index)).fillna("")
+    for table in tables.values():
+        fill_setting_columns(table)
     return {lang: table for lang, table in tables.items() if (table["n"] > 0).any()}
 
 
@@ -79,7 +79,7 @@ def recommendations(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
         best = recommend(chosen)
         row = {"language": lang, **{k: best[k] for k in SETTING}, "seeds": seeds, **scores(best, ""),
                "meets_goal": meets_goal(best, baseline_ppl(chosen))}
-        same = (table[SETTING] == best[SETTING]).all(axis=1) & (table["seeds"] != seeds)
+        same = same_setting(table, best) & (table["seeds"] != seeds)
         for _, held in table[same].iterrows():
             others = table[table["seeds"] == held["seeds"]]
             row.update({"held_out_seeds": held["seeds"], **scores(held, "held_out_"),
