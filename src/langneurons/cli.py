@@ -141,7 +141,7 @@ def top(
 
 def interventions_from(steerable, language: str | None, n: int | None, selection: str | None,
                        value: str, positions: str, seed: int, blocks: str, file: Path | None, method: str,
-                       modules: str = ""):
+                       modules: str = "", guard: bool = False):
     from .intervene import Intervention, load_interventions
     from .steering import method_defaults
 
@@ -150,7 +150,7 @@ def interventions_from(steerable, language: str | None, n: int | None, selection
     if not language:
         raise LangneuronsError("--language is needed (or --interventions FILE)")
     n, selection = method_defaults(steerable, method, language, n, selection)
-    return [Intervention(language, n, selection, value, positions, seed, blocks, method, modules)]
+    return [Intervention(language, n, selection, value, positions, seed, blocks, method, modules, guard)]
 
 
 RUN_ARG = typer.Argument(..., help="RUN folder made by `langneurons find`")
@@ -175,6 +175,7 @@ def generate(
     random_seed: int = typer.Option(0, help="seed choosing the neurons of --selection random"),
     blocks: str = typer.Option("", help="choose neurons only in these blocks, e.g. 0-3,14-17"),
     modules: str = typer.Option("", help="choose neurons only in modules whose path contains one of these, e.g. mlp"),
+    guard: bool = typer.Option(False, help="with first:K/prefix:K: the opening's tokens are words, none repeated"),
     interventions: Path = typer.Option(None, help="JSON file of interventions (combined)"),
     save_intervention: Path = typer.Option(None, help="also write the intervention(s) as JSON here"),
     seeds: str = typer.Option("1-100", help="one sample per seed, e.g. 1-100"),
@@ -197,7 +198,7 @@ def generate(
     ensure_writable(Path(out).parent)
     steerable = open_run(run, device, dtype, device_map=device_map)
     ivs = interventions_from(steerable, language, n, selection, value, positions, random_seed, blocks,
-                             interventions, method, modules)
+                             interventions, method, modules, guard)
     if save_intervention:
         save_interventions(save_intervention, ivs, steerable.info["fingerprint"])
     target = language or ivs[0].language
@@ -299,6 +300,15 @@ def sweep(
     typer.echo(f"{len(table)} cells → {run / 'sweep.parquet'}")
 
 
+def parse_guards(spec: str) -> list[bool]:
+    """`off`, `on` or `off,on` → the guard settings a frontier grid tries."""
+    choices = {"off": False, "on": True}
+    parts = parse_languages(spec)
+    if not parts or any(p not in choices for p in parts):
+        raise LangneuronsError(f"--guards {spec!r}: use off, on or off,on")
+    return [choices[p] for p in parts]
+
+
 @app.command()
 @friendly
 def frontier(
@@ -311,6 +321,8 @@ def frontier(
     ns: str = typer.Option("2000,4000,8000,16000", help="comma-separated N"),
     blocks: str = typer.Option("", help="semicolon-separated block ranges to try, e.g. ';0-3,14-17' ('' = all)"),
     modules: str = typer.Option("", help="semicolon-separated module filters to try, e.g. ';mlp' ('' = all)"),
+    guards: str = typer.Option("off", help="off, on or off,on: openings without / with the guard (words, "
+                                           "none repeated; for first:K and prefix:K positions)"),
     points: Path = typer.Option(None, help='JSON file of further settings: {"points": [[intervention, ...], ...]}, '
                                            "each a list of interventions applied together"),
     seeds: str = typer.Option("1-100", help="choose on these seeds"),
@@ -328,9 +340,10 @@ def frontier(
         n_values = [int(x) for x in ns.split(",")]
     except ValueError:
         raise LangneuronsError(f"--ns {ns!r}: comma-separated integers, e.g. 200,2000") from None
+    guard_values = parse_guards(guards)
     steerable = open_run(run, device, device_map=device_map)
     settings = grid(language, parse_languages(values), parse_languages(positions), parse_languages(selections),
-                    n_values, blocks.split(";"), modules.split(";")) + (load_points(points, language) if points else [])
+                    n_values, blocks.split(";"), modules.split(";"), guard_values) + (load_points(points, language) if points else [])
     choice, heldout = parse_seeds(seeds), parse_seeds(heldout_seeds) if heldout_seeds else None
     table, best = run_frontier(steerable, language, settings, choice, heldout, batch_size)
     cols = ["seeds", "kind", *SETTING, "target_share", "generated_ppl", "ppl_ratio", "distinct_2",
@@ -348,6 +361,7 @@ def frontier(
     saved = run / "frontier" / f"{language}-recommended.json"
     typer.echo(f"setting: value={best['value']} positions={best['positions']} selection={best['selection']} "
                f"n={best['n']} blocks={best['blocks'] or 'all'} modules={best['modules'] or 'all'}"
+               + (" guard" if best["guard"] else "")
                + (f" + {best['also']}" if best["also"] else "") + f" → {saved} "
                f"(langneurons generate {run} --interventions {saved}); table → {run / 'frontier' / (language + '.csv')}")
 

@@ -28,7 +28,7 @@ from .store import read_jsonl, write_json, write_jsonl, write_table
 
 AXES = {"target_share": "max", "generated_ppl": "min", "degenerate_share": "min"}
 GOAL_SHARE, GOAL_DEGENERATE, GOAL_PPL_RATIO = 0.9, 0.05, 1.5  # the issue's goal for a usable setting
-SETTING = ["value", "positions", "selection", "n", "blocks", "modules", "also"]  # `also`: further interventions
+SETTING = ["value", "positions", "selection", "n", "blocks", "modules", "guard", "also"]  # `also`: further interventions
 
 
 def pareto_front(table: pd.DataFrame, axes: dict[str, str] = AXES) -> pd.DataFrame:
@@ -95,12 +95,14 @@ def meets_goal(row: pd.Series, baseline: float) -> bool:
 
 
 def grid(language: str, values: list[str], positions: list[str], selections: list[str], ns: list[int],
-         blocks: list[str], modules: tuple[str, ...] | list[str] = ("",)) -> list[Intervention]:
+         blocks: list[str], modules: tuple[str, ...] | list[str] = ("",),
+         guards: tuple[bool, ...] | list[bool] = (False,)) -> list[Intervention]:
     """Every combination of the given strategy axes, as interventions (N = 0 left out: the
-    unforced point is always scored)."""
-    axes = itertools.product(values, positions, selections, ns, blocks, modules)
-    return [Intervention(language, n, selection, value, pos, blocks=block, modules=module)
-            for value, pos, selection, n, block, module in axes if n > 0]
+    unforced point is always scored; the guard only with openings, first:K and prefix:K)."""
+    axes = itertools.product(values, positions, selections, ns, blocks, modules, guards)
+    return [Intervention(language, n, selection, value, pos, blocks=block, modules=module, guard=guard)
+            for value, pos, selection, n, block, module, guard in axes
+            if n > 0 and not (guard and pos.split(":")[0] not in ("first", "prefix"))]
 
 
 def load_points(path: Path, language: str) -> list[Point]:
@@ -210,14 +212,18 @@ def setting_of(row: pd.Series) -> Point:
     fields = {k: row[k] for k in Intervention.__dataclass_fields__ if k in row}
     for column in ("blocks", "modules"):
         fields[column] = "" if pd.isna(fields.get(column, "")) else str(fields.get(column, ""))
-    return (Intervention.from_dict({**fields, "n": int(fields["n"]), "seed": int(fields.get("seed", 0))}),)
+    guard = fields.get("guard", False)
+    return (Intervention.from_dict({**fields, "n": int(fields["n"]), "seed": int(fields.get("seed", 0)),
+                                    "guard": False if pd.isna(guard) else bool(guard)}),)
 
 
 def fill_setting_columns(table: pd.DataFrame) -> None:
     """Give `blocks`, `modules` and `also` "" (all blocks / all modules / no further
-    interventions) where empty or missing: points and tables of older versions lack some."""
+    interventions) and `guard` False where empty or missing: points and tables of older versions
+    lack some."""
     for column in ("blocks", "modules", "also"):
         table[column] = table.get(column, pd.Series("", index=table.index)).fillna("")
+    table["guard"] = table.get("guard", pd.Series(False, index=table.index)).fillna(False).astype(bool)
 
 
 def same_setting(table: pd.DataFrame, setting: pd.Series | dict) -> pd.Series:

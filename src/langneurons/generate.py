@@ -10,9 +10,11 @@ our tests; GPU kernels may differ in the last bits across batch shapes).
 from __future__ import annotations
 
 import inspect
+import unicodedata
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Iterator
 
 import numpy as np
@@ -91,6 +93,32 @@ def tall_logits(model: nn.Module) -> Iterator[None]:
         del head.forward
 
 
+@lru_cache(maxsize=4)
+def opening_vocabulary(tokenizer, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """For token ids 0..size-1: whether a guarded opening may use it (its text has a letter or a
+    mark, and it is no special token; ids the tokenizer lacks are none) and a number per text
+    stripped of spaces, so that "im" and " im" count as the same word."""
+    special = special_ids(tokenizer)
+    texts = tokenizer.batch_decode([[i] for i in range(min(size, len(tokenizer)))])
+    texts = ["" if i in special else t for i, t in enumerate(texts)] + [""] * (size - len(texts))
+    words = torch.tensor([any(unicodedata.category(c)[0] in "LM" for c in t) for t in texts])
+    numbers: dict[str, int] = {}
+    forms = torch.tensor([numbers.setdefault(t.strip(), len(numbers)) if w else -1 - i
+                          for i, (t, w) in enumerate(zip(texts, words.tolist()))])
+    return words, forms
+
+
+def guard_opening(logits: torch.Tensor, written: list[list[int]], tokenizer) -> torch.Tensor:
+    """`logits` [batch, vocab] with every token banned that is not a word or repeats a word
+    already written in its row (the opening so far)."""
+    words, forms = (t.to(logits.device) for t in opening_vocabulary(tokenizer, logits.shape[-1]))
+    logits = logits.masked_fill(~words, float("-inf"))
+    for row, tokens in enumerate(written):
+        if tokens:
+            logits[row, torch.isin(forms, forms[tokens])] = float("-inf")
+    return logits
+
+
 def newline_ids(tokenizer, ids: set[int], cache: dict[int, bool]) -> set[int]:
     for token in ids - cache.keys():
         cache[token] = "\n" in tokenizer.decode([token])
@@ -121,7 +149,10 @@ def generate_batch(model: nn.Module, tokenizer, prompts: list[list[int]], seeds:
                        use_cache=True, **last_only)
         for step in range(sampling.max_new_tokens):
             draws = np.array([rng.random() for rng in rngs])
-            chosen = next_tokens(result.logits[:, -1, :], sampling, draws)
+            logits = result.logits[:, -1, :]
+            if steering.guarded:
+                logits = guard_opening(logits, out, tokenizer)
+            chosen = next_tokens(logits, sampling, draws)
             tokens = chosen.tolist()
             stops = eos | (newline_ids(tokenizer, set(tokens), newline_cache) if sampling.stop_at_newline else set())
             for row, token in enumerate(tokens):

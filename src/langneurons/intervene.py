@@ -47,6 +47,9 @@ class Intervention:
     method: `ap` (the AP experts among all linears) or `lape` (the language's LAPE neurons at the
     MLP activations, lowest entropy first; selection `top` or `random`); the statistics of a LAPE
     neuron are those of its mean activation. modules: e.g. `mlp`, to choose only in such modules.
+    guard (with `first:K`/`prefix:K`): the tokens written under the edit are words (a letter or
+    mark in them) and none repeats an earlier one of them: a forced opening of "，" or "im im"
+    is what the unedited model goes on to loop.
     """
 
     language: str
@@ -58,6 +61,7 @@ class Intervention:
     blocks: str = ""  # e.g. "0-3,14-17": choose neurons only in these decoder blocks
     method: str = "ap"
     modules: str = ""  # e.g. "mlp" or "gate_proj,up_proj": only in modules whose path contains one
+    guard: bool = False
 
     def __post_init__(self) -> None:
         if self.selection not in SELECTIONS:
@@ -67,7 +71,10 @@ class Intervention:
         if self.method == "lape" and self.selection not in ("top", "random"):
             raise LangneuronsError(f"selection {self.selection!r} ranks by AP; LAPE neurons are chosen "
                                    "with top (lowest entropy first) or random")
-        parse_positions(self.positions)
+        kind, _ = parse_positions(self.positions)
+        if self.guard and kind not in ("first", "prefix"):
+            raise LangneuronsError(f"guard: only for the tokens of an opening (positions first:K or "
+                                   f"prefix:K), not positions {self.positions!r}")
         if self.n < 0:
             raise LangneuronsError(f"n {self.n}: must be 0 or more")
         parse_value(self.value)
@@ -78,7 +85,7 @@ class Intervention:
         return f"{self.language}-{self.selection}-{self.n}-{self.value}-{self.positions}" + (
             f"-seed{self.seed}" if self.selection == "random" else "") + (
             f"-blocks{self.blocks}" if self.blocks else "") + ("-lape" if self.method == "lape" else "") + (
-            f"-modules{self.modules}" if self.modules else "")
+            f"-modules{self.modules}" if self.modules else "") + ("-guard" if self.guard else "")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -186,6 +193,7 @@ class Plan:
 
     edits: dict[str, dict[str, Edit]] = field(default_factory=dict)
     widths: dict[str, int] = field(default_factory=dict)
+    guards: set[str] = field(default_factory=set)  # positions whose new tokens are guarded
 
     @property
     def n_units(self) -> int:
@@ -240,7 +248,7 @@ def resolve(interventions: list[Intervention], expertise: pd.DataFrame | None, w
         terms = edit_terms(*parse_value(iv.value), rows)
         for layer, unit, *values in zip(rows["layer"], rows["unit"], *terms.values()):
             merged.setdefault((layer, iv.positions), {})[int(unit)] = tuple(map(float, values))
-    plan = Plan(widths=dict(widths))
+    plan = Plan(widths=dict(widths), guards={iv.positions for iv in interventions if iv.guard})
     for (layer, positions), units in merged.items():
         order = sorted(units)
         keep, add, low, high = (torch.tensor([units[u][i] for u in order], dtype=torch.float32) for i in range(4))
@@ -254,8 +262,14 @@ class Steering:
     """Live state of an applied plan: the generation loop sets `fed`, the number of new tokens
     fed back into the model so far (0 during the prompt pass, and in any plain forward)."""
 
-    def __init__(self) -> None:
+    def __init__(self, guards: set[str] | None = None) -> None:
         self.fed = 0
+        self.guards = guards or set()
+
+    @property
+    def guarded(self) -> bool:
+        """Whether the token about to be sampled is one of a guarded opening."""
+        return any(self.active(positions) for positions in self.guards)
 
     def active(self, positions: str) -> bool:
         kind, count = parse_positions(positions)
@@ -267,7 +281,7 @@ class Steering:
 @contextmanager
 def steer(model: nn.Module, plan: Plan | None) -> Iterator[Steering]:
     """Apply `plan` while inside the block: the chosen units' outputs are overwritten."""
-    state = Steering()
+    state = Steering(plan.guards if plan is not None else None)
     if plan is None or not plan.edits:
         yield state
         return

@@ -119,12 +119,15 @@ def test_same_command_gives_byte_identical_generations(cli_run, tmp_path):
 
 def test_frontier_command(cli_run):
     code, output = invoke("frontier", cli_run, "-l", "de", "--values", "on_p50,mix:0.5", "--positions", "all,first:2",
-                          "--selections", "both", "--ns", "4", "--seeds", "1-3", "--heldout-seeds", "11-13")
+                          "--selections", "both", "--ns", "4", "--guards", "off,on", "--seeds", "1-3",
+                          "--heldout-seeds", "11-13")
     assert code == 0, output
     table = pd.read_csv(cli_run / "frontier" / "de.csv", dtype={"seeds": str})
     choice, held = table[table["seeds"] == "1-3"], table[table["seeds"] == "11-13"]
-    # the grid, the paper's setting (N capped at the model's neurons) and both baselines on the choice seeds
-    assert sorted(choice["kind"]) == ["forced"] * 5 + ["reference", "unforced"]
+    # the grid (the guard only for the first:2 openings), the paper's setting (N capped at the model's
+    # neurons) and both baselines on the choice seeds
+    assert sorted(choice["kind"]) == ["forced"] * 7 + ["reference", "unforced"]
+    assert sorted(choice.loc[choice["guard"], "positions"]) == ["first:2", "first:2"]
     assert choice["paper"].sum() == 1 and choice.loc[choice["paper"], "n"].item() == 448
     # the recommendation and the paper's setting again on the held-out seeds
     assert sorted(held["kind"]) == ["forced"] * 2 + ["reference", "unforced"] and held["paper"].sum() == 1
@@ -150,6 +153,8 @@ def test_frontier_command(cli_run):
     page = (cli_run / "report.html").read_text()
     assert "Steering that keeps the text fluent" in page and (cli_run / "figures" / "frontier-de.png").exists()
     assert "held_out_share" in page and "11-13" in page and "paper_share" in page
+    code, output = invoke("frontier", cli_run, "-l", "de", "--guards", "yes")
+    assert code != 0 and "--guards 'yes': use off, on or off,on" in output
 
 
 def test_reproduce_fast_runs_every_stage_and_resumes(saved_tiny, corpus_dir, tmp_path):

@@ -6,7 +6,7 @@ import pytest
 
 from langneurons import frontier as frontier_module
 from langneurons.errors import LangneuronsError
-from langneurons.frontier import frontier, load_points, reference_prompts, setting_of
+from langneurons.frontier import frontier, grid, load_points, reference_prompts, setting_of
 from langneurons.intervene import Intervention, load_interventions
 from langneurons.run import find
 from langneurons.steering import open_run
@@ -77,6 +77,19 @@ def test_a_point_of_several_interventions_is_scored_and_recommended_as_a_whole(s
     assert [r["text"] for r in samples] == [r["text"] for r in fresh]
     saved = load_interventions(steerable.run / "frontier" / "de-recommended.json")
     assert tuple(saved) == setting_of(best)
+
+
+def test_a_guarded_opening_is_its_own_point_and_survives_the_table(steerable):
+    settings = grid("de", ["on_p50"], ["all", "prefix:2"], ["both"], [40], [""], guards=[False, True])
+    assert [(iv.positions, iv.guard) for iv in settings] == [("all", False), ("prefix:2", False), ("prefix:2", True)]
+    table, best = frontier(steerable, "de", settings, [1, 2], batch_size=2, progress=False)
+    openings = table[(table["kind"] == "forced") & (table["positions"] == "prefix:2")]
+    assert sorted(openings["guard"]) == [False, True]
+    assert [setting_of(row)[0] for _, row in openings.iterrows()] == [
+        Intervention("de", 40, positions="prefix:2", guard=bool(g)) for g in openings["guard"]]
+    samples = read_jsonl(steerable.run / "frontier" / "de" / "de-both-40-on_p50-prefix_2-guard-seeds1-2.jsonl")
+    assert samples[0]["setting"][0]["guard"] is True
+    assert load_interventions(steerable.run / "frontier" / "de-recommended.json")[0].guard == best["guard"]
 
 
 def test_points_files_are_checked(tmp_path):

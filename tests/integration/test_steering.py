@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from langneurons.errors import LangneuronsError
-from langneurons.generate import UNCONDITIONAL, Sampling, generate, generate_batch, tall_logits
+from langneurons.generate import (UNCONDITIONAL, Sampling, generate, generate_batch, guard_opening, opening_vocabulary,
+                                  tall_logits)
 from langneurons.intervene import Edit, Intervention, Plan, load_interventions, resolve, save_interventions, steer
 from langneurons.record import hooks, record
 from langneurons.run import find
@@ -114,6 +115,44 @@ def test_prefix_k_continues_the_opening_as_the_unedited_model_reads_it(steerable
     assert out[3:] == continued  # then exactly what the plain model writes after prompt + opening
     first = generate_batch(model, tok, [[2, 5]], [0], greedy, edit("first:3"))[0]
     assert first[:3] == out[:3]  # first:K differs only in keeping the edited keys and values
+
+
+def test_a_guarded_opening_is_words_none_repeated_then_the_plain_model_goes_on(steerable):
+    model, tok = steerable.loaded.model, steerable.loaded.tokenizer
+    greedy = Sampling(max_new_tokens=8, greedy=True)
+    strong = dict(language="de", n=40, selection="both", value="scale:50", positions="prefix:3")
+    guarded = steerable.plan([Intervention(**strong, guard=True)])
+    assert guarded.guards == {"prefix:3"} and not steerable.plan([Intervention(**strong)]).guards
+    out = generate_batch(model, tok, [[2, 5]], [0], greedy, guarded)[0]
+    # the opening, step by step: the edited model's most likely token among the allowed ones
+    edited = steerable.plan([Intervention(**{**strong, "positions": "all"})])
+    words, forms = opening_vocabulary(tok, model.config.vocab_size)
+    for k in range(3):
+        with torch.inference_mode(), steer(model, edited):
+            logits = model(input_ids=torch.tensor([[2, 5] + out[:k]])).logits[:, -1, :]
+        allowed = guard_opening(logits, [out[:k]], tok)
+        assert int(allowed.argmax()) == out[k] and bool(words[out[k]])
+        banned = ~words | torch.isin(forms, forms[out[:k]]) if k else ~words
+        assert torch.isinf(allowed[0, banned]).all() and torch.equal(allowed[0, ~banned], logits[0, ~banned])
+    assert len({int(forms[t]) for t in out[:3]}) == 3
+    plain = generate_batch(model, tok, [[2, 5]], [0], greedy, steerable.plan([Intervention(**strong)]))[0]
+    assert not words[plain[:3]].all()  # unguarded, this opening has a token without a letter
+    continued = generate_batch(model, tok, [[2, 5] + out[:3]], [0], Sampling(max_new_tokens=5, greedy=True))[0]
+    assert out[3:] == continued  # the guard ends with the opening
+
+
+def test_the_guard_knows_words_and_their_spaced_forms(steerable):
+    tok = steerable.loaded.tokenizer
+    words, forms = opening_vocabulary(tok, len(tok) + 3)
+    text = {i: tok.decode([i]) for i in range(len(tok))}
+    assert not words[[tok.bos_token_id, tok.eos_token_id, tok.pad_token_id]].any()  # special tokens
+    assert not words[len(tok):].any()  # ids of the model's head the tokenizer lacks
+    assert {bool(words[i]) for i, t in text.items() if t in (",", ".", "1", " ")} == {False}
+    pairs = [(i, j) for i, t in text.items() for j, u in text.items() if i != j and t.strip() == u.strip() and words[i]]
+    assert pairs and all(forms[i] == forms[j] for i, j in pairs)  # e.g. "die" and " die"
+    with pytest.raises(LangneuronsError, match="guard: only for the tokens of an opening"):
+        Intervention("de", 4, positions="all", guard=True)
+    assert Intervention("de", 4, positions="first:2", guard=True).label.endswith("-first:2-guard")
 
 
 @pytest.mark.parametrize("spec", ["first", "first:0", "first:x", "last:3", "All"])

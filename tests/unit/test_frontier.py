@@ -99,6 +99,7 @@ def test_the_report_reads_frontier_tables_written_before_composite_points(tmp_pa
         tmp_path / "frontier" / "de.csv", index=False)
     tables = load_frontiers(tmp_path, ["de", "fr"])
     assert list(tables) == ["de"] and (tables["de"][["blocks", "modules", "also"]] == "").all(axis=None)
+    assert not tables["de"]["guard"].any()  # nor the guard
     row = recommendations(tables).iloc[0]
     assert (row["n"], row["positions"], row["also"]) == (16000, "prefix:2", "")
 
