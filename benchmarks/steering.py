@@ -4,7 +4,9 @@ Unconditional generation from BOS (temperature 0.8, top-p 0.9), one sample per s
 50 with a KV cache, first without and then with `both` N = 2,000 neurons of one language forced
 to their on_p50 (the paper's main setting), and with `both` N = 4,000 forced only while the first
 3 tokens are written (`prefix:3`, the frontier's steered opening: one re-read of the opening,
-then unedited steps). It needs a finished RUN folder: `--run PATH`, else the
+then unedited steps), and the same opening with the guard (`--guard`: per opening step, tokens
+that are no words or repeat one are masked; the word table of the vocabulary is built once per
+tokenizer and timed apart). It needs a finished RUN folder: `--run PATH`, else the
 small find run that paper_style made in this session, else a new one. The trap: generation stops a sample at EOS, so steered and
 unsteered runs may produce different numbers of tokens; tokens per second is the fair ratio.
 The unsteered pass runs once more with the LM head left as `linear(h, W)` (generate's
@@ -22,7 +24,7 @@ from pathlib import Path
 
 from common import Context, corpus_spec, emit, rounded, sync
 from langneurons import generate
-from langneurons.generate import UNCONDITIONAL, generate_batch, start_token
+from langneurons.generate import UNCONDITIONAL, generate_batch, opening_vocabulary, start_token
 from langneurons.intervene import Intervention
 from langneurons.run import find
 from langneurons.steering import open_run
@@ -57,13 +59,18 @@ def measure(ctx: Context, run: Path, source: str) -> None:
     started = time.perf_counter()
     plan = steerable.plan([Intervention(language, n, "both")])
     plan_seconds = time.perf_counter() - started
-    opening = steerable.plan([Intervention(language, min(2 * n, steerable.info["neurons"]), "both", "on_p50",
-                                           "prefix:3")])
+    opening_units = min(2 * n, steerable.info["neurons"])
+    opening = steerable.plan([Intervention(language, opening_units, "both", "on_p50", "prefix:3")])
+    guarded = steerable.plan([Intervention(language, opening_units, "both", "on_p50", "prefix:3", guard=True)])
+    started = time.perf_counter()
+    opening_vocabulary(steerable.loaded.tokenizer, steerable.loaded.model.get_output_embeddings().out_features)
+    vocabulary_seconds = time.perf_counter() - started
     seeds, tokens = ctx.pick((list(range(1, 5)), 8), (list(range(1, 11)), 16), (list(range(1, 101)), 64))
     timed_generation(steerable, seeds[:1], 2, plan)  # warm-up: first-call costs of generation and hooks
     plain = timed_generation(steerable, seeds, tokens, None)
     steered = timed_generation(steerable, seeds, tokens, plan)
     prefix = timed_generation(steerable, seeds, tokens, opening)
+    guard = timed_generation(steerable, seeds, tokens, guarded)
     with mock.patch.object(generate, "tall_logits", lambda model: contextlib.nullcontext()):
         linear_head = timed_generation(steerable, seeds, tokens, None)
     emit(ctx, NAME, "generation", steerable.loaded.device, run=source,
@@ -73,16 +80,20 @@ def measure(ctx: Context, run: Path, source: str) -> None:
                 "tokens_unsteered": plain["tokens"], "tokens_steered": steered["tokens"]},
          seconds=rounded({"unsteered": plain["seconds"], "steered": steered["seconds"],
                           "unsteered_linear_head": linear_head["seconds"], "plan_resolve": plan_seconds,
-                          "steered_prefix3": prefix["seconds"]}),
+                          "steered_prefix3": prefix["seconds"], "steered_prefix3_guard": guard["seconds"],
+                          "guard_vocabulary": vocabulary_seconds}),
          tokens_per_second=rounded({"unsteered": plain["tokens_per_second"],
                                     "steered": steered["tokens_per_second"],
                                     "unsteered_linear_head": linear_head["tokens_per_second"],
-                                    "steered_prefix3": prefix["tokens_per_second"]}),
+                                    "steered_prefix3": prefix["tokens_per_second"],
+                                    "steered_prefix3_guard": guard["tokens_per_second"]}),
          ratios=rounded({"steered_over_unsteered_seconds": steered["seconds"] / plain["seconds"],
                          "unsteered_over_steered_tokens_per_second":
                              plain["tokens_per_second"] / steered["tokens_per_second"],
                          "unsteered_over_prefix3_tokens_per_second":
                              plain["tokens_per_second"] / prefix["tokens_per_second"],
+                         "unsteered_over_prefix3_guard_tokens_per_second":
+                             plain["tokens_per_second"] / guard["tokens_per_second"],
                          "tall_head_speedup_tokens_per_second":
                              plain["tokens_per_second"] / linear_head["tokens_per_second"]}, 3))
 
