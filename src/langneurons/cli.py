@@ -321,8 +321,8 @@ def frontier(
     ns: str = typer.Option("2000,4000,8000,16000", help="comma-separated N"),
     blocks: str = typer.Option("", help="semicolon-separated block ranges to try, e.g. ';0-3,14-17' ('' = all)"),
     modules: str = typer.Option("", help="semicolon-separated module filters to try, e.g. ';mlp' ('' = all)"),
-    guards: str = typer.Option("off", help="off, on or off,on: openings without / with the guard (words, "
-                                           "none repeated; for first:K and prefix:K positions)"),
+    guards: str = typer.Option("on", help="on, off or off,on: openings with / without the guard (words, "
+                                          "none repeated; for first:K and prefix:K positions)"),
     points: Path = typer.Option(None, help='JSON file of further settings: {"points": [[intervention, ...], ...]}, '
                                            "each a list of interventions applied together"),
     seeds: str = typer.Option("1-100", help="choose on these seeds"),
