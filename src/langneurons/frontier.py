@@ -21,7 +21,7 @@ import pandas as pd
 
 from .errors import LangneuronsError
 from .evaluate import perplexity
-from .intervene import Intervention
+from .intervene import Intervention, is_opening
 from .progress import console
 from .steering import Steerable, sample_records, score_cell
 from .store import read_jsonl, write_json, write_jsonl, write_table
@@ -102,7 +102,7 @@ def grid(language: str, values: list[str], positions: list[str], selections: lis
     axes = itertools.product(values, positions, selections, ns, blocks, modules, guards)
     return [Intervention(language, n, selection, value, pos, blocks=block, modules=module, guard=guard)
             for value, pos, selection, n, block, module, guard in axes
-            if n > 0 and not (guard and pos.split(":")[0] not in ("first", "prefix"))]
+            if n > 0 and (is_opening(pos) or not guard)]
 
 
 def load_points(path: Path, language: str) -> list[Point]:

@@ -30,6 +30,7 @@ from .store import write_json
 SELECTIONS = ("top", "bottom", "both", "random")
 METHODS = ("ap", "lape")  # how the neurons were found: AP over linears, LAPE over MLP activations
 POSITIONS = ("all", "prompt", "generated", "first:K", "prefix:K")
+OPENINGS = ("first", "prefix")  # positions that edit only the first K new tokens
 BASE_VALUES = ("on_p50", "on_p90", "off_mean", "off_p50", "zero")
 
 
@@ -71,8 +72,7 @@ class Intervention:
         if self.method == "lape" and self.selection not in ("top", "random"):
             raise LangneuronsError(f"selection {self.selection!r} ranks by AP; LAPE neurons are chosen "
                                    "with top (lowest entropy first) or random")
-        kind, _ = parse_positions(self.positions)
-        if self.guard and kind not in ("first", "prefix"):
+        if not is_opening(self.positions) and self.guard:  # positions are checked either way
             raise LangneuronsError(f"guard: only for the tokens of an opening (positions first:K or "
                                    f"prefix:K), not positions {self.positions!r}")
         if self.n < 0:
@@ -130,10 +130,15 @@ def parse_positions(spec: str) -> tuple[str, int]:
     if spec in POSITIONS[:3]:
         return spec, 0
     kind, _, count = spec.partition(":")
-    if kind in ("first", "prefix") and count.isdigit() and int(count) >= 1:
+    if kind in OPENINGS and count.isdigit() and int(count) >= 1:
         return kind, int(count)
     raise LangneuronsError(f"positions {spec!r}: use all, prompt, generated, first:K or prefix:K "
                            "(K ≥ 1 new tokens)")
+
+
+def is_opening(positions: str) -> bool:
+    """Whether `positions` edits only the first K new tokens (`first:K`, `prefix:K`); refuses bad ones."""
+    return parse_positions(positions)[0] in OPENINGS
 
 
 def parse_blocks(spec: str) -> set[int] | None:
@@ -273,7 +278,7 @@ class Steering:
 
     def active(self, positions: str) -> bool:
         kind, count = parse_positions(positions)
-        if kind in ("first", "prefix"):  # the forwards that write new tokens 1..K
+        if kind in OPENINGS:  # the forwards that write new tokens 1..K
             return self.fed < count
         return kind == "all" or (kind == "generated") == (self.fed > 0)
 
