@@ -354,9 +354,11 @@ def frontier(
     for _, row in table[same_setting(table, best) & table["seeds"].isin(spans)].iterrows():
         baseline = row["generated_ppl"] / row["ppl_ratio"]
         typer.echo(f"recommended for {language} (chosen on seeds {best['seeds']}), seeds {row['seeds']}: "
-                   f"share {row['target_share']:.2f}, ppl {row['generated_ppl']:.1f} "
-                   f"({row['ppl_ratio']:.2f} x the reference {baseline:.1f}; goal <= {GOAL_PPL_RATIO}), "
-                   f"distinct-2 {row['distinct_2']:.2f}, degenerate {row['degenerate_share']:.2f}"
+                   f"share {row['target_share']:.2f} [{row['target_low']:.2f}-{row['target_high']:.2f}], "
+                   f"ppl {row['generated_ppl']:.1f} ({row['ppl_ratio']:.2f} x the reference {baseline:.1f}; "
+                   f"goal <= {GOAL_PPL_RATIO}), distinct-2 {row['distinct_2']:.2f}, degenerate "
+                   f"{row['degenerate_share']:.2f} [{row['degenerate_low']:.2f}-{row['degenerate_high']:.2f}]"
+                   f" over {int(row['samples'])} samples ([95% bootstrap interval])"
                    f" - {'meets' if meets_goal(row, baseline) else 'misses'} the goal")
     saved = run / "frontier" / f"{language}-recommended.json"
     typer.echo(f"setting: value={best['value']} positions={best['positions']} selection={best['selection']} "
