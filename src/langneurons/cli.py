@@ -358,7 +358,7 @@ def frontier(
                    f"ppl {row['generated_ppl']:.1f} ({row['ppl_ratio']:.2f} x the reference {baseline:.1f}; "
                    f"goal <= {GOAL_PPL_RATIO}), distinct-2 {row['distinct_2']:.2f}, degenerate "
                    f"{row['degenerate_share']:.2f} [{row['degenerate_low']:.2f}-{row['degenerate_high']:.2f}]"
-                   f" over {int(row['samples'])} samples ([95% bootstrap interval])"
+                   f" ({int(row['samples'])} samples; brackets: 95% bootstrap intervals)"
                    f" - {'meets' if meets_goal(row, baseline) else 'misses'} the goal")
     saved = run / "frontier" / f"{language}-recommended.json"
     typer.echo(f"setting: value={best['value']} positions={best['positions']} selection={best['selection']} "
