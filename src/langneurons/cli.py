@@ -141,7 +141,7 @@ def top(
 
 def interventions_from(steerable, language: str | None, n: int | None, selection: str | None,
                        value: str, positions: str, seed: int, blocks: str, file: Path | None, method: str,
-                       modules: str = "", guard: bool = False):
+                       modules: str = "", guard: bool = False, whole_characters: bool = False):
     from .intervene import Intervention, load_interventions
     from .steering import method_defaults
 
@@ -150,7 +150,8 @@ def interventions_from(steerable, language: str | None, n: int | None, selection
     if not language:
         raise LangneuronsError("--language is needed (or --interventions FILE)")
     n, selection = method_defaults(steerable, method, language, n, selection)
-    return [Intervention(language, n, selection, value, positions, seed, blocks, method, modules, guard)]
+    return [Intervention(language, n, selection, value, positions, seed, blocks, method, modules, guard,
+                         whole_characters)]
 
 
 RUN_ARG = typer.Argument(..., help="RUN folder made by `langneurons find`")
@@ -176,6 +177,7 @@ def generate(
     blocks: str = typer.Option("", help="choose neurons only in these blocks, e.g. 0-3,14-17"),
     modules: str = typer.Option("", help="choose neurons only in modules whose path contains one of these, e.g. mlp"),
     guard: bool = typer.Option(False, help="with first:K/prefix:K: the opening's tokens are words, none repeated"),
+    whole_characters: bool = typer.Option(False, help="sample byte tokens only where the text stays well-formed UTF-8"),
     interventions: Path = typer.Option(None, help="JSON file of interventions (combined)"),
     save_intervention: Path = typer.Option(None, help="also write the intervention(s) as JSON here"),
     seeds: str = typer.Option("1-100", help="one sample per seed, e.g. 1-100"),
@@ -198,7 +200,7 @@ def generate(
     ensure_writable(Path(out).parent)
     steerable = open_run(run, device, dtype, device_map=device_map)
     ivs = interventions_from(steerable, language, n, selection, value, positions, random_seed, blocks,
-                             interventions, method, modules, guard)
+                             interventions, method, modules, guard, whole_characters)
     if save_intervention:
         save_interventions(save_intervention, ivs, steerable.info["fingerprint"])
     target = language or ivs[0].language
@@ -364,6 +366,7 @@ def frontier(
     typer.echo(f"setting: value={best['value']} positions={best['positions']} selection={best['selection']} "
                f"n={best['n']} blocks={best['blocks'] or 'all'} modules={best['modules'] or 'all'}"
                + (" guard" if best["guard"] else "")
+               + (" whole-characters" if best["whole_characters"] else "")
                + (f" + {best['also']}" if best["also"] else "") + f" → {saved} "
                f"(langneurons generate {run} --interventions {saved}); table → {run / 'frontier' / (language + '.csv')}")
 

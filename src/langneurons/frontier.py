@@ -28,7 +28,7 @@ from .store import read_jsonl, write_json, write_jsonl, write_table
 
 AXES = {"target_share": "max", "generated_ppl": "min", "degenerate_share": "min"}
 GOAL_SHARE, GOAL_DEGENERATE, GOAL_PPL_RATIO = 0.9, 0.05, 1.5  # the issue's goal for a usable setting
-SETTING = ["value", "positions", "selection", "n", "blocks", "modules", "guard", "also"]  # `also`: further interventions
+SETTING = ["value", "positions", "selection", "n", "blocks", "modules", "guard", "whole_characters", "also"]  # `also`: further interventions
 
 
 def pareto_front(table: pd.DataFrame, axes: dict[str, str] = AXES) -> pd.DataFrame:
@@ -212,18 +212,18 @@ def setting_of(row: pd.Series) -> Point:
     fields = {k: row[k] for k in Intervention.__dataclass_fields__ if k in row}
     for column in ("blocks", "modules"):
         fields[column] = "" if pd.isna(fields.get(column, "")) else str(fields.get(column, ""))
-    guard = fields.get("guard", False)
-    return (Intervention.from_dict({**fields, "n": int(fields["n"]), "seed": int(fields.get("seed", 0)),
-                                    "guard": False if pd.isna(guard) else bool(guard)}),)
+    flags = {k: not pd.isna(fields.get(k, False)) and bool(fields.get(k, False)) for k in ("guard", "whole_characters")}
+    return (Intervention.from_dict({**fields, "n": int(fields["n"]), "seed": int(fields.get("seed", 0)), **flags}),)
 
 
 def fill_setting_columns(table: pd.DataFrame) -> None:
     """Give `blocks`, `modules` and `also` "" (all blocks / all modules / no further
-    interventions) and `guard` False where empty or missing: points and tables of older versions
-    lack some."""
+    interventions) and `guard` and `whole_characters` False where empty or missing: points and
+    tables of older versions lack some."""
     for column in ("blocks", "modules", "also"):
         table[column] = table.get(column, pd.Series("", index=table.index)).fillna("")
-    table["guard"] = table.get("guard", pd.Series(False, index=table.index)).fillna(False).astype(bool)
+    for column in ("guard", "whole_characters"):
+        table[column] = table.get(column, pd.Series(False, index=table.index)).fillna(False).astype(bool)
 
 
 def same_setting(table: pd.DataFrame, setting: pd.Series | dict) -> pd.Series:

@@ -10,6 +10,8 @@ our tests; GPU kernels may differ in the last bits across batch shapes).
 from __future__ import annotations
 
 import inspect
+import itertools
+import re
 import unicodedata
 import warnings
 from contextlib import contextmanager
@@ -119,6 +121,52 @@ def guard_opening(logits: torch.Tensor, written: list[list[int]], tokenizer) -> 
     return logits
 
 
+@lru_cache(maxsize=4)
+def byte_values(tokenizer, size: int) -> torch.Tensor:
+    """For token ids 0..size-1: the byte a byte-fallback token (`<0xE3>` in Gemma's and Llama's
+    vocabularies) stands for, else -1. Byte-level BPE (GPT-2, BLOOM) has none."""
+    tokens = tokenizer.convert_ids_to_tokens(list(range(min(size, len(tokenizer)))))
+    found = [re.fullmatch(r"<0x([0-9A-Fa-f]{2})>", t) if isinstance(t, str) else None for t in tokens]
+    return torch.tensor([int(m.group(1), 16) if m else -1 for m in found] + [-1] * (size - len(found)))
+
+
+SECOND_BYTE = {0xE0: (0xA0, 0xBF), 0xED: (0x80, 0x9F), 0xF0: (0x90, 0xBF), 0xF4: (0x80, 0x8F)}  # RFC 3629
+
+
+def next_byte(tail: list[int]) -> tuple[int, int] | None:
+    """The range the next byte must lie in for `tail` (the last bytes written, well-formed so far)
+    to stay well-formed UTF-8, or None when `tail` ends on a whole character."""
+    for back, byte in enumerate(reversed(tail[-4:]), start=1):
+        if 0x80 <= byte < 0xC0:  # a continuation byte: its lead lies further back
+            continue
+        need = 0 if byte < 0x80 else 1 if byte < 0xE0 else 2 if byte < 0xF0 else 3
+        if back > need:
+            return None
+        return SECOND_BYTE.get(byte, (0x80, 0xBF)) if back == 1 else (0x80, 0xBF)
+    return None
+
+
+def whole_characters(logits: torch.Tensor, written: list[list[int]], tokenizer) -> torch.Tensor:
+    """`logits` [batch, vocab] with every byte token banned that would make a row's bytes ill-formed
+    UTF-8: where a character starts, continuation bytes and bytes no character starts with; inside
+    one, everything but the bytes that can continue it. Text a model writes as byte tokens then
+    decodes without "�"."""
+    values = byte_values(tokenizer, logits.shape[-1]).to(logits.device)
+    if not bool((values >= 0).any()):
+        return logits
+    cannot_start = ((values >= 0x80) & (values < 0xC2)) | (values >= 0xF5)
+    logits = logits.clone()
+    for row, tokens in enumerate(written):
+        recent = values[tokens[-4:]].tolist() if tokens else []
+        tail = list(itertools.takewhile(lambda v: v >= 0, reversed(recent)))[::-1]  # trailing byte tokens
+        allowed = next_byte(tail)
+        if allowed is None:
+            logits[row, cannot_start] = float("-inf")
+        else:
+            logits[row, (values < allowed[0]) | (values > allowed[1])] = float("-inf")
+    return logits
+
+
 def newline_ids(tokenizer, ids: set[int], cache: dict[int, bool]) -> set[int]:
     for token in ids - cache.keys():
         cache[token] = "\n" in tokenizer.decode([token])
@@ -152,6 +200,8 @@ def generate_batch(model: nn.Module, tokenizer, prompts: list[list[int]], seeds:
             logits = result.logits[:, -1, :]
             if steering.guarded:
                 logits = guard_opening(logits, out, tokenizer)
+            if plan is not None and plan.whole_characters:
+                logits = whole_characters(logits, out, tokenizer)
             chosen = next_tokens(logits, sampling, draws)
             tokens = chosen.tolist()
             stops = eos | (newline_ids(tokenizer, set(tokens), newline_cache) if sampling.stop_at_newline else set())

@@ -50,7 +50,9 @@ class Intervention:
     neuron are those of its mean activation. modules: e.g. `mlp`, to choose only in such modules.
     guard (with `first:K`/`prefix:K`): the tokens written under the edit are words (a letter or
     mark in them) and none repeats an earlier one of them: a forced opening of "，" or "im im"
-    is what the unedited model goes on to loop.
+    is what the unedited model goes on to loop. whole_characters: while the plan is applied, byte
+    tokens (`<0xE3>`, in vocabularies with byte fallback) are sampled only where they keep the text
+    well-formed UTF-8: a model loops on broken bytes ("���") once it has written some.
     """
 
     language: str
@@ -63,6 +65,7 @@ class Intervention:
     method: str = "ap"
     modules: str = ""  # e.g. "mlp" or "gate_proj,up_proj": only in modules whose path contains one
     guard: bool = False
+    whole_characters: bool = False
 
     def __post_init__(self) -> None:
         if self.selection not in SELECTIONS:
@@ -85,7 +88,8 @@ class Intervention:
         return f"{self.language}-{self.selection}-{self.n}-{self.value}-{self.positions}" + (
             f"-seed{self.seed}" if self.selection == "random" else "") + (
             f"-blocks{self.blocks}" if self.blocks else "") + ("-lape" if self.method == "lape" else "") + (
-            f"-modules{self.modules}" if self.modules else "") + ("-guard" if self.guard else "")
+            f"-modules{self.modules}" if self.modules else "") + ("-guard" if self.guard else "") + (
+            "-chars" if self.whole_characters else "")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -199,6 +203,7 @@ class Plan:
     edits: dict[str, dict[str, Edit]] = field(default_factory=dict)
     widths: dict[str, int] = field(default_factory=dict)
     guards: set[str] = field(default_factory=set)  # positions whose new tokens are guarded
+    whole_characters: bool = False  # sample byte tokens only where they keep the text well-formed UTF-8
 
     @property
     def n_units(self) -> int:
@@ -253,7 +258,8 @@ def resolve(interventions: list[Intervention], expertise: pd.DataFrame | None, w
         terms = edit_terms(*parse_value(iv.value), rows)
         for layer, unit, *values in zip(rows["layer"], rows["unit"], *terms.values()):
             merged.setdefault((layer, iv.positions), {})[int(unit)] = tuple(map(float, values))
-    plan = Plan(widths=dict(widths), guards={iv.positions for iv in interventions if iv.guard})
+    plan = Plan(widths=dict(widths), guards={iv.positions for iv in interventions if iv.guard},
+                whole_characters=any(iv.whole_characters for iv in interventions))
     for (layer, positions), units in merged.items():
         order = sorted(units)
         keep, add, low, high = (torch.tensor([units[u][i] for u in order], dtype=torch.float32) for i in range(4))

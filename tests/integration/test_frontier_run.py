@@ -92,6 +92,16 @@ def test_a_guarded_opening_is_its_own_point_and_survives_the_table(steerable):
     assert load_interventions(steerable.run / "frontier" / "de-recommended.json")[0].guard == best["guard"]
 
 
+def test_a_whole_characters_point_is_its_own_setting(steerable):
+    plain, ruled = Intervention("de", 40, positions="prefix:2"), Intervention("de", 40, positions="prefix:2",
+                                                                             whole_characters=True)
+    table, _ = frontier(steerable, "de", [plain, ruled], [1, 2], batch_size=2, progress=False)
+    openings = table[(table["kind"] == "forced") & (table["positions"] == "prefix:2")]
+    assert sorted(openings["whole_characters"]) == [False, True]
+    assert {setting_of(row)[0] for _, row in openings.iterrows()} == {plain, ruled}
+    assert not table.loc[table["kind"] != "forced", "whole_characters"].any()  # baselines decode as DESIGN §6
+
+
 def test_points_files_are_checked(tmp_path):
     path = tmp_path / "points.json"
     path.write_text(json.dumps({"points": [[{"n": 8, "positions": "prefix:1"}]]}))  # language: -l

@@ -262,3 +262,14 @@ def test_tall_logits_match_the_head_and_restore_it(tiny):
             raise ValueError("inside")
     assert torch.allclose(plain, tall, atol=1e-5, rtol=1e-5)
     assert "forward" not in vars(head)  # the module's own forward is back
+
+
+def test_whole_characters_is_plain_data_and_a_no_op_without_byte_tokens(steerable):
+    iv = Intervention("de", 0, whole_characters=True)
+    assert iv.label.endswith("-chars") and Intervention.from_dict(iv.to_dict()) == iv
+    plan = steerable.plan([iv, Intervention("de", 4, positions="first:2")])
+    assert plan.whole_characters and plan.n_units == 4 and not steerable.plan([Intervention("de", 4)]).whole_characters
+    model, tok = steerable.loaded.model, steerable.loaded.tokenizer  # byte-level BPE: no <0xAB> tokens
+    sampling = Sampling(max_new_tokens=12)
+    assert generate_batch(model, tok, [[2], [2]], [3, 4], sampling, steerable.plan([iv])) == \
+        generate_batch(model, tok, [[2], [2]], [3, 4], sampling)
