@@ -6,7 +6,8 @@ to their on_p50 (the paper's main setting), and with `both` N = 4,000 forced onl
 3 tokens are written (`prefix:3`, the frontier's steered opening: one re-read of the opening,
 then unedited steps), and the same opening with the guard (`--guard`: per opening step, tokens
 that are no words or repeat one are masked; the word table of the vocabulary is built once per
-tokenizer and timed apart). It needs a finished RUN folder: `--run PATH`, else the
+tokenizer and timed apart), and that guarded opening with the whole-characters rule (every step: byte
+tokens masked where they would break UTF-8). It needs a finished RUN folder: `--run PATH`, else the
 small find run that paper_style made in this session, else a new one. The trap: generation stops a sample at EOS, so steered and
 unsteered runs may produce different numbers of tokens; tokens per second is the fair ratio.
 The unsteered pass runs once more with the LM head left as `linear(h, W)` (generate's
@@ -62,6 +63,8 @@ def measure(ctx: Context, run: Path, source: str) -> None:
     opening_units = min(2 * n, steerable.info["neurons"])
     opening = steerable.plan([Intervention(language, opening_units, "both", "on_p50", "prefix:3")])
     guarded = steerable.plan([Intervention(language, opening_units, "both", "on_p50", "prefix:3", guard=True)])
+    whole = steerable.plan([Intervention(language, opening_units, "both", "on_p50", "prefix:3", guard=True,
+                                         whole_characters=True)])
     started = time.perf_counter()
     opening_vocabulary(steerable.loaded.tokenizer, steerable.loaded.model.get_output_embeddings().out_features)
     vocabulary_seconds = time.perf_counter() - started
@@ -71,6 +74,7 @@ def measure(ctx: Context, run: Path, source: str) -> None:
     steered = timed_generation(steerable, seeds, tokens, plan)
     prefix = timed_generation(steerable, seeds, tokens, opening)
     guard = timed_generation(steerable, seeds, tokens, guarded)
+    chars = timed_generation(steerable, seeds, tokens, whole)
     with mock.patch.object(generate, "tall_logits", lambda model: contextlib.nullcontext()):
         linear_head = timed_generation(steerable, seeds, tokens, None)
     emit(ctx, NAME, "generation", steerable.loaded.device, run=source,
@@ -81,12 +85,14 @@ def measure(ctx: Context, run: Path, source: str) -> None:
          seconds=rounded({"unsteered": plain["seconds"], "steered": steered["seconds"],
                           "unsteered_linear_head": linear_head["seconds"], "plan_resolve": plan_seconds,
                           "steered_prefix3": prefix["seconds"], "steered_prefix3_guard": guard["seconds"],
+                          "steered_prefix3_guard_chars": chars["seconds"],
                           "guard_vocabulary": vocabulary_seconds}),
          tokens_per_second=rounded({"unsteered": plain["tokens_per_second"],
                                     "steered": steered["tokens_per_second"],
                                     "unsteered_linear_head": linear_head["tokens_per_second"],
                                     "steered_prefix3": prefix["tokens_per_second"],
-                                    "steered_prefix3_guard": guard["tokens_per_second"]}),
+                                    "steered_prefix3_guard": guard["tokens_per_second"],
+                                    "steered_prefix3_guard_chars": chars["tokens_per_second"]}),
          ratios=rounded({"steered_over_unsteered_seconds": steered["seconds"] / plain["seconds"],
                          "unsteered_over_steered_tokens_per_second":
                              plain["tokens_per_second"] / steered["tokens_per_second"],
@@ -94,6 +100,8 @@ def measure(ctx: Context, run: Path, source: str) -> None:
                              plain["tokens_per_second"] / prefix["tokens_per_second"],
                          "unsteered_over_prefix3_guard_tokens_per_second":
                              plain["tokens_per_second"] / guard["tokens_per_second"],
+                         "unsteered_over_prefix3_guard_chars_tokens_per_second":
+                             plain["tokens_per_second"] / chars["tokens_per_second"],
                          "tall_head_speedup_tokens_per_second":
                              plain["tokens_per_second"] / linear_head["tokens_per_second"]}, 3))
 

@@ -146,6 +146,12 @@ def next_byte(tail: list[int]) -> tuple[int, int] | None:
     return None
 
 
+def trailing_bytes(values: torch.Tensor, tokens: list[int]) -> list[int]:
+    """The bytes of the byte tokens that end `tokens` (the last four at most: one character)."""
+    recent = values[tokens[-4:]].tolist() if tokens else []
+    return list(itertools.takewhile(lambda v: v >= 0, reversed(recent)))[::-1]
+
+
 def whole_characters(logits: torch.Tensor, written: list[list[int]], tokenizer) -> torch.Tensor:
     """`logits` [batch, vocab] with every byte token banned that would make a row's bytes ill-formed
     UTF-8: where a character starts, continuation bytes and bytes no character starts with; inside
@@ -155,16 +161,11 @@ def whole_characters(logits: torch.Tensor, written: list[list[int]], tokenizer) 
     if not bool((values >= 0).any()):
         return logits
     cannot_start = ((values >= 0x80) & (values < 0xC2)) | (values >= 0xF5)
-    logits = logits.clone()
-    for row, tokens in enumerate(written):
-        recent = values[tokens[-4:]].tolist() if tokens else []
-        tail = list(itertools.takewhile(lambda v: v >= 0, reversed(recent)))[::-1]  # trailing byte tokens
-        allowed = next_byte(tail)
-        if allowed is None:
-            logits[row, cannot_start] = float("-inf")
-        else:
-            logits[row, (values < allowed[0]) | (values > allowed[1])] = float("-inf")
-    return logits
+    ranges = [next_byte(trailing_bytes(values, tokens)) for tokens in written]
+    inside = torch.tensor([r is not None for r in ranges], device=logits.device)[:, None]
+    low, high = (torch.tensor([r[i] if r else 0 for r in ranges], device=logits.device)[:, None] for i in (0, 1))
+    banned = torch.where(inside, (values < low) | (values > high), cannot_start)
+    return logits.masked_fill(banned, float("-inf"))
 
 
 def newline_ids(tokenizer, ids: set[int], cache: dict[int, bool]) -> set[int]:
