@@ -39,6 +39,11 @@ def test_find_top_generate_evaluate_sweep(cli_run, tmp_path):
     assert code == 0, output
     rows = read_jsonl(samples)
     assert [r["seed"] for r in rows] == [1, 2, 3] and rows[0]["setting"][0]["n"] == 10
+    ruled = tmp_path / "ruled.jsonl"
+    code, output = invoke("generate", cli_run, "-l", "de", "--n", "10", "--seeds", "1-3", "--whole-characters",
+                          "--out", ruled)  # the tiny tokenizer has no byte tokens: the same texts
+    assert code == 0 and [r["text"] for r in read_jsonl(ruled)] == [r["text"] for r in rows], output
+    assert read_jsonl(ruled)[0]["setting"][0]["whole_characters"] is True
     code, output = invoke("evaluate", samples, "-l", "de")
     assert code == 0 and "target_share" in output
     code, output = invoke("sweep", cli_run, "--languages", "de,fr", "--ns", "0,4", "--seeds", "1-2",
