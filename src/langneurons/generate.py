@@ -124,10 +124,14 @@ def guard_opening(logits: torch.Tensor, written: list[list[int]], tokenizer) -> 
 @lru_cache(maxsize=4)
 def byte_values(tokenizer, size: int) -> torch.Tensor:
     """For token ids 0..size-1: the byte a byte-fallback token (`<0xE3>` in Gemma's and Llama's
-    vocabularies) stands for, else -1. Byte-level BPE (GPT-2, BLOOM) has none."""
+    vocabularies) stands for, -2 for a token whose text holds "�" (Gemma has six, learnt from
+    broken text), else -1. Byte-level BPE (GPT-2, BLOOM) has neither."""
     tokens = tokenizer.convert_ids_to_tokens(list(range(min(size, len(tokenizer)))))
-    found = [re.fullmatch(r"<0x([0-9A-Fa-f]{2})>", t) if isinstance(t, str) else None for t in tokens]
-    return torch.tensor([int(m.group(1), 16) if m else -1 for m in found] + [-1] * (size - len(found)))
+    values = []
+    for token in tokens:
+        found = re.fullmatch(r"<0x([0-9A-Fa-f]{2})>", token) if isinstance(token, str) else None
+        values.append(int(found.group(1), 16) if found else -2 if "\ufffd" in (token or "") else -1)
+    return torch.tensor(values + [-1] * (size - len(values)))
 
 
 SECOND_BYTE = {0xE0: (0xA0, 0xBF), 0xED: (0x80, 0x9F), 0xF0: (0x90, 0xBF), 0xF4: (0x80, 0x8F)}  # RFC 3629
@@ -153,14 +157,14 @@ def trailing_bytes(values: torch.Tensor, tokens: list[int]) -> list[int]:
 
 
 def whole_characters(logits: torch.Tensor, written: list[list[int]], tokenizer) -> torch.Tensor:
-    """`logits` [batch, vocab] with every byte token banned that would make a row's bytes ill-formed
-    UTF-8: where a character starts, continuation bytes and bytes no character starts with; inside
-    one, everything but the bytes that can continue it. Text a model writes as byte tokens then
-    decodes without "�"."""
+    """`logits` [batch, vocab] with the tokens banned that would put "�" in a row's text: tokens
+    that hold it, and byte tokens that would make its bytes ill-formed UTF-8 (where a character
+    starts, continuation bytes and bytes no character starts with; inside one, everything but the
+    bytes that can continue it)."""
     values = byte_values(tokenizer, logits.shape[-1]).to(logits.device)
-    if not bool((values >= 0).any()):
+    if not bool((values != -1).any()):
         return logits
-    cannot_start = ((values >= 0x80) & (values < 0xC2)) | (values >= 0xF5)
+    cannot_start = ((values >= 0x80) & (values < 0xC2)) | (values >= 0xF5) | (values == -2)
     ranges = [next_byte(trailing_bytes(values, tokens)) for tokens in written]
     inside = torch.tensor([r is not None for r in ranges], device=logits.device)[:, None]
     low, high = (torch.tensor([r[i] if r else 0 for r in ranges], device=logits.device)[:, None] for i in (0, 1))
