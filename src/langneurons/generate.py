@@ -124,8 +124,8 @@ def guard_opening(logits: torch.Tensor, written: list[list[int]], tokenizer) -> 
 @lru_cache(maxsize=4)
 def byte_values(tokenizer, size: int) -> torch.Tensor:
     """For token ids 0..size-1: the byte a byte-fallback token (`<0xE3>` in Gemma's and Llama's
-    vocabularies) stands for, -2 for a token whose text holds "�" (Gemma has six, learnt from
-    broken text), else -1. Byte-level BPE (GPT-2, BLOOM) has neither."""
+    vocabularies) stands for, -2 for a token whose text holds "�" (Gemma-3 has six, such as "▁�" and
+    "��"), else -1. Byte-level BPE (GPT-2, BLOOM) has neither."""
     tokens = tokenizer.convert_ids_to_tokens(list(range(min(size, len(tokenizer)))))
     values = []
     for token in tokens:

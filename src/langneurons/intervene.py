@@ -50,9 +50,9 @@ class Intervention:
     neuron are those of its mean activation. modules: e.g. `mlp`, to choose only in such modules.
     guard (with `first:K`/`prefix:K`): the tokens written under the edit are words (a letter or
     mark in them) and none repeats an earlier one of them: a forced opening of "，" or "im im"
-    is what the unedited model goes on to loop. whole_characters: while the plan is applied, byte
-    tokens (`<0xE3>`, in vocabularies with byte fallback) are sampled only where they keep the text
-    well-formed UTF-8: a model loops on broken bytes ("���") once it has written some.
+    is what the unedited model goes on to loop. whole_characters: while the plan is applied, no
+    token is sampled that would put "�" in the text (one that holds it, or a byte token `<0xE3>`
+    that breaks UTF-8): Gemma-3-270M loops on "���" once it has written one.
     """
 
     language: str
