@@ -152,7 +152,7 @@ def next_byte(tail: list[int]) -> tuple[int, int] | None:
 
 def trailing_bytes(values: torch.Tensor, tokens: list[int]) -> list[int]:
     """The bytes of the byte tokens that end `tokens` (the last four at most: one character)."""
-    recent = values[tokens[-4:]].tolist() if tokens else []
+    recent = [int(values[t]) if t < len(values) else -1 for t in tokens[-4:]]
     return list(itertools.takewhile(lambda v: v >= 0, reversed(recent)))[::-1]
 
 
@@ -238,9 +238,21 @@ def special_ids(tokenizer) -> set[int]:
         i for i, t in getattr(tokenizer, "added_tokens_decoder", {}).items() if t.special}
 
 
+def without_cut_character(tokenizer, ids: list[int]) -> list[int]:
+    """`ids` less the byte tokens of a last character left unfinished (cut by the token limit):
+    a byte-fallback decoder turns the whole run of byte tokens it ends into "�", e.g. 20 ideographic
+    spaces (`<0xE3><0x80><0x80>` each) and a cut one become 62 "�"."""
+    values = byte_values(tokenizer, len(tokenizer))
+    while (tail := trailing_bytes(values, ids)) and next_byte(tail) is not None:
+        ids = ids[:-1]
+    return ids
+
+
 def decode(tokenizer, ids: list[int], first_line: bool, special: set[int]) -> str:
-    """Text of generated ids without special/added control tokens (Gemma keeps `<start_of_image>`)."""
-    text = tokenizer.decode([i for i in ids if i not in special], skip_special_tokens=True)
+    """Text of generated ids without special/added control tokens (Gemma keeps `<start_of_image>`)
+    and without a last character cut short."""
+    text = tokenizer.decode(without_cut_character(tokenizer, [i for i in ids if i not in special]),
+                            skip_special_tokens=True)
     text = text.replace("<start_of_image>", "").replace("<end_of_image>", "")
     return text.split("\n")[0].strip() if first_line else text.strip()
 

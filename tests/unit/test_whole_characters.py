@@ -3,7 +3,8 @@
 import numpy as np
 import torch
 
-from langneurons.generate import Sampling, byte_values, next_byte, next_tokens, whole_characters
+from langneurons.generate import (Sampling, byte_values, next_byte, next_tokens, whole_characters,
+                                  without_cut_character)
 
 
 class ByteVocabulary:
@@ -76,3 +77,13 @@ def test_inside_a_character_only_its_continuations_are_allowed():
     assert starts == list(range(0x80)) + list(range(0xC2, 0xF5)) + [256, 257, 258]  # not 259, 260: "�"
     assert torch.isfinite(allowed[2]).nonzero().squeeze(1).tolist() == list(range(0x80, 0x90))
 
+
+
+def test_a_last_character_cut_by_the_token_limit_is_dropped():
+    tok = ByteVocabulary()
+    spaces = [0xE3, 0x80, 0x80] * 3  # three ideographic spaces
+    assert without_cut_character(tok, [256] + spaces + [0xE3, 0x80]) == [256] + spaces
+    assert without_cut_character(tok, [256] + spaces + [0xF0]) == [256] + spaces
+    assert without_cut_character(tok, [256] + spaces) == [256] + spaces  # whole: kept
+    assert without_cut_character(tok, [0x80, 0x80, 257]) == [0x80, 0x80, 257]  # ends on a word
+    assert without_cut_character(tok, [0xE3]) == []
