@@ -122,16 +122,15 @@ def guard_opening(logits: torch.Tensor, written: list[list[int]], tokenizer) -> 
 
 
 @lru_cache(maxsize=4)
-def byte_values(tokenizer, size: int) -> torch.Tensor:
-    """For token ids 0..size-1: the byte a byte-fallback token (`<0xE3>` in Gemma's and Llama's
-    vocabularies) stands for, -2 for a token whose text holds "�" (Gemma-3 has six, such as "▁�" and
-    "��"), else -1. Byte-level BPE (GPT-2, BLOOM) has neither."""
-    tokens = tokenizer.convert_ids_to_tokens(list(range(min(size, len(tokenizer)))))
+def byte_values(tokenizer) -> torch.Tensor:
+    """For each token id of `tokenizer`: the byte a byte-fallback token (`<0xE3>` in Gemma's and
+    Llama's vocabularies) stands for, -2 for a token whose text holds "�" (Gemma-3 has six, such as
+    "▁�" and "��"), else -1. Byte-level BPE (GPT-2, BLOOM) has neither."""
     values = []
-    for token in tokens:
+    for token in tokenizer.convert_ids_to_tokens(list(range(len(tokenizer)))):
         found = re.fullmatch(r"<0x([0-9A-Fa-f]{2})>", token) if isinstance(token, str) else None
         values.append(int(found.group(1), 16) if found else -2 if "\ufffd" in (token or "") else -1)
-    return torch.tensor(values + [-1] * (size - len(values)))
+    return torch.tensor(values)
 
 
 SECOND_BYTE = {0xE0: (0xA0, 0xBF), 0xED: (0x80, 0x9F), 0xF0: (0x90, 0xBF), 0xF4: (0x80, 0x8F)}  # RFC 3629
@@ -161,7 +160,8 @@ def whole_characters(logits: torch.Tensor, written: list[list[int]], tokenizer) 
     that hold it, and byte tokens that would make its bytes ill-formed UTF-8 (where a character
     starts, continuation bytes and bytes no character starts with; inside one, everything but the
     bytes that can continue it)."""
-    values = byte_values(tokenizer, logits.shape[-1]).to(logits.device)
+    values = byte_values(tokenizer).to(logits.device)
+    values = torch.nn.functional.pad(values, (0, logits.shape[-1] - len(values)), value=-1)  # head ids past the tokenizer
     if not bool((values != -1).any()):
         return logits
     cannot_start = ((values >= 0x80) & (values < 0xC2)) | (values >= 0xF5) | (values == -2)
@@ -242,7 +242,7 @@ def without_cut_character(tokenizer, ids: list[int]) -> list[int]:
     """`ids` less the byte tokens of a last character left unfinished (cut by the token limit):
     a byte-fallback decoder turns the whole run of byte tokens it ends into "�", e.g. 20 ideographic
     spaces (`<0xE3><0x80><0x80>` each) and a cut one become 62 "�"."""
-    values = byte_values(tokenizer, len(tokenizer))
+    values = byte_values(tokenizer)
     while (tail := trailing_bytes(values, ids)) and next_byte(tail) is not None:
         ids = ids[:-1]
     return ids

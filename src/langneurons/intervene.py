@@ -253,7 +253,7 @@ def resolve(interventions: list[Intervention], expertise: pd.DataFrame | None, w
     `widths` and `block_of` cover every module edited (linears, and activations for LAPE).
     """
     merged: dict[tuple[str, str], dict[int, tuple[float, float, float, float]]] = {}
-    for iv in interventions:
+    for iv in (iv for iv in interventions if iv.n > 0):  # N = 0 edits nothing; its flags still hold
         rows = chosen_neurons(expertise, iv, block_of or {}, activation)
         terms = edit_terms(*parse_value(iv.value), rows)
         for layer, unit, *values in zip(rows["layer"], rows["unit"], *terms.values()):

@@ -52,14 +52,12 @@ class Steerable:
         return {s["name"]: s["width"] for s in self.site_records}
 
     def plan(self, interventions: list[Intervention]) -> Plan | None:
-        """The edits of `interventions` (N = 0 edits nothing, but its whole-characters rule holds)."""
-        active = [iv for iv in interventions if iv.n > 0]
-        if not active and not any(iv.whole_characters for iv in interventions):
+        """The edits of `interventions`; None when they change nothing (N = 0 edits nothing, but its
+        whole-characters rule holds)."""
+        if not any(iv.n > 0 or iv.whole_characters for iv in interventions):
             return None
         block_of = {s["name"]: s["block"] for s in self.site_records}
-        plan = resolve(active, self.expertise, self.widths, block_of, self.activation)
-        plan.whole_characters = any(iv.whole_characters for iv in interventions)
-        return plan
+        return resolve(interventions, self.expertise, self.widths, block_of, self.activation)
 
 
 def open_run(run: Path, device: str = "auto", dtype: str | None = None,
