@@ -203,7 +203,7 @@ class Plan:
     edits: dict[str, dict[str, Edit]] = field(default_factory=dict)
     widths: dict[str, int] = field(default_factory=dict)
     guards: set[str] = field(default_factory=set)  # positions whose new tokens are guarded
-    whole_characters: bool = False  # sample byte tokens only where they keep the text well-formed UTF-8
+    whole_characters: bool = False  # sample no token that puts "�" in the text (see Intervention)
 
     @property
     def n_units(self) -> int:

@@ -75,7 +75,6 @@ def test_inside_a_character_only_its_continuations_are_allowed():
     assert torch.isfinite(allowed[2]).nonzero().squeeze(1).tolist() == list(range(0x80, 0x90))
 
 
-
 def test_a_last_character_cut_by_the_token_limit_is_dropped():
     tok = ByteVocabulary()
     spaces = [0xE3, 0x80, 0x80] * 3  # three ideographic spaces
