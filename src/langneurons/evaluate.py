@@ -21,8 +21,10 @@ from .record import context_length, pad_batch
 
 BLEU_TOKENIZE = {"zh": "zh", "ja": "char"}  # everything else: 13a
 CHARACTER_LANGUAGES = ("zh", "ja", "th", "ko")  # distinct-n over characters, not words
-REPEAT = re.compile(r"(.{1,20}?)\1{7,}", re.S)  # one unit (a character … a short word) 8+ times in a row
+REPEATS = 8  # the issue's degenerate output: one unit repeated this many times in a row
+REPEAT = re.compile(r"(.{1,20}?)\1{%d,}" % (REPEATS - 1), re.S)  # a unit: a character … a short word
 SPACE = re.compile(r"\s+")
+TRAILING_RUN = re.compile(r"(\s)\1*\Z")
 
 
 @lru_cache(maxsize=1)
@@ -76,23 +78,35 @@ def is_repetitive(text: str) -> bool:
     return REPEAT.search(SPACE.sub(" ", text)) is not None
 
 
-def is_degenerate(text: str) -> bool:
-    """Empty, or repetitive."""
-    return not text.strip() or is_repetitive(text)
+def padding(raw: str) -> int:
+    """Length of the run of one whitespace character that ends `raw` (the text as generated):
+    a model that fills its last tokens with blanks, e.g. 40 ideographic spaces, has stopped writing."""
+    run = TRAILING_RUN.search(raw)
+    return len(run.group(0)) if run else 0
 
 
-def fluency(texts: list[str], language: str) -> dict:
+def is_degenerate(text: str, padded: int = 0) -> bool:
+    """Empty, repetitive, or ended by `padded` ≥ 8 blanks of one kind (the run the stored,
+    stripped text no longer shows): a character repeated 8 times, as the issue defines it."""
+    return not text.strip() or padded >= REPEATS or is_repetitive(text)
+
+
+def fluency(texts: list[str], language: str, paddings: list[int] | None = None) -> dict:
     """Text-quality figures that need no model: distinct-1/2, gzip ratio, degenerate share + CI,
-    and the empty share (the part of the degenerate share that is no text at all)."""
+    the empty share (the part of the degenerate share that is no text at all) and the padded share
+    (the part that ends in 8 or more blanks of one kind; `paddings`: each text's trailing run)."""
+    paddings = paddings or [0] * len(texts)
     ratios = [len(gzip.compress(t.encode())) / max(1, len(t.encode())) for t in texts if t]
     empty = np.array([not t.strip() for t in texts], dtype=float)
-    degenerate = np.array([is_degenerate(t) for t in texts], dtype=float)
+    padded = np.array([p >= REPEATS for p in paddings], dtype=float)
+    degenerate = np.array([is_degenerate(t, p) for t, p in zip(texts, paddings)], dtype=float)
     low, high = bootstrap_ci(degenerate)
     return {"distinct_1": distinct(texts, language, 1), "distinct_2": distinct(texts, language, 2),
             "gzip_ratio": float(np.mean(ratios)) if ratios else 0.0,
             "degenerate_share": float(degenerate.mean()) if len(texts) else 0.0,
             "degenerate_low": low, "degenerate_high": high,
-            "empty_share": float(empty.mean()) if len(texts) else 0.0}
+            "empty_share": float(empty.mean()) if len(texts) else 0.0,
+            "padded_share": float(padded.mean()) if len(texts) else 0.0}
 
 
 def translation_scores(hypotheses: list[str], references: list[str], language: str) -> dict:

@@ -157,14 +157,17 @@ def samples_for(steerable: Steerable, language: str, kind: str, point: Point, se
     """The samples of one point on `seeds`, stored in `<stem>-seeds<a>-<b>.jsonl`. Seeds already
     generated for the same point in another seed set are read from there, not generated again: a
     seed gives the same sample whatever batch it runs in, so a screen on seeds 1-20 is the start of
-    the choice on 1-100. Unforced samples are the same for every language: one file per seed set."""
+    the choice on 1-100. Unforced samples are the same for every language: one file per seed set.
+    Samples without a `padding` field (an older version's, stripped of it) are generated again."""
     folder = steerable.run / "frontier" / language
     stem = "unforced" if kind == "unforced" else point_key(kind, language, point)
     home = folder.parent if kind == "unforced" else folder
     path = home / f"{stem}-{seed_span(seeds)}.jsonl"
-    if path.exists():
-        return read_jsonl(path)
-    known = {r["seed"]: r for other in sorted(home.glob(f"{stem}-seeds*.jsonl")) for r in read_jsonl(other)}
+    stored = read_jsonl(path) if path.exists() else []
+    if stored and all("padding" in r for r in stored):
+        return stored
+    known = {r["seed"]: r for other in sorted(home.glob(f"{stem}-seeds*.jsonl")) for r in read_jsonl(other)
+             if "padding" in r}  # samples stored before their trailing blanks were kept: generated again
     missing = [seed for seed in seeds if seed not in known]
     if missing:
         prompts = reference_prompts(steerable, language, missing) if kind == "reference" else None
@@ -179,17 +182,15 @@ def samples_for(steerable: Steerable, language: str, kind: str, point: Point, se
 def score_point(steerable: Steerable, language: str, kind: str, point: Point, seeds: list[int],
                 batch_size: int, progress: bool) -> dict:
     """Score one point (`forced` by the interventions of `point`, `unforced` or `reference`) on
-    `seeds`; written once. The row holds the first intervention's fields, the labels of the others
-    in `also`, and all of them in `interventions` (JSON)."""
+    `seeds`; written once (again where an older version wrote it). The row holds the first
+    intervention's fields, the labels of the others in `also`, and all of them in `interventions`
+    (JSON)."""
     folder = steerable.run / "frontier" / language
     key = f"{point_key(kind, language, point)}-{seed_span(seeds)}"
     if (folder / f"{key}.json").exists():
         row = json.loads((folder / f"{key}.json").read_text())
-        if "usable_share" not in row:  # scored before the usable share: rescore the stored samples
-            row.update(score_cell(samples_for(steerable, language, kind, point, seeds, batch_size, progress),
-                                  language, None))
-            write_json(folder / f"{key}.json", row)
-        return row
+        if "padded_share" in row:  # else scored by an older version, on samples stripped of their padding
+            return row
     console.print(f"{kind} {key}")
     started = time.perf_counter()
     records = samples_for(steerable, language, kind, point, seeds, batch_size, progress)

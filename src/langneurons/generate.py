@@ -250,11 +250,12 @@ def without_cut_character(tokenizer, ids: list[int]) -> list[int]:
 
 def decode(tokenizer, ids: list[int], first_line: bool, special: set[int]) -> str:
     """Text of generated ids without special/added control tokens (Gemma keeps `<start_of_image>`)
-    and without a last character cut short."""
+    and without a last character cut short; whitespace kept (a trailing run of blanks is a sign
+    of degenerate output, `evaluate.padding`)."""
     text = tokenizer.decode(without_cut_character(tokenizer, [i for i in ids if i not in special]),
                             skip_special_tokens=True)
     text = text.replace("<start_of_image>", "").replace("<end_of_image>", "")
-    return text.split("\n")[0].strip() if first_line else text.strip()
+    return text.split("\n")[0] if first_line else text
 
 
 def fit_context(prompts: list[list[int]], sampling: Sampling, limit: int) -> tuple[list[list[int]], Sampling]:
@@ -277,7 +278,8 @@ def fit_context(prompts: list[list[int]], sampling: Sampling, limit: int) -> tup
 def generate(model: nn.Module, tokenizer, prompts: list[str] | None, seeds: list[int],
              sampling: Sampling, plan: Plan | None = None, batch_size: int = 50,
              progress: bool = True) -> list[str]:
-    """Texts for each (prompt, seed) pair; `prompts=None` means BOS only (unconditional)."""
+    """Texts for each (prompt, seed) pair, as generated (strip them to show them); `prompts=None`
+    means BOS only (unconditional)."""
     if prompts is None:
         encoded = [[start_token(tokenizer)] for _ in seeds]
     else:

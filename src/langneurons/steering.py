@@ -19,7 +19,7 @@ import pandas as pd
 
 from .data import builtin_groups, load_corpus, parse_json_line, read_lines
 from .errors import LangneuronsError
-from .evaluate import (bootstrap_ci, detect_language, fluency, is_degenerate, language_share, perplexity,
+from .evaluate import (bootstrap_ci, detect_language, fluency, is_degenerate, language_share, padding, perplexity,
                        translation_scores)
 from .generate import TRANSLATE_PROMPT, TRANSLATION, UNCONDITIONAL, generate
 from .intervene import Intervention, Plan, resolve
@@ -133,10 +133,12 @@ def sample_records(steerable: Steerable, ivs: list[Intervention], mode: str, see
         texts = generate(lm.model, lm.tokenizer, prompts, seeds, UNCONDITIONAL, plan, batch_size, progress)
     setting = [iv.to_dict() for iv in ivs]
     records = []
-    for i, (seed, text) in enumerate(zip(seeds, texts)):
+    for i, (seed, raw) in enumerate(zip(seeds, texts)):
+        text = raw.strip()
         top = detect_language(text, k=3)
         records.append({"setting": setting, "mode": mode, "seed": seed,
                         "prompt": "<bos>" if prompts is None else prompts[i], "text": text,
+                        "padding": padding(raw),
                         "lang": top[0][0], "lang_prob": round(top[0][1], 6),
                         "lang_top3": [[l, round(p, 6)] for l, p in top]})
         if references is not None:
@@ -157,13 +159,14 @@ def stored_samples(path: Path, make: Callable[[], list[dict]]) -> list[dict]:
 def score_cell(records: list[dict], language: str, references: list[str] | None) -> dict:
     """Target share, languages and fluency of a cell's samples; `usable_share`: the share that is
     in the target language and not degenerate (both at once, per sample)."""
-    texts = [r["text"] for r in records]
+    texts, paddings = [r["text"] for r in records], [r.get("padding", 0) for r in records]  # older: unknown
     share = language_share(texts, language)
-    usable = np.array([top == language and not is_degenerate(t) for top, t in zip(share["tops"], texts)], float)
+    usable = np.array([top == language and not is_degenerate(t, p)
+                       for top, t, p in zip(share["tops"], texts, paddings)], float)
     low, high = bootstrap_ci(usable)
     row = {"target_share": share["target_share"], "target_low": share["target_low"],
            "target_high": share["target_high"], "languages": json.dumps(share["languages"]),
-           "samples": len(texts), **fluency(texts, language),
+           "samples": len(texts), **fluency(texts, language, paddings),
            "usable_share": float(usable.mean()) if len(texts) else 0.0, "usable_low": low, "usable_high": high}
     if references is not None:
         row.update(translation_scores(texts, references, language))

@@ -3,13 +3,17 @@
 import json
 
 import pytest
+import torch
+import torch.nn.functional as F
 
 from langneurons import frontier as frontier_module
 from langneurons.errors import LangneuronsError
 from langneurons.frontier import frontier, grid, load_points, reference_prompts, setting_of
+from langneurons.generate import UNCONDITIONAL
 from langneurons.intervene import Intervention, load_interventions
 from langneurons.run import find
-from langneurons.steering import open_run
+from langneurons.steering import open_run, score_cell
+from langneurons.store import write_json, write_jsonl
 
 from conftest import make_model, read_jsonl
 
@@ -115,3 +119,43 @@ def test_points_files_are_checked(tmp_path):
     path.write_text("[1, 2]")
     with pytest.raises(LangneuronsError, match="not a points file"):
         load_points(path, "de")
+
+
+def test_a_sample_that_ends_in_blanks_keeps_its_padding_and_counts_as_degenerate(steerable):
+    """The model writes "xxx" and then only spaces: the stored text is "xxx", its 61 blanks are
+    the padding, and the sample is degenerate although its text shows no repetition."""
+    tok, head = steerable.loaded.tokenizer, steerable.loaded.model.lm_head
+    letter, space = tok.convert_tokens_to_ids("x"), tok.convert_tokens_to_ids("Ġ")
+    steps = []
+
+    def force(module, args, logits):
+        steps.append(1)
+        return logits + 1e4 * F.one_hot(torch.tensor(letter if len(steps) <= 3 else space), logits.shape[-1])
+
+    with head.register_forward_hook(force):
+        records = frontier_module.sample_records(steerable, [], "unconditional", [1], progress=False)
+    assert (records[0]["text"], records[0]["padding"]) == ("xxx", UNCONDITIONAL.max_new_tokens - 3)
+    row = score_cell(records, "en", None)
+    assert row["degenerate_share"] == row["padded_share"] == 1.0 and row["usable_share"] == 0.0
+    older = [{k: v for k, v in r.items() if k != "padding"} for r in records]
+    assert score_cell(older, "en", None)["degenerate_share"] == 0.0  # stored without it: not known
+
+
+def test_samples_stored_without_padding_are_generated_again(steerable, monkeypatch):
+    frontier(steerable, "de", [], [1, 2], batch_size=2, progress=False)
+    folder = steerable.run / "frontier"
+    for path in folder.rglob("*.jsonl"):  # samples and scores as an older version wrote them
+        write_jsonl(path, [{k: v for k, v in r.items() if k != "padding"} for r in read_jsonl(path)])
+    for path in (folder / "de").glob("*.json"):
+        write_json(path, {k: v for k, v in json.loads(path.read_text()).items() if k != "padded_share"})
+    generated = []
+    real = frontier_module.sample_records
+
+    def counting(st, ivs, mode, seeds, **kwargs):
+        generated.append(tuple(seeds))
+        return real(st, ivs, mode, seeds, **kwargs)
+
+    monkeypatch.setattr(frontier_module, "sample_records", counting)
+    frontier(steerable, "de", [], [1, 2], batch_size=2, progress=False)
+    assert generated == [(1, 2)] * 3  # unforced, reference, the paper's setting
+    assert all("padding" in r for path in folder.rglob("*.jsonl") for r in read_jsonl(path))

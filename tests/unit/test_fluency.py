@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from langneurons.evaluate import bootstrap_ci, distinct, fluency, is_degenerate
+from langneurons.evaluate import bootstrap_ci, distinct, fluency, is_degenerate, padding
 
 
 def test_degenerate_outputs():
@@ -49,3 +49,16 @@ def test_usable_share_counts_samples_in_the_language_that_do_not_collapse():
     row = score_cell([{"text": t} for t in texts], "de", None)
     assert row["target_share"] == 0.5 and row["degenerate_share"] == 0.5 and row["empty_share"] == 0.25
     assert row["usable_share"] == 0.25 and row["usable_low"] <= 0.25 <= row["usable_high"]
+
+
+def test_trailing_blanks_of_one_kind_are_padding():
+    assert padding("猫が寝ている。" + "\u3000" * 12) == 12
+    assert padding("Der Hund.  \n") == 1  # a run of one character: the newline alone
+    assert padding("Der Hund.") == 0 and padding("   ") == 3
+
+
+def test_padding_of_eight_blanks_is_degenerate():
+    assert is_degenerate("猫が寝ている。", padded=8) and not is_degenerate("猫が寝ている。", padded=7)
+    figures = fluency(["猫が寝ている。", "犬が走る。", "鳥が鳴く。", ""], "ja", paddings=[20, 7, 0, 0])
+    assert figures["padded_share"] == 0.25 and figures["degenerate_share"] == 0.5
+    assert fluency(["猫が寝ている。"], "ja")["padded_share"] == 0.0  # no paddings given: none known
