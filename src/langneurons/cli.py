@@ -325,7 +325,7 @@ def frontier(
     modules: str = typer.Option("", help="semicolon-separated module filters to try, e.g. ';mlp' ('' = all)"),
     guards: str = typer.Option("on", help="on, off or off,on: openings with / without the guard (words, "
                                           "none repeated; for first:K and prefix:K positions)"),
-    points: Path = typer.Option(None, help='JSON file of further settings: {"points": [[intervention, ...], ...]}, '
+    points: Path = typer.Option(None, help='JSON file of further settings: {"points": [\\[intervention, ...], ...]}, '
                                            "each a list of interventions applied together"),
     seeds: str = typer.Option("1-100", help="choose on these seeds"),
     heldout_seeds: str = typer.Option("", help="then score the choice and the paper's setting on these, e.g. 101-200"),

@@ -195,3 +195,9 @@ def test_store_larger_than_the_disk_is_refused_before_recording(monkeypatch, cor
     with pytest.raises(LangneuronsError, match=r"needs 0.00 GiB but .* free; free space, use --store-dtype float16"):
         find(tmp_path / "r", corpus=str(corpus_dir), loaded=make_model("llama"), progress=False)
     assert not (tmp_path / "r" / "store").exists()
+
+
+def test_help_shows_the_points_format_whole(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "240")  # Rich markup would eat "[intervention, ...]" as a tag
+    code, output = invoke("frontier", "--help")
+    assert code == 0 and '{"points": [[intervention, ...], ...]}' in output
