@@ -148,9 +148,11 @@ def sample_records(steerable: Steerable, ivs: list[Intervention], mode: str, see
 
 def stored_samples(path: Path, make: Callable[[], list[dict]]) -> list[dict]:
     """The samples at `path`, else `make()`'s, written there first: a finished cell is not generated
-    again, and unforced (N = 0) samples, the same for every language, are generated once."""
-    if path.exists():
-        return read_jsonl(path)
+    again, and unforced (N = 0) samples, the same for every language, are generated once. Samples
+    an older version stored without `padding` (stripped of their trailing blanks) are made again."""
+    stored = read_jsonl(path) if path.exists() else []
+    if stored and all("padding" in r for r in stored):
+        return stored
     records = make()
     write_jsonl(path, records)
     return records
@@ -171,6 +173,11 @@ def score_cell(records: list[dict], language: str, references: list[str] | None)
     if references is not None:
         row.update(translation_scores(texts, references, language))
     return row
+
+
+def scored(path: Path) -> bool:
+    """Whether a sweep cell is finished: its metrics written, by a version that counts padding."""
+    return path.exists() and "padded_share" in json.loads(path.read_text())
 
 
 def heldout_sentences(language: str, limit: int) -> list[str]:
@@ -199,7 +206,7 @@ def sweep(steerable: Steerable, languages: list[str], ns: list[int], selections:
         iv = Intervention(lang, n, selection, value, positions, method=method)
         key = f"{mode}-{lang}-{selection}-{n}-{value}-{positions}".replace(":", "_") + (
             "-lape" if method == "lape" else "")
-        if (folder / f"{key}.json").exists():
+        if scored(folder / f"{key}.json"):
             continue
         started = time.perf_counter()
         console.print(f"[{index}/{len(cells)}] {key}")

@@ -12,7 +12,8 @@ from langneurons.frontier import frontier, grid, load_points, reference_prompts,
 from langneurons.generate import UNCONDITIONAL
 from langneurons.intervene import Intervention, load_interventions
 from langneurons.run import find
-from langneurons.steering import open_run, score_cell
+from langneurons import steering as steering_module
+from langneurons.steering import open_run, score_cell, sweep
 from langneurons.store import write_json, write_jsonl
 
 from conftest import make_model, read_jsonl
@@ -139,6 +140,29 @@ def test_a_sample_that_ends_in_blanks_keeps_its_padding_and_counts_as_degenerate
     assert row["degenerate_share"] == row["padded_share"] == 1.0 and row["usable_share"] == 0.0
     older = [{k: v for k, v in r.items() if k != "padding"} for r in records]
     assert score_cell(older, "en", None)["degenerate_share"] == 0.0  # stored without it: not known
+
+
+def test_sweep_cells_stored_without_padding_are_generated_and_scored_again(steerable, monkeypatch):
+    sweep(steerable, ["de"], [0, 4], ["top"], ["unconditional"], [1, 2], ppl_sentences=0, progress=False)
+    folder = steerable.run / "sweep"
+    for path in folder.glob("*.jsonl"):  # as an older version wrote them
+        write_jsonl(path, [{k: v for k, v in r.items() if k != "padding"} for r in read_jsonl(path)])
+    for path in folder.glob("*.json"):
+        write_json(path, {k: v for k, v in json.loads(path.read_text()).items() if k != "padded_share"})
+    generated = []
+    real = steering_module.sample_records
+
+    def counting(st, ivs, mode, seeds, *args, **kwargs):
+        generated.append(tuple(iv.n for iv in ivs))
+        return real(st, ivs, mode, seeds, *args, **kwargs)
+
+    monkeypatch.setattr(steering_module, "sample_records", counting)
+    table = sweep(steerable, ["de"], [0, 4], ["top"], ["unconditional"], [1, 2], ppl_sentences=0, progress=False)
+    assert generated == [(0,), (4,)] and table["padded_share"].notna().all()
+    assert all("padding" in r for path in folder.glob("*.jsonl") for r in read_jsonl(path))
+    generated.clear()
+    sweep(steerable, ["de"], [0, 4], ["top"], ["unconditional"], [1, 2], ppl_sentences=0, progress=False)
+    assert generated == []  # scored by this version: finished
 
 
 def test_samples_stored_without_padding_are_generated_again(steerable, monkeypatch):
