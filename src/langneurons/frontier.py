@@ -23,7 +23,7 @@ from .errors import LangneuronsError
 from .evaluate import perplexity
 from .intervene import Intervention, is_opening
 from .progress import console
-from .steering import Steerable, sample_records, score_cell
+from .steering import Steerable, current_samples, current_score, sample_records, score_cell
 from .store import read_jsonl, write_json, write_jsonl, write_table
 
 AXES = {"target_share": "max", "generated_ppl": "min", "degenerate_share": "min"}
@@ -164,7 +164,7 @@ def samples_for(steerable: Steerable, language: str, kind: str, point: Point, se
     home = folder.parent if kind == "unforced" else folder
     path = home / f"{stem}-{seed_span(seeds)}.jsonl"
     stored = read_jsonl(path) if path.exists() else []
-    if stored and all("padding" in r for r in stored):
+    if current_samples(stored):
         return stored
     known = {r["seed"]: r for other in sorted(home.glob(f"{stem}-seeds*.jsonl")) for r in read_jsonl(other)
              if "padding" in r}  # samples stored before their trailing blanks were kept: generated again
@@ -187,10 +187,9 @@ def score_point(steerable: Steerable, language: str, kind: str, point: Point, se
     (JSON)."""
     folder = steerable.run / "frontier" / language
     key = f"{point_key(kind, language, point)}-{seed_span(seeds)}"
-    if (folder / f"{key}.json").exists():
-        row = json.loads((folder / f"{key}.json").read_text())
-        if "padded_share" in row:  # else scored by an older version, on samples stripped of their padding
-            return row
+    row = current_score(folder / f"{key}.json")
+    if row is not None:
+        return row
     console.print(f"{kind} {key}")
     started = time.perf_counter()
     records = samples_for(steerable, language, kind, point, seeds, batch_size, progress)

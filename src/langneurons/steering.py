@@ -151,7 +151,7 @@ def stored_samples(path: Path, make: Callable[[], list[dict]]) -> list[dict]:
     again, and unforced (N = 0) samples, the same for every language, are generated once. Samples
     an older version stored without `padding` (stripped of their trailing blanks) are made again."""
     stored = read_jsonl(path) if path.exists() else []
-    if stored and all("padding" in r for r in stored):
+    if current_samples(stored):
         return stored
     records = make()
     write_jsonl(path, records)
@@ -175,9 +175,16 @@ def score_cell(records: list[dict], language: str, references: list[str] | None)
     return row
 
 
-def scored(path: Path) -> bool:
-    """Whether a sweep cell is finished: its metrics written, by a version that counts padding."""
-    return path.exists() and "padded_share" in json.loads(path.read_text())
+def current_samples(records: list[dict]) -> bool:
+    """Whether stored samples are this version's: each keeps `padding` (older ones were stripped of it)."""
+    return bool(records) and all("padding" in r for r in records)
+
+
+def current_score(path: Path) -> dict | None:
+    """The metrics stored at `path` if this version wrote them (they count padding), else None:
+    missing, or scored by an older version on samples stripped of their padding."""
+    row = json.loads(path.read_text()) if path.exists() else {}
+    return row if "padded_share" in row else None
 
 
 def heldout_sentences(language: str, limit: int) -> list[str]:
@@ -206,7 +213,7 @@ def sweep(steerable: Steerable, languages: list[str], ns: list[int], selections:
         iv = Intervention(lang, n, selection, value, positions, method=method)
         key = f"{mode}-{lang}-{selection}-{n}-{value}-{positions}".replace(":", "_") + (
             "-lape" if method == "lape" else "")
-        if scored(folder / f"{key}.json"):
+        if current_score(folder / f"{key}.json") is not None:
             continue
         started = time.perf_counter()
         console.print(f"[{index}/{len(cells)}] {key}")

@@ -7,12 +7,12 @@ import torch
 import torch.nn.functional as F
 
 from langneurons import frontier as frontier_module
+from langneurons import steering as steering_module
 from langneurons.errors import LangneuronsError
 from langneurons.frontier import frontier, grid, load_points, reference_prompts, setting_of
 from langneurons.generate import UNCONDITIONAL
 from langneurons.intervene import Intervention, load_interventions
 from langneurons.run import find
-from langneurons import steering as steering_module
 from langneurons.steering import open_run, score_cell, sweep
 from langneurons.store import write_json, write_jsonl
 
