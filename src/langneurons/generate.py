@@ -207,7 +207,8 @@ def generate_batch(model: nn.Module, tokenizer, prompts: list[list[int]], seeds:
                 logits = guard_opening(logits, out, tokenizer)
             if plan is not None and plan.whole_characters:
                 logits = whole_characters(logits, out, tokenizer)
-            chosen = next_tokens(logits, sampling, draws)
+            cooler = steering.temperature
+            chosen = next_tokens(logits, sampling if cooler is None else replace(sampling, temperature=cooler), draws)
             tokens = chosen.tolist()
             stops = eos | (newline_ids(tokenizer, set(tokens), newline_cache) if sampling.stop_at_newline else set())
             for row, token in enumerate(tokens):

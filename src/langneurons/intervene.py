@@ -53,6 +53,9 @@ class Intervention:
     is what the unedited model goes on to loop. whole_characters: while the plan is applied, no
     token is sampled that would put "�" in the text (one that holds it, or a byte token `<0xE3>`
     that breaks UTF-8): Gemma-3-270M loops on "���" once it has written one.
+    opening_temperature (with `first:K`/`prefix:K`): sample the opening's tokens at this temperature
+    instead of the sampling's (0.8 from BOS): the edited model's next-token distribution is flat,
+    and a cooler opening is less often a string of particles the unedited model cannot go on from.
     """
 
     language: str
@@ -66,6 +69,7 @@ class Intervention:
     modules: str = ""  # e.g. "mlp" or "gate_proj,up_proj": only in modules whose path contains one
     guard: bool = False
     whole_characters: bool = False
+    opening_temperature: float | None = None
 
     def __post_init__(self) -> None:
         if self.selection not in SELECTIONS:
@@ -78,6 +82,10 @@ class Intervention:
         if not is_opening(self.positions) and self.guard:  # positions are checked either way
             raise LangneuronsError(f"guard: only for the tokens of an opening (positions first:K or "
                                    f"prefix:K), not positions {self.positions!r}")
+        if self.opening_temperature is not None and not (is_opening(self.positions)
+                                                         and self.opening_temperature > 0):
+            raise LangneuronsError(f"opening_temperature {self.opening_temperature}: a temperature above 0, "
+                                   f"only for an opening (positions first:K or prefix:K), not {self.positions!r}")
         if self.n < 0:
             raise LangneuronsError(f"n {self.n}: must be 0 or more")
         parse_value(self.value)
@@ -89,7 +97,8 @@ class Intervention:
             f"-seed{self.seed}" if self.selection == "random" else "") + (
             f"-blocks{self.blocks}" if self.blocks else "") + ("-lape" if self.method == "lape" else "") + (
             f"-modules{self.modules}" if self.modules else "") + ("-guard" if self.guard else "") + (
-            "-chars" if self.whole_characters else "")
+            "-chars" if self.whole_characters else "") + (
+            f"-T{self.opening_temperature:g}" if self.opening_temperature is not None else "")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -203,6 +212,7 @@ class Plan:
     edits: dict[str, dict[str, Edit]] = field(default_factory=dict)
     widths: dict[str, int] = field(default_factory=dict)
     guards: set[str] = field(default_factory=set)  # positions whose new tokens are guarded
+    temperatures: dict[str, float] = field(default_factory=dict)  # positions → their opening temperature
     whole_characters: bool = False  # sample no token that puts "�" in the text (see Intervention)
 
     @property
@@ -259,6 +269,8 @@ def resolve(interventions: list[Intervention], expertise: pd.DataFrame | None, w
         for layer, unit, *values in zip(rows["layer"], rows["unit"], *terms.values()):
             merged.setdefault((layer, iv.positions), {})[int(unit)] = tuple(map(float, values))
     plan = Plan(widths=dict(widths), guards={iv.positions for iv in interventions if iv.guard},
+                temperatures={iv.positions: iv.opening_temperature for iv in interventions
+                              if iv.opening_temperature is not None},
                 whole_characters=any(iv.whole_characters for iv in interventions))
     for (layer, positions), units in merged.items():
         order = sorted(units)
@@ -273,14 +285,22 @@ class Steering:
     """Live state of an applied plan: the generation loop sets `fed`, the number of new tokens
     fed back into the model so far (0 during the prompt pass, and in any plain forward)."""
 
-    def __init__(self, guards: set[str] | None = None) -> None:
+    def __init__(self, guards: set[str] | None = None, temperatures: dict[str, float] | None = None) -> None:
         self.fed = 0
         self.guards = guards or set()
+        self.temperatures = temperatures or {}
 
     @property
     def guarded(self) -> bool:
         """Whether the token about to be sampled is one of a guarded opening."""
         return any(self.active(positions) for positions in self.guards)
+
+    @property
+    def temperature(self) -> float | None:
+        """The temperature to sample the next token at, when an opening with its own is being written
+        (the coolest of them if several), else None: the sampling's own."""
+        active = [t for positions, t in self.temperatures.items() if self.active(positions)]
+        return min(active) if active else None
 
     def active(self, positions: str) -> bool:
         kind, count = parse_positions(positions)
@@ -292,7 +312,7 @@ class Steering:
 @contextmanager
 def steer(model: nn.Module, plan: Plan | None) -> Iterator[Steering]:
     """Apply `plan` while inside the block: the chosen units' outputs are overwritten."""
-    state = Steering(plan.guards if plan is not None else None)
+    state = Steering(plan.guards, plan.temperatures) if plan is not None else Steering()
     if plan is None or not plan.edits:
         yield state
         return

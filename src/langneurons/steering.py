@@ -53,8 +53,8 @@ class Steerable:
 
     def plan(self, interventions: list[Intervention]) -> Plan | None:
         """The edits of `interventions`; None when they change nothing (N = 0 edits nothing, but its
-        whole-characters rule holds)."""
-        if not any(iv.n > 0 or iv.whole_characters for iv in interventions):
+        whole-characters rule and opening temperature hold)."""
+        if not any(iv.n > 0 or iv.whole_characters or iv.opening_temperature for iv in interventions):
             return None
         block_of = {s["name"]: s["block"] for s in self.site_records}
         return resolve(interventions, self.expertise, self.widths, block_of, self.activation)

@@ -2,6 +2,7 @@
 
 import json
 
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
@@ -9,7 +10,7 @@ import torch.nn.functional as F
 from langneurons import frontier as frontier_module
 from langneurons import steering as steering_module
 from langneurons.errors import LangneuronsError
-from langneurons.frontier import frontier, grid, load_points, reference_prompts, setting_of
+from langneurons.frontier import frontier, grid, load_points, reference_prompts, same_setting, setting_of
 from langneurons.generate import UNCONDITIONAL
 from langneurons.intervene import Intervention, load_interventions
 from langneurons.run import find
@@ -105,6 +106,19 @@ def test_a_whole_characters_point_is_its_own_setting(steerable):
     assert sorted(openings["whole_characters"]) == [False, True]
     assert {setting_of(row)[0] for _, row in openings.iterrows()} == {plain, ruled}
     assert not table.loc[table["kind"] != "forced", "whole_characters"].any()  # baselines decode as DESIGN §6
+
+
+def test_opening_temperatures_are_a_grid_axis_and_their_points_survive_the_table(steerable):
+    settings = grid("de", ["on_p50"], ["all", "prefix:2"], ["both"], [40], [""], temperatures=[None, 0.5])
+    assert [(iv.positions, iv.opening_temperature) for iv in settings] == [
+        ("all", None), ("prefix:2", None), ("prefix:2", 0.5)]  # no temperature for positions all
+    table, best = frontier(steerable, "de", settings, [1, 2], batch_size=2, progress=False)
+    openings = table[(table["kind"] == "forced") & (table["positions"] == "prefix:2")]
+    assert {setting_of(row)[0] for _, row in openings.iterrows()} == set(settings[1:])
+    assert same_setting(table, openings.iloc[0]).sum() == 1  # a missing temperature matches only a missing one
+    assert table.loc[table["paper"], "opening_temperature"].isna().all()
+    saved = load_interventions(steerable.run / "frontier" / "de-recommended.json")[0]
+    assert saved.opening_temperature == (None if pd.isna(best["opening_temperature"]) else best["opening_temperature"])
 
 
 def test_points_files_are_checked(tmp_path):

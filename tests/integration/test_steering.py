@@ -2,13 +2,15 @@
 
 import inspect
 import json
+from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
 
 from langneurons.errors import LangneuronsError
-from langneurons.generate import (UNCONDITIONAL, Sampling, generate, generate_batch, guard_opening, opening_vocabulary,
-                                  tall_logits)
+from langneurons.generate import (UNCONDITIONAL, Sampling, generate, generate_batch, guard_opening, next_tokens,
+                                  opening_vocabulary, tall_logits)
 from langneurons.intervene import Edit, Intervention, Plan, load_interventions, resolve, save_interventions, steer
 from langneurons.record import hooks, record
 from langneurons.run import find
@@ -139,6 +141,30 @@ def test_a_guarded_opening_is_words_none_repeated_then_the_plain_model_goes_on(s
     assert not words[plain[:3]].all()  # unguarded, this opening has a token without a letter
     continued = generate_batch(model, tok, [[2, 5] + out[:3]], [0], Sampling(max_new_tokens=5, greedy=True))[0]
     assert out[3:] == continued  # the guard ends with the opening
+
+
+def test_an_opening_temperature_samples_the_opening_cooler_then_the_plain_model_goes_on(steerable):
+    model, tok = steerable.loaded.model, steerable.loaded.tokenizer
+    sampling, seeds = Sampling(max_new_tokens=6), list(range(8))
+    strong = dict(language="de", n=40, selection="both", value="scale:20", positions="prefix:3")
+    cooled = steerable.plan([Intervention(**strong, opening_temperature=0.3)])
+    assert cooled.temperatures == {"prefix:3": 0.3}
+    out = generate_batch(model, tok, [[2, 5]] * len(seeds), seeds, sampling, cooled)
+    edited = steerable.plan([Intervention(**{**strong, "positions": "all"})])
+    for seed, row in zip(seeds, out):  # token by token, with the seed's own uniform draws
+        draws = np.random.default_rng(seed).random(len(row))
+        for k, token in enumerate(row):
+            with torch.inference_mode(), steer(model, edited if k < 3 else None):
+                logits = model(input_ids=torch.tensor([[2, 5] + row[:k]])).logits[:, -1, :]
+            step = replace(sampling, temperature=0.3) if k < 3 else sampling  # 0.8 after the opening
+            assert int(next_tokens(logits, step, draws[k : k + 1])[0]) == token
+    warm = generate_batch(model, tok, [[2, 5]] * len(seeds), seeds, sampling, steerable.plan([Intervention(**strong)]))
+    assert [row[:3] for row in warm] != [row[:3] for row in out]  # the temperature changed some openings
+    with pytest.raises(LangneuronsError, match="only for an opening"):
+        Intervention("de", 4, positions="all", opening_temperature=0.5)
+    with pytest.raises(LangneuronsError, match="above 0"):
+        Intervention("de", 4, positions="prefix:2", opening_temperature=0)
+    assert Intervention("de", 4, positions="prefix:2", opening_temperature=0.5).label.endswith("-prefix:2-T0.5")
 
 
 def test_the_guard_knows_words_and_their_spaced_forms(steerable):
