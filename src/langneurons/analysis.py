@@ -8,7 +8,6 @@ model can have fewer neurons per language than the N asked for, so every set siz
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
@@ -17,6 +16,7 @@ import pandas as pd
 
 from .errors import LangneuronsError
 from .expertise import select
+from .store import read_jsonl
 
 SIDES = ("top", "bottom")
 AP_LEVELS = (0.9, 0.8)
@@ -164,9 +164,7 @@ def sample_generations(run: Path, per_setting: int = 3) -> pd.DataFrame:
     """
     rows = []
     for path in sorted((Path(run) / "sweep").glob("*.jsonl")):
-        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        for line in lines[:per_setting]:
-            record = json.loads(line)
+        for record in read_jsonl(path)[:per_setting]:
             rows.append({"mode": record["mode"], **setting_label(record["setting"]),
                          "seed": record.get("seed"), "lang": record["lang"],
                          "lang_prob": record["lang_prob"], "text": record["text"]})

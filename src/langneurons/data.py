@@ -288,7 +288,7 @@ def load_hf_disk(path: Path) -> Corpus:
 def builtin_groups() -> list[dict]:
     """The embedded parallel corpus: one dict per group with id, domain, split and six languages."""
     text = files("langneurons").joinpath("corpus/builtin.jsonl").read_text(encoding="utf-8")
-    groups = [json.loads(line) for line in text.splitlines() if line.strip()]
+    groups = [json.loads(line) for line in text.split("\n") if line.strip()]
     order = sorted(range(len(groups)), key=lambda i: hashlib.sha256(groups[i]["id"].encode()).hexdigest())
     heldout = set(order[500:])
     for i, group in enumerate(groups):

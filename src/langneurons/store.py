@@ -72,8 +72,19 @@ def write_jsonl(path: Path, rows: list[dict]) -> None:
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    """The rows of a JSONL file this package wrote (user files go through data.parse_json_line)."""
-    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines()]
+    """The rows of a JSONL file this package wrote (user files go through data.parse_json_line).
+    Lines end at "\n" only: `json.dumps(ensure_ascii=False)` leaves U+2028 and U+0085 raw inside
+    strings, and `str.splitlines()` would cut a generated text at them."""
+    rows = []
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").split("\n"), start=1):
+        if not line:
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise LangneuronsError(f"{path}:{number}: not a JSON line ({exc.msg}); the file is damaged: "
+                                   "delete it and it is made again") from None
+    return rows
 
 
 def write_table(df: pd.DataFrame, path: Path) -> None:

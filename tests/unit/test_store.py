@@ -1,10 +1,12 @@
-"""The response store's column reader returns exactly the stored values, in any band size."""
+"""The response store's column reader returns exactly the stored values, in any band size; JSONL rows
+read back as written."""
 
 import numpy as np
 import pytest
 
 from langneurons import store as store_module
-from langneurons.store import ResponseStore
+from langneurons.errors import LangneuronsError
+from langneurons.store import ResponseStore, read_jsonl, write_jsonl
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
@@ -25,3 +27,15 @@ def test_columns_equal_the_stored_rows(tmp_path, monkeypatch, dtype, band_bytes)
             got = store.columns(name, lo, hi)
             assert got.dtype == np.float32 and got.shape == (23, hi - lo)
             np.testing.assert_array_equal(got, stored[:, lo:hi])
+
+
+def test_jsonl_rows_keep_the_line_breaks_other_than_newline_that_models_write(tmp_path):
+    rows = [{"text": "一行\u2028二行"}, {"text": "a\x85b\u2029c\x1cd\x0be"}, {"text": "x\ny"}]
+    write_jsonl(tmp_path / "s.jsonl", rows)
+    assert read_jsonl(tmp_path / "s.jsonl") == rows  # str.splitlines() would cut the first two
+
+
+def test_a_damaged_jsonl_names_its_file_and_line(tmp_path):
+    (tmp_path / "s.jsonl").write_text('{"seed": 1}\n{"seed": 2, "te\n', encoding="utf-8")
+    with pytest.raises(LangneuronsError, match=r"s.jsonl:2: not a JSON line .*delete it"):
+        read_jsonl(tmp_path / "s.jsonl")
