@@ -307,7 +307,7 @@ def sweep(
 def parse_temperatures(spec: str) -> list[float | None]:
     """`none`, `0.5` or `none,0.5` → the opening temperatures a frontier grid tries (none: the sampling's)."""
     try:
-        values = [None if p == "none" else float(p) for p in parse_languages(spec)]
+        values = [None if p == "none" else float(p) for p in parse_languages(spec) or []]
     except ValueError:
         values = []
     if not values or any(v is not None and v <= 0 for v in values):

@@ -165,6 +165,12 @@ def test_frontier_command(cli_run):
     assert "held_out_share" in page and "11-13" in page and "paper_share" in page
     code, output = invoke("frontier", cli_run, "-l", "de", "--guards", "yes")
     assert code != 0 and "--guards 'yes': use off, on or off,on" in output
+    for bad in ("0", "cold", ""):
+        code, output = invoke("frontier", cli_run, "-l", "de", "--opening-temperatures", bad)
+        assert code != 0 and f"--opening-temperatures '{bad}': use none and/or temperatures above 0" in output
+    code, output = invoke("generate", cli_run, "-l", "de", "--n", "4", "--opening-temperature", "0.5", "--out",
+                          str(cli_run / "warm.jsonl"))
+    assert code != 0 and "only for an opening (positions first:K or prefix:K), not 'all'" in output
 
 
 def test_reproduce_fast_runs_every_stage_and_resumes(saved_tiny, corpus_dir, tmp_path):
