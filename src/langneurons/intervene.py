@@ -54,8 +54,8 @@ class Intervention:
     token is sampled that would put "�" in the text (one that holds it, or a byte token `<0xE3>`
     that breaks UTF-8): Gemma-3-270M loops on "���" once it has written one.
     opening_temperature (with `first:K`/`prefix:K`): sample the opening's tokens at this temperature
-    instead of the sampling's (0.8 from BOS): the edited model's next-token distribution is flat,
-    and a cooler opening is less often a string of particles the unedited model cannot go on from.
+    instead of the sampling's (0.8 from BOS), the edited model's next-token distribution being flat
+    (tried for Japanese on Gemma-3-270M: lower perplexity and diversity, no fewer degenerate texts).
     """
 
     language: str
