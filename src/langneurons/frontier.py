@@ -218,7 +218,7 @@ def setting_of(row: pd.Series) -> Point:
         fields[column] = "" if pd.isna(fields.get(column, "")) else str(fields.get(column, ""))
     flags = {k: not pd.isna(fields.get(k, False)) and bool(fields.get(k, False)) for k in ("guard", "whole_characters")}
     temperature = fields.get("opening_temperature")
-    fields["opening_temperature"] = None if temperature is None or pd.isna(temperature) else float(temperature)
+    fields["opening_temperature"] = None if pd.isna(temperature) else float(temperature)  # isna(None) too
     return (Intervention.from_dict({**fields, "n": int(fields["n"]), "seed": int(fields.get("seed", 0)), **flags}),)
 
 
