@@ -142,7 +142,8 @@ def top(
 def interventions_from(steerable, language: str | None, n: int | None, selection: str | None,
                        value: str, positions: str, seed: int, blocks: str, file: Path | None, method: str,
                        modules: str = "", guard: bool = False, whole_characters: bool = False,
-                       opening_temperature: float | None = None):
+                       opening_temperature: float | None = None, start: bool = False,
+                       start_temperature: float | None = None):
     from .intervene import Intervention, load_interventions
     from .steering import method_defaults
 
@@ -152,7 +153,7 @@ def interventions_from(steerable, language: str | None, n: int | None, selection
         raise LangneuronsError("--language is needed (or --interventions FILE)")
     n, selection = method_defaults(steerable, method, language, n, selection)
     return [Intervention(language, n, selection, value, positions, seed, blocks, method, modules, guard,
-                         whole_characters, opening_temperature)]
+                         whole_characters, opening_temperature, start, start_temperature)]
 
 
 RUN_ARG = typer.Argument(..., help="RUN folder made by `langneurons find`")
@@ -180,6 +181,9 @@ def generate(
     guard: bool = typer.Option(False, help="with first:K/prefix:K: the opening's tokens are words, none repeated"),
     whole_characters: bool = typer.Option(False, help="sample byte tokens only where the text stays well-formed UTF-8"),
     opening_temperature: float = typer.Option(None, help="with first:K/prefix:K: sample the opening at this temperature"),
+    start: bool = typer.Option(False, help="with first:K/prefix:K: the first new token is one that begins the "
+                                           "run's sentences (over-represented there)"),
+    start_temperature: float = typer.Option(None, help="with --start: sample the first token at this temperature"),
     interventions: Path = typer.Option(None, help="JSON file of interventions (combined)"),
     save_intervention: Path = typer.Option(None, help="also write the intervention(s) as JSON here"),
     seeds: str = typer.Option("1-100", help="one sample per seed, e.g. 1-100"),
@@ -202,7 +206,8 @@ def generate(
     ensure_writable(Path(out).parent)
     steerable = open_run(run, device, dtype, device_map=device_map)
     ivs = interventions_from(steerable, language, n, selection, value, positions, random_seed, blocks,
-                             interventions, method, modules, guard, whole_characters, opening_temperature)
+                             interventions, method, modules, guard, whole_characters, opening_temperature, start,
+                             start_temperature)
     if save_intervention:
         save_interventions(save_intervention, ivs, steerable.info["fingerprint"])
     target = language or ivs[0].language
@@ -304,23 +309,23 @@ def sweep(
     typer.echo(f"{len(table)} cells → {run / 'sweep.parquet'}")
 
 
-def parse_temperatures(spec: str) -> list[float | None]:
-    """`none`, `0.5` or `none,0.5` → the opening temperatures a frontier grid tries (none: the sampling's)."""
+def parse_temperatures(spec: str, option: str = "--opening-temperatures") -> list[float | None]:
+    """`none`, `0.5` or `none,0.5` → the temperatures a frontier grid tries (none: the sampling's)."""
     try:
         values = [None if p == "none" else float(p) for p in parse_languages(spec) or []]
     except ValueError:
         values = []
     if not values or any(v is not None and v <= 0 for v in values):
-        raise LangneuronsError(f"--opening-temperatures {spec!r}: use none and/or temperatures above 0, e.g. none,0.5")
+        raise LangneuronsError(f"{option} {spec!r}: use none and/or temperatures above 0, e.g. none,0.5")
     return values
 
 
-def parse_guards(spec: str) -> list[bool]:
-    """`off`, `on` or `off,on` → the guard settings a frontier grid tries."""
+def parse_switch(spec: str, option: str) -> list[bool]:
+    """`off`, `on` or `off,on` → the settings of a frontier grid's on/off axis (`--guards`, `--starts`)."""
     choices = {"off": False, "on": True}
     parts = parse_languages(spec)
     if not parts or any(p not in choices for p in parts):
-        raise LangneuronsError(f"--guards {spec!r}: use off, on or off,on")
+        raise LangneuronsError(f"{option} {spec!r}: use off, on or off,on")
     return [choices[p] for p in parts]
 
 
@@ -340,6 +345,10 @@ def frontier(
                                           "none repeated; for first:K and prefix:K positions)"),
     opening_temperatures: str = typer.Option("none", help="e.g. none,0.5: openings sampled at the sampling's "
                                                           "temperature and/or these (first:K and prefix:K)"),
+    starts: str = typer.Option("off", help="off, on or off,on: openings whose first token is free / one that "
+                                           "begins the run's sentences (first:K and prefix:K)"),
+    start_temperatures: str = typer.Option("none", help="e.g. none,1.3: with --starts on, the first token sampled "
+                                                        "at the sampling's temperature and/or these"),
     points: Path = typer.Option(None, help='JSON file of further settings: {"points": [\\[intervention, ...], ...]}, '
                                            "each a list of interventions applied together"),
     seeds: str = typer.Option("1-100", help="choose on these seeds"),
@@ -357,10 +366,11 @@ def frontier(
         n_values = [int(x) for x in ns.split(",")]
     except ValueError:
         raise LangneuronsError(f"--ns {ns!r}: comma-separated integers, e.g. 200,2000") from None
-    guard_values, temperature_values = parse_guards(guards), parse_temperatures(opening_temperatures)
+    axes = (parse_switch(guards, "--guards"), parse_temperatures(opening_temperatures),
+            parse_switch(starts, "--starts"), parse_temperatures(start_temperatures, "--start-temperatures"))
     steerable = open_run(run, device, device_map=device_map)
     settings = grid(language, parse_languages(values), parse_languages(positions), parse_languages(selections),
-                    n_values, blocks.split(";"), modules.split(";"), guard_values, temperature_values) + (load_points(points, language) if points else [])
+                    n_values, blocks.split(";"), modules.split(";"), *axes) + (load_points(points, language) if points else [])
     choice, heldout = parse_seeds(seeds), parse_seeds(heldout_seeds) if heldout_seeds else None
     table, best = run_frontier(steerable, language, settings, choice, heldout, batch_size)
     cols = ["seeds", "kind", *SETTING, "target_share", "generated_ppl", "ppl_ratio", "distinct_2",
@@ -384,6 +394,8 @@ def frontier(
                + (" guard" if best["guard"] else "")
                + (" whole-characters" if best["whole_characters"] else "")
                + (f" opening-temperature={best['opening_temperature']:g}" if best["opening_temperature"] > 0 else "")
+               + (" start" if best["start"] else "")
+               + (f" start-temperature={best['start_temperature']:g}" if best["start_temperature"] > 0 else "")
                + (f" + {best['also']}" if best["also"] else "") + f" → {saved} "
                f"(langneurons generate {run} --interventions {saved}); table → {run / 'frontier' / (language + '.csv')}")
 

@@ -29,7 +29,9 @@ from .store import read_jsonl, write_json, write_jsonl, write_table
 AXES = {"target_share": "max", "generated_ppl": "min", "degenerate_share": "min"}
 GOAL_SHARE, GOAL_DEGENERATE, GOAL_PPL_RATIO = 0.9, 0.05, 1.5  # the issue's goal for a usable setting
 SETTING = ["value", "positions", "selection", "n", "blocks", "modules", "guard", "whole_characters",
-           "opening_temperature", "also"]  # `also`: further interventions
+           "opening_temperature", "start", "start_temperature", "also"]  # `also`: further interventions
+FLAGS = ("guard", "whole_characters", "start")  # setting columns that are False when missing
+TEMPERATURES = ("opening_temperature", "start_temperature")  # setting columns that are NaN when missing
 
 
 def pareto_front(table: pd.DataFrame, axes: dict[str, str] = AXES) -> pd.DataFrame:
@@ -98,15 +100,19 @@ def meets_goal(row: pd.Series, baseline: float) -> bool:
 def grid(language: str, values: list[str], positions: list[str], selections: list[str], ns: list[int],
          blocks: list[str], modules: tuple[str, ...] | list[str] = ("",),
          guards: tuple[bool, ...] | list[bool] = (False,),
-         temperatures: tuple[float | None, ...] | list[float | None] = (None,)) -> list[Intervention]:
+         temperatures: tuple[float | None, ...] | list[float | None] = (None,),
+         starts: tuple[bool, ...] | list[bool] = (False,),
+         start_temperatures: tuple[float | None, ...] | list[float | None] = (None,)) -> list[Intervention]:
     """Every combination of the given strategy axes, as interventions (N = 0 left out: the
-    unforced point is always scored; the guard and opening temperatures only with openings,
-    first:K and prefix:K)."""
-    axes = itertools.product(values, positions, selections, ns, blocks, modules, guards, temperatures)
+    unforced point is always scored; the guard, opening temperatures and the start rule only with
+    openings, first:K and prefix:K; start temperatures only with the start rule)."""
+    axes = itertools.product(values, positions, selections, ns, blocks, modules, guards, temperatures, starts,
+                             start_temperatures)
     return [Intervention(language, n, selection, value, pos, blocks=block, modules=module, guard=guard,
-                         opening_temperature=temperature)
-            for value, pos, selection, n, block, module, guard, temperature in axes
-            if n > 0 and (is_opening(pos) or not (guard or temperature is not None))]
+                         opening_temperature=temperature, start=start, start_temperature=start_temperature)
+            for value, pos, selection, n, block, module, guard, temperature, start, start_temperature in axes
+            if n > 0 and (is_opening(pos) or not (guard or start or temperature is not None))
+            and (start or start_temperature is None)]
 
 
 def load_points(path: Path, language: str) -> list[Point]:
@@ -216,21 +222,23 @@ def setting_of(row: pd.Series) -> Point:
     fields = {k: row[k] for k in Intervention.__dataclass_fields__ if k in row}
     for column in ("blocks", "modules"):
         fields[column] = "" if pd.isna(fields.get(column, "")) else str(fields.get(column, ""))
-    flags = {k: not pd.isna(fields.get(k, False)) and bool(fields.get(k, False)) for k in ("guard", "whole_characters")}
-    temperature = fields.get("opening_temperature")
-    fields["opening_temperature"] = None if pd.isna(temperature) else float(temperature)  # isna(None) too
+    flags = {k: not pd.isna(fields.get(k, False)) and bool(fields.get(k, False)) for k in FLAGS}
+    for column in TEMPERATURES:
+        temperature = fields.get(column)
+        fields[column] = None if pd.isna(temperature) else float(temperature)  # isna(None) too
     return (Intervention.from_dict({**fields, "n": int(fields["n"]), "seed": int(fields.get("seed", 0)), **flags}),)
 
 
 def fill_setting_columns(table: pd.DataFrame) -> None:
     """Give `blocks`, `modules` and `also` "" (all blocks / all modules / no further
-    interventions) and `guard` and `whole_characters` False where empty or missing, and
-    `opening_temperature` NaN (the sampling's) where missing: points and tables of older versions lack some."""
+    interventions) and `guard`, `whole_characters` and `start` False where empty or missing, and the
+    temperatures NaN (the sampling's) where missing: points and tables of older versions lack some."""
     for column in ("blocks", "modules", "also"):
         table[column] = table.get(column, pd.Series("", index=table.index)).fillna("")
-    for column in ("guard", "whole_characters"):
+    for column in FLAGS:
         table[column] = table.get(column, pd.Series(False, index=table.index)).fillna(False).astype(bool)
-    table["opening_temperature"] = table.get("opening_temperature", pd.Series(float("nan"), index=table.index)).astype(float)
+    for column in TEMPERATURES:
+        table[column] = table.get(column, pd.Series(float("nan"), index=table.index)).astype(float)
 
 
 def same_setting(table: pd.DataFrame, setting: pd.Series | dict) -> pd.Series:

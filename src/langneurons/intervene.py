@@ -56,6 +56,10 @@ class Intervention:
     opening_temperature (with `first:K`/`prefix:K`): sample the opening's tokens at this temperature
     instead of the sampling's (0.8 from BOS), the edited model's next-token distribution being flat
     (tried for Japanese on Gemma-3-270M: lower perplexity and diversity, no fewer degenerate texts).
+    start (with `first:K`/`prefix:K`): the first new token is one that begins the run's sentences
+    more often than its share of all their tokens (any language; `generate.sentence_starts`): the
+    edited model otherwise often opens mid-phrase ("など", "すれば", "か"), which the plain model
+    then loops or pads. start_temperature (with start): sample that first token at this temperature.
     """
 
     language: str
@@ -70,6 +74,8 @@ class Intervention:
     guard: bool = False
     whole_characters: bool = False
     opening_temperature: float | None = None
+    start: bool = False
+    start_temperature: float | None = None
 
     def __post_init__(self) -> None:
         if self.selection not in SELECTIONS:
@@ -86,6 +92,12 @@ class Intervention:
                                                          and self.opening_temperature > 0):
             raise LangneuronsError(f"opening_temperature {self.opening_temperature}: a temperature above 0, "
                                    f"only for an opening (positions first:K or prefix:K), not {self.positions!r}")
+        if self.start and not is_opening(self.positions):
+            raise LangneuronsError(f"start: only for the first token of an opening (positions first:K or "
+                                   f"prefix:K), not positions {self.positions!r}")
+        if self.start_temperature is not None and not (self.start and self.start_temperature > 0):
+            raise LangneuronsError(f"start_temperature {self.start_temperature}: a temperature above 0, only "
+                                   "with start (the opening's first token from the sentence starts)")
         if self.n < 0:
             raise LangneuronsError(f"n {self.n}: must be 0 or more")
         parse_value(self.value)
@@ -98,7 +110,9 @@ class Intervention:
             f"-blocks{self.blocks}" if self.blocks else "") + ("-lape" if self.method == "lape" else "") + (
             f"-modules{self.modules}" if self.modules else "") + ("-guard" if self.guard else "") + (
             "-chars" if self.whole_characters else "") + (
-            f"-T{self.opening_temperature:g}" if self.opening_temperature is not None else "")
+            f"-T{self.opening_temperature:g}" if self.opening_temperature is not None else "") + (
+            "-start" if self.start else "") + (
+            f"-S{self.start_temperature:g}" if self.start_temperature is not None else "")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -214,6 +228,8 @@ class Plan:
     guards: set[str] = field(default_factory=set)  # positions whose new tokens are guarded
     temperatures: dict[str, float] = field(default_factory=dict)  # positions → their opening temperature
     whole_characters: bool = False  # sample no token that puts "�" in the text (see Intervention)
+    starts: torch.Tensor | None = None  # token ids → may the first new token be it (`start`); None: any
+    start_temperature: float | None = None  # the first new token's temperature; None: the sampling's
 
     @property
     def n_units(self) -> int:
@@ -257,11 +273,17 @@ def chosen_neurons(expertise: pd.DataFrame | None, iv: Intervention, block_of: d
 
 
 def resolve(interventions: list[Intervention], expertise: pd.DataFrame | None, widths: dict[str, int],
-            block_of: dict[str, int] | None = None, activation: pd.DataFrame | None = None) -> Plan:
+            block_of: dict[str, int] | None = None, activation: pd.DataFrame | None = None,
+            starts: torch.Tensor | None = None) -> Plan:
     """Turn interventions into per-module edits; a later intervention wins on a shared unit.
 
-    `widths` and `block_of` cover every module edited (linears, and activations for LAPE).
+    `widths` and `block_of` cover every module edited (linears, and activations for LAPE); `starts`
+    (which tokens may open a text, `generate.sentence_starts`) is needed when one has `start`.
     """
+    starting = [iv for iv in interventions if iv.start]
+    if starting and starts is None:
+        raise LangneuronsError("start: this plan needs the run's sentence-start tokens (resolve it through "
+                               "steering.Steerable.plan)")
     merged: dict[tuple[str, str], dict[int, tuple[float, float, float, float]]] = {}
     for iv in (iv for iv in interventions if iv.n > 0):  # N = 0 edits nothing; its flags still hold
         rows = chosen_neurons(expertise, iv, block_of or {}, activation)
@@ -271,7 +293,9 @@ def resolve(interventions: list[Intervention], expertise: pd.DataFrame | None, w
     plan = Plan(widths=dict(widths), guards={iv.positions for iv in interventions if iv.guard},
                 temperatures={iv.positions: iv.opening_temperature for iv in interventions
                               if iv.opening_temperature is not None},
-                whole_characters=any(iv.whole_characters for iv in interventions))
+                whole_characters=any(iv.whole_characters for iv in interventions),
+                starts=starts if starting else None,
+                start_temperature=next((iv.start_temperature for iv in starting if iv.start_temperature), None))
     for (layer, positions), units in merged.items():
         order = sorted(units)
         keep, add, low, high = (torch.tensor([units[u][i] for u in order], dtype=torch.float32) for i in range(4))
@@ -285,10 +309,12 @@ class Steering:
     """Live state of an applied plan: the generation loop sets `fed`, the number of new tokens
     fed back into the model so far (0 during the prompt pass, and in any plain forward)."""
 
-    def __init__(self, guards: set[str] | None = None, temperatures: dict[str, float] | None = None) -> None:
+    def __init__(self, guards: set[str] | None = None, temperatures: dict[str, float] | None = None,
+                 start_temperature: float | None = None) -> None:
         self.fed = 0
         self.guards = guards or set()
         self.temperatures = temperatures or {}
+        self.start_temperature = start_temperature
 
     @property
     def guarded(self) -> bool:
@@ -297,8 +323,10 @@ class Steering:
 
     @property
     def temperature(self) -> float | None:
-        """The temperature to sample the next token at, when an opening with its own is being written
-        (the coolest of them if several), else None: the sampling's own."""
+        """The temperature to sample the next token at: the start temperature for the first new token,
+        else that of an opening being written (the coolest of them if several), else None: the sampling's."""
+        if self.fed == 0 and self.start_temperature is not None:
+            return self.start_temperature
         active = [t for positions, t in self.temperatures.items() if self.active(positions)]
         return min(active) if active else None
 
@@ -312,7 +340,7 @@ class Steering:
 @contextmanager
 def steer(model: nn.Module, plan: Plan | None) -> Iterator[Steering]:
     """Apply `plan` while inside the block: the chosen units' outputs are overwritten."""
-    state = Steering(plan.guards, plan.temperatures) if plan is not None else Steering()
+    state = Steering(plan.guards, plan.temperatures, plan.start_temperature) if plan is not None else Steering()
     if plan is None or not plan.edits:
         yield state
         return

@@ -11,17 +11,19 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import pandas as pd
+import torch
 
 from .data import builtin_groups, load_corpus, parse_json_line, read_lines
 from .errors import LangneuronsError
 from .evaluate import (bootstrap_ci, detect_language, fluency, is_degenerate, language_share, padding, perplexity,
                        translation_scores)
-from .generate import TRANSLATE_PROMPT, TRANSLATION, UNCONDITIONAL, generate
+from .generate import TRANSLATE_PROMPT, TRANSLATION, UNCONDITIONAL, generate, sentence_starts
 from .intervene import Intervention, Plan, resolve
 from .lape import lape_sizes, load_activation
 from .model import LoadedModel, load_model
@@ -51,13 +53,20 @@ class Steerable:
     def widths(self) -> dict[str, int]:
         return {s["name"]: s["width"] for s in self.site_records}
 
+    @cached_property
+    def sentence_starts(self) -> torch.Tensor:
+        """Which tokens may open a text under the start rule, from the run's sentences (all languages)."""
+        texts = [s["text"] for s in read_jsonl(self.run / "sentences.jsonl")]
+        return sentence_starts(self.loaded.tokenizer, texts)
+
     def plan(self, interventions: list[Intervention]) -> Plan | None:
         """The edits of `interventions`; None when they change nothing (N = 0 edits nothing, but its
-        whole-characters rule and opening temperature hold)."""
-        if not any(iv.n > 0 or iv.whole_characters or iv.opening_temperature for iv in interventions):
+        whole-characters rule, opening temperature and start rule hold)."""
+        if not any(iv.n > 0 or iv.whole_characters or iv.opening_temperature or iv.start for iv in interventions):
             return None
         block_of = {s["name"]: s["block"] for s in self.site_records}
-        return resolve(interventions, self.expertise, self.widths, block_of, self.activation)
+        starts = self.sentence_starts if any(iv.start for iv in interventions) else None
+        return resolve(interventions, self.expertise, self.widths, block_of, self.activation, starts)
 
 
 def open_run(run: Path, device: str = "auto", dtype: str | None = None,

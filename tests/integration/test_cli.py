@@ -171,6 +171,19 @@ def test_frontier_command(cli_run):
     code, output = invoke("generate", cli_run, "-l", "de", "--n", "4", "--opening-temperature", "0.5", "--out",
                           str(cli_run / "warm.jsonl"))
     assert code != 0 and "only for an opening (positions first:K or prefix:K), not 'all'" in output
+    code, output = invoke("frontier", cli_run, "-l", "de", "--starts", "maybe")
+    assert code != 0 and "--starts 'maybe': use off, on or off,on" in output
+    code, output = invoke("frontier", cli_run, "-l", "de", "--starts", "on", "--start-temperatures", "-1")
+    assert code != 0 and "--start-temperatures '-1': use none and/or temperatures above 0" in output
+    code, output = invoke("generate", cli_run, "-l", "de", "--n", "4", "--start", "--out", str(cli_run / "s.jsonl"))
+    assert code != 0 and "start: only for the first token of an opening (positions first:K or prefix:K)" in output
+    code, output = invoke("generate", cli_run, "-l", "de", "--n", "4", "--positions", "prefix:2",
+                          "--start-temperature", "1.3", "--out", str(cli_run / "s.jsonl"))
+    assert code != 0 and "only with start" in output
+    code, output = invoke("generate", cli_run, "-l", "de", "--n", "4", "--positions", "prefix:2", "--start",
+                          "--start-temperature", "1.3", "--seeds", "1-3", "--out", str(cli_run / "s.jsonl"))
+    assert code == 0, output
+    assert read_jsonl(cli_run / "s.jsonl")[0]["setting"][0]["start_temperature"] == 1.3
 
 
 def test_reproduce_fast_runs_every_stage_and_resumes(saved_tiny, corpus_dir, tmp_path):

@@ -121,6 +121,20 @@ def test_opening_temperatures_are_a_grid_axis_and_their_points_survive_the_table
     assert saved.opening_temperature == (None if pd.isna(best["opening_temperature"]) else best["opening_temperature"])
 
 
+def test_the_start_rule_and_its_temperature_are_grid_axes_and_survive_the_table(steerable):
+    settings = grid("de", ["on_p50"], ["all", "prefix:2"], ["both"], [40], [""], starts=[False, True],
+                    start_temperatures=[None, 1.3])
+    assert [(iv.positions, iv.start, iv.start_temperature) for iv in settings] == [
+        ("all", False, None), ("prefix:2", False, None), ("prefix:2", True, None), ("prefix:2", True, 1.3)]
+    table, best = frontier(steerable, "de", settings, [1, 2], batch_size=2, progress=False)
+    openings = table[(table["kind"] == "forced") & (table["positions"] == "prefix:2")]
+    assert {setting_of(row)[0] for _, row in openings.iterrows()} == set(settings[1:])
+    assert all(same_setting(table, row).sum() == 1 for _, row in openings.iterrows())
+    assert not table.loc[table["paper"], "start"].any() and table.loc[table["paper"], "start_temperature"].isna().all()
+    samples = read_jsonl(steerable.run / "frontier" / "de" / "de-both-40-on_p50-prefix_2-start-S1.3-seeds1-2.jsonl")
+    assert [r["setting"][0]["start_temperature"] for r in samples] == [1.3, 1.3]
+
+
 def test_points_files_are_checked(tmp_path):
     path = tmp_path / "points.json"
     path.write_text(json.dumps({"points": [[{"n": 8, "positions": "prefix:1"}]]}))  # language: -l

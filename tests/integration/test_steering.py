@@ -10,7 +10,7 @@ import torch
 
 from langneurons.errors import LangneuronsError
 from langneurons.generate import (UNCONDITIONAL, Sampling, generate, generate_batch, guard_opening, next_tokens,
-                                  opening_vocabulary, tall_logits)
+                                  opening_vocabulary, sentence_start, tall_logits)
 from langneurons.intervene import Edit, Intervention, Plan, load_interventions, resolve, save_interventions, steer
 from langneurons.record import hooks, record
 from langneurons.run import find
@@ -165,6 +165,40 @@ def test_an_opening_temperature_samples_the_opening_cooler_then_the_plain_model_
     with pytest.raises(LangneuronsError, match="above 0"):
         Intervention("de", 4, positions="prefix:2", opening_temperature=0)
     assert Intervention("de", 4, positions="prefix:2", opening_temperature=0.5).label.endswith("-prefix:2-T0.5")
+
+
+def test_a_start_opening_draws_its_first_token_from_the_sentence_starts_then_goes_on_as_before(steerable):
+    model, tok = steerable.loaded.model, steerable.loaded.tokenizer
+    sampling, seeds = Sampling(max_new_tokens=6), list(range(12))
+    strong = dict(language="de", n=40, selection="both", value="scale:20", positions="prefix:3")
+    plan = steerable.plan([Intervention(**strong, start=True, start_temperature=1.5)])
+    starts = steerable.sentence_starts
+    assert plan.starts is starts and plan.start_temperature == 1.5 and 0 < int(starts.sum()) < len(tok)
+    out = generate_batch(model, tok, [[2]] * len(seeds), seeds, sampling, plan)
+    edited = steerable.plan([Intervention(**{**strong, "positions": "all"})])
+    for seed, row in zip(seeds, out):  # token by token, with the seed's own uniform draws
+        draws = np.random.default_rng(seed).random(len(row))
+        assert starts[row[0]]
+        for k, token in enumerate(row):
+            with torch.inference_mode(), steer(model, edited if k < 3 else None):
+                logits = model(input_ids=torch.tensor([[2] + row[:k]])).logits[:, -1, :]
+            step = replace(sampling, temperature=1.5) if k == 0 else sampling  # then 0.8, edited to token 3
+            allowed = sentence_start(logits, starts) if k == 0 else logits
+            assert int(next_tokens(allowed, step, draws[k : k + 1])[0]) == token
+    free = generate_batch(model, tok, [[2]] * len(seeds), seeds, sampling, steerable.plan([Intervention(**strong)]))
+    assert not all(starts[row[0]] for row in free)  # without the rule some texts open otherwise
+    control = steerable.plan([Intervention("de", 0, positions="prefix:3", start=True)])
+    assert control is not None and not control.edits and control.starts is starts  # the rule alone: a control
+    with pytest.raises(LangneuronsError, match="start: only for the first token of an opening"):
+        Intervention("de", 4, positions="all", start=True)
+    with pytest.raises(LangneuronsError, match="only with start"):
+        Intervention("de", 4, positions="prefix:2", start_temperature=1.3)
+    with pytest.raises(LangneuronsError, match="above 0"):
+        Intervention("de", 4, positions="prefix:2", start=True, start_temperature=0)
+    with pytest.raises(LangneuronsError, match="sentence-start tokens"):
+        resolve([Intervention("de", 4, positions="prefix:2", start=True)], steerable.expertise, steerable.widths)
+    label = Intervention("de", 4, positions="prefix:2", guard=True, start=True, start_temperature=1.3).label
+    assert label.endswith("-prefix:2-guard-start-S1.3")
 
 
 def test_the_guard_knows_words_and_their_spaced_forms(steerable):
