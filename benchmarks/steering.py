@@ -7,7 +7,8 @@ to their on_p50 (the paper's main setting), and with `both` N = 4,000 forced onl
 then unedited steps), and the same opening with the guard (`--guard`: per opening step, tokens
 that are no words or repeat one are masked; the word table of the vocabulary is built once per
 tokenizer and timed apart), and that guarded opening with the whole-characters rule (every step: byte
-tokens masked where they would break UTF-8). It needs a finished RUN folder: `--run PATH`, else the
+tokens masked where they would break UTF-8), and the guarded opening with the start rule (`--start`: the
+first token drawn from the run's sentence openers; their table is built once per run and timed apart). It needs a finished RUN folder: `--run PATH`, else the
 small find run that paper_style made in this session, else a new one. The trap: generation stops a sample at EOS, so steered and
 unsteered runs may produce different numbers of tokens; tokens per second is the fair ratio.
 The unsteered pass runs once more with the LM head left as `linear(h, W)` (generate's
@@ -66,6 +67,11 @@ def measure(ctx: Context, run: Path, source: str) -> None:
     whole = steerable.plan([Intervention(language, opening_units, "both", "on_p50", "prefix:3", guard=True,
                                          whole_characters=True)])
     started = time.perf_counter()
+    steerable.sentence_starts  # the start rule's table: the run's sentences tokenized once, kept per run
+    starts_seconds = time.perf_counter() - started
+    started_plan = steerable.plan([Intervention(language, opening_units, "both", "on_p50", "prefix:3", guard=True,
+                                                start=True)])
+    started = time.perf_counter()
     opening_vocabulary(steerable.loaded.tokenizer, steerable.loaded.model.get_output_embeddings().out_features)
     vocabulary_seconds = time.perf_counter() - started
     seeds, tokens = ctx.pick((list(range(1, 5)), 8), (list(range(1, 11)), 16), (list(range(1, 101)), 64))
@@ -75,6 +81,7 @@ def measure(ctx: Context, run: Path, source: str) -> None:
     prefix = timed_generation(steerable, seeds, tokens, opening)
     guard = timed_generation(steerable, seeds, tokens, guarded)
     chars = timed_generation(steerable, seeds, tokens, whole)
+    start = timed_generation(steerable, seeds, tokens, started_plan)
     with mock.patch.object(generate, "tall_logits", lambda model: contextlib.nullcontext()):
         linear_head = timed_generation(steerable, seeds, tokens, None)
     emit(ctx, NAME, "generation", steerable.loaded.device, run=source,
@@ -86,13 +93,15 @@ def measure(ctx: Context, run: Path, source: str) -> None:
                           "unsteered_linear_head": linear_head["seconds"], "plan_resolve": plan_seconds,
                           "steered_prefix3": prefix["seconds"], "steered_prefix3_guard": guard["seconds"],
                           "steered_prefix3_guard_chars": chars["seconds"],
-                          "guard_vocabulary": vocabulary_seconds}),
+                          "steered_prefix3_guard_start": start["seconds"],
+                          "guard_vocabulary": vocabulary_seconds, "start_table": starts_seconds}),
          tokens_per_second=rounded({"unsteered": plain["tokens_per_second"],
                                     "steered": steered["tokens_per_second"],
                                     "unsteered_linear_head": linear_head["tokens_per_second"],
                                     "steered_prefix3": prefix["tokens_per_second"],
                                     "steered_prefix3_guard": guard["tokens_per_second"],
-                                    "steered_prefix3_guard_chars": chars["tokens_per_second"]}),
+                                    "steered_prefix3_guard_chars": chars["tokens_per_second"],
+                                    "steered_prefix3_guard_start": start["tokens_per_second"]}),
          ratios=rounded({"steered_over_unsteered_seconds": steered["seconds"] / plain["seconds"],
                          "unsteered_over_steered_tokens_per_second":
                              plain["tokens_per_second"] / steered["tokens_per_second"],
@@ -102,6 +111,8 @@ def measure(ctx: Context, run: Path, source: str) -> None:
                              plain["tokens_per_second"] / guard["tokens_per_second"],
                          "unsteered_over_prefix3_guard_chars_tokens_per_second":
                              plain["tokens_per_second"] / chars["tokens_per_second"],
+                         "unsteered_over_prefix3_guard_start_tokens_per_second":
+                             plain["tokens_per_second"] / start["tokens_per_second"],
                          "tall_head_speedup_tokens_per_second":
                              plain["tokens_per_second"] / linear_head["tokens_per_second"]}, 3))
 
