@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import LogLocator, NullFormatter, StrMethodFormatter
 
 from .frontier import (GOAL_PPL_RATIO, GOAL_SHARE, SETTING, baseline_ppl, fill_setting_columns, meets_goal,
                        pareto_front, recommend, same_setting)
@@ -56,7 +57,10 @@ def frontier_figure(table: pd.DataFrame, lang: str) -> Figure:
     ax.axvline(GOAL_PPL_RATIO * baseline_ppl(table), color="#2b8cbe", ls="--", lw=0.8)
     ax.axhline(GOAL_SHARE, color="#777", ls=":", lw=0.8)
     ax.legend(loc="lower right", fontsize=7, frameon=False)
-    ax.set_xscale("log")
+    ax.set_xscale("log")  # ticks at 1-2-5 steps in plain numbers: the default minor labels overlap
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(StrMethodFormatter("{x:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set(xlabel="perplexity of generated text (unforced model)", ylabel=f"share in {lang}",
            ylim=(-0.03, 1.03), title=f"{lang}: settings tried")
     fig.colorbar(points, ax=ax, label="degenerate share", shrink=0.9)
