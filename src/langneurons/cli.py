@@ -374,7 +374,7 @@ def frontier(
     choice, heldout = parse_seeds(seeds), parse_seeds(heldout_seeds) if heldout_seeds else None
     table, best = run_frontier(steerable, language, settings, choice, heldout, batch_size)
     cols = ["seeds", "kind", *SETTING, "target_share", "generated_ppl", "ppl_ratio", "distinct_2",
-            "degenerate_share", "padded_share", "usable_share", "on_front"]
+            "degenerate_share", "padded_share", "usable_share", "opening_top_share", "on_front"]
     spans = {seed_range(s) for s in (choice, heldout) if s}
     shown = table[table["seeds"].isin(spans)].reindex(columns=cols)  # other seed sets stay in the CSV
     stdout.print(shown.sort_values(["seeds", "target_share"], ascending=[True, False]).to_string(index=False))
@@ -386,6 +386,7 @@ def frontier(
                    f"goal <= {GOAL_PPL_RATIO}), distinct-2 {row['distinct_2']:.2f}, degenerate "
                    f"{row['degenerate_share']:.2f} [{row['degenerate_low']:.2f}-{row['degenerate_high']:.2f}]"
                    f" ({row.get('padded_share', float('nan')):.2f} ended in 8+ blanks)"
+                   f", {row.get('opening_top_share', float('nan')):.2f} open like the most common opening"
                    f" ({int(row['samples'])} samples; brackets: 95% bootstrap intervals)"
                    f" - {'meets' if meets_goal(row, baseline) else 'misses'} the goal")
     saved = run / "frontier" / f"{language}-recommended.json"

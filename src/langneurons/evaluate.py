@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import re
+import string
 from collections import Counter
 from functools import lru_cache
 
@@ -72,6 +73,26 @@ def distinct(texts: list[str], language: str, n: int) -> float:
     return len(set(grams)) / len(grams) if grams else 0.0
 
 
+def opening(text: str, language: str) -> str:
+    """How a text begins: its first word, lower-cased and without punctuation around it (zh/ja:
+    its first two characters)."""
+    parts = units(text, language)
+    if language in CHARACTER_LANGUAGES:
+        return "".join(parts[:2])
+    return parts[0].strip(string.punctuation + "«»„“”¿¡").lower() if parts else ""
+
+
+def openings(texts: list[str], language: str) -> dict:
+    """How varied the openings are: the share of texts that begin like the most common opening, and
+    different openings per text. Steering can keep every other figure near the model's own text
+    while a third of its texts begin with the same word."""
+    heads = [opening(t, language) for t in texts if t.strip()]
+    if not heads:
+        return {"opening_top_share": 0.0, "openings_per_text": 0.0}
+    top = max(Counter(heads).values())
+    return {"opening_top_share": top / len(heads), "openings_per_text": len(set(heads)) / len(heads)}
+
+
 def is_repetitive(text: str) -> bool:
     """One character or short unit (≤ 20 characters) repeated 8 or more times in a row, with runs
     of whitespace read as one space: layout (code indentation, blank lines) is not repetition."""
@@ -93,8 +114,9 @@ def is_degenerate(text: str, padded: int = 0) -> bool:
 
 def fluency(texts: list[str], language: str, paddings: list[int] | None = None) -> dict:
     """Text-quality figures that need no model: distinct-1/2, gzip ratio, degenerate share + CI,
-    the empty share (the part of the degenerate share that is no text at all) and the padded share
-    (the part that ends in 8 or more blanks of one kind; `paddings`: each text's trailing run)."""
+    the empty share (the part of the degenerate share that is no text at all), the padded share
+    (the part that ends in 8 or more blanks of one kind; `paddings`: each text's trailing run) and
+    how varied the openings are."""
     paddings = paddings or [0] * len(texts)
     ratios = [len(gzip.compress(t.encode())) / max(1, len(t.encode())) for t in texts if t]
     empty = np.array([not t.strip() for t in texts], dtype=float)
@@ -106,7 +128,7 @@ def fluency(texts: list[str], language: str, paddings: list[int] | None = None) 
             "degenerate_share": float(degenerate.mean()) if len(texts) else 0.0,
             "degenerate_low": low, "degenerate_high": high,
             "empty_share": float(empty.mean()) if len(texts) else 0.0,
-            "padded_share": float(padded.mean()) if len(texts) else 0.0}
+            "padded_share": float(padded.mean()) if len(texts) else 0.0, **openings(texts, language)}
 
 
 def translation_scores(hypotheses: list[str], references: list[str], language: str) -> dict:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import LangneuronsError
-from .evaluate import perplexity
+from .evaluate import openings, perplexity
 from .intervene import Intervention, is_opening
 from .progress import console
 from .steering import Steerable, current_samples, current_score, sample_records, score_cell
@@ -198,6 +198,10 @@ def score_point(steerable: Steerable, language: str, kind: str, point: Point, se
     folder = steerable.run / "frontier" / language
     key = f"{point_key(kind, language, point)}-{seed_span(seeds)}"
     row = current_score(folder / f"{key}.json")
+    if row is not None and "opening_top_share" not in row:  # scored before openings were counted: no model
+        records = samples_for(steerable, language, kind, point, seeds, batch_size, progress)
+        row.update(openings([r["text"] for r in records], language))
+        write_json(folder / f"{key}.json", row)
     if row is not None:
         return row
     console.print(f"{kind} {key}")

@@ -70,7 +70,8 @@ def frontier_figure(table: pd.DataFrame, lang: str) -> Figure:
 def scores(row: pd.Series, prefix: str) -> dict:
     return {f"{prefix}share": row["target_share"], f"{prefix}ppl": row["generated_ppl"],
             f"{prefix}ppl_ratio": row["ppl_ratio"], f"{prefix}degenerate": row["degenerate_share"],
-            f"{prefix}distinct_2": row["distinct_2"], f"{prefix}usable": row.get("usable_share", float("nan"))}
+            f"{prefix}distinct_2": row["distinct_2"], f"{prefix}usable": row.get("usable_share", float("nan")),
+            f"{prefix}top_opening": row.get("opening_top_share", float("nan"))}
 
 
 def recommendations(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:

@@ -143,7 +143,8 @@ def test_frontier_command(cli_run):
     line = re.search(r"seeds 11-13: share (.*) - (meets|misses) the goal", output).group(1)
     assert f"[{row['target_low']:.2f}-{row['target_high']:.2f}]" in line
     assert (f"degenerate {row['degenerate_share']:.2f} [{row['degenerate_low']:.2f}-{row['degenerate_high']:.2f}]"
-            f" ({row['padded_share']:.2f} ended in 8+ blanks) (3 samples") in line
+            f" ({row['padded_share']:.2f} ended in 8+ blanks), {row['opening_top_share']:.2f} open like the most"
+            f" common opening (3 samples") in line
     ivs = load_interventions(cli_run / "frontier" / "de-recommended.json")
     assert (ivs[0].value, ivs[0].positions) == chosen
     code, output = invoke("generate", cli_run, "--interventions", cli_run / "frontier" / "de-recommended.json",

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from langneurons import frontier as frontier_module
 from langneurons import steering as steering_module
 from langneurons.errors import LangneuronsError
+from langneurons.evaluate import openings
 from langneurons.frontier import frontier, grid, load_points, reference_prompts, same_setting, setting_of
 from langneurons.generate import UNCONDITIONAL
 from langneurons.intervene import Intervention, load_interventions
@@ -211,3 +212,21 @@ def test_samples_stored_without_padding_are_generated_again(steerable, monkeypat
     frontier(steerable, "de", [], [1, 2], batch_size=2, progress=False)
     assert generated == [(1, 2)] * 3  # unforced, reference, the paper's setting
     assert all("padding" in r for path in folder.rglob("*.jsonl") for r in read_jsonl(path))
+
+
+def test_scores_stored_before_openings_were_counted_gain_them_from_their_samples(steerable, monkeypatch):
+    table, _ = frontier(steerable, "de", [], [1, 2, 3], batch_size=3, progress=False)
+    folder = steerable.run / "frontier" / "de"
+    samples = {"unforced": folder.parent / "unforced-seeds1-3.jsonl", "reference": folder / "de-reference-seeds1-3.jsonl",
+               "forced": next(folder.glob("de-both-*-on_p50-all-seeds1-3.jsonl"))}  # the paper's N, clipped
+    for _, row in table.iterrows():  # each row's figure is its stored samples' openings
+        texts = [r["text"] for r in read_jsonl(samples[row["kind"]])]
+        assert row["opening_top_share"] == openings(texts, "de")["opening_top_share"]
+    for path in folder.glob("*.json"):  # as a version that did not count openings wrote them
+        write_json(path, {k: v for k, v in json.loads(path.read_text()).items() if not k.startswith("opening")})
+    monkeypatch.setattr(frontier_module, "sample_records", lambda *a, **k: pytest.fail("generated again"))
+    monkeypatch.setattr(frontier_module, "perplexity", lambda *a, **k: pytest.fail("scored again"))
+    again, _ = frontier(steerable, "de", [], [1, 2, 3], batch_size=3, progress=False)
+    columns = ["kind", "generated_ppl", "opening_top_share", "openings_per_text"]
+    assert again[columns].sort_values("kind").reset_index(drop=True).equals(
+        table[columns].sort_values("kind").reset_index(drop=True))

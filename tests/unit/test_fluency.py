@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from langneurons.evaluate import bootstrap_ci, distinct, fluency, is_degenerate, padding
+from langneurons.evaluate import bootstrap_ci, distinct, fluency, is_degenerate, opening, openings, padding
 
 
 def test_degenerate_outputs():
@@ -62,3 +62,13 @@ def test_padding_of_eight_blanks_is_degenerate():
     figures = fluency(["猫が寝ている。", "犬が走る。", "鳥が鳴く。", ""], "ja", paddings=[20, 7, 0, 0])
     assert figures["padded_share"] == 0.25 and figures["degenerate_share"] == 0.5
     assert fluency(["猫が寝ている。"], "ja")["padded_share"] == 0.0  # no paddings given: none known
+
+
+def test_openings_count_first_words_or_first_two_characters():
+    assert opening("Die Katze schläft.", "de") == "die" and opening("«Bonjour», dit-il.", "fr") == "bonjour"
+    assert opening("予算は少ない。", "ja") == "予算" and opening("  ", "de") == ""
+    texts = ["Die Katze.", "die Maus.", "Der Hund.", "Ein Vogel.", ""]
+    assert openings(texts, "de") == {"opening_top_share": 2 / 4, "openings_per_text": 3 / 4}
+    figures = fluency(["予算は少ない。", "予算が多い。", "猫が寝ている。"], "ja")
+    assert figures["opening_top_share"] == 2 / 3 and figures["openings_per_text"] == 2 / 3
+    assert openings(["", " "], "ja") == {"opening_top_share": 0.0, "openings_per_text": 0.0}
