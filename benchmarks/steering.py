@@ -69,8 +69,8 @@ def measure(ctx: Context, run: Path, source: str) -> None:
     started = time.perf_counter()
     steerable.sentence_starts  # the start rule's table: the run's sentences tokenized once, kept per run
     starts_seconds = time.perf_counter() - started
-    started_plan = steerable.plan([Intervention(language, opening_units, "both", "on_p50", "prefix:3", guard=True,
-                                                start=True)])
+    with_start = steerable.plan([Intervention(language, opening_units, "both", "on_p50", "prefix:3", guard=True,
+                                              start=True)])
     started = time.perf_counter()
     opening_vocabulary(steerable.loaded.tokenizer, steerable.loaded.model.get_output_embeddings().out_features)
     vocabulary_seconds = time.perf_counter() - started
@@ -81,7 +81,7 @@ def measure(ctx: Context, run: Path, source: str) -> None:
     prefix = timed_generation(steerable, seeds, tokens, opening)
     guard = timed_generation(steerable, seeds, tokens, guarded)
     chars = timed_generation(steerable, seeds, tokens, whole)
-    start = timed_generation(steerable, seeds, tokens, started_plan)
+    start = timed_generation(steerable, seeds, tokens, with_start)
     with mock.patch.object(generate, "tall_logits", lambda model: contextlib.nullcontext()):
         linear_head = timed_generation(steerable, seeds, tokens, None)
     emit(ctx, NAME, "generation", steerable.loaded.device, run=source,

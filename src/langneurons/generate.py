@@ -146,10 +146,8 @@ def sentence_starts(tokenizer, texts: list[str]) -> torch.Tensor:
 def sentence_start(logits: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
     """`logits` [batch, vocab] with every token banned that may not open a text (`sentence_starts`;
     ids of the model's head past the tokenizer's are none)."""
-    allowed = torch.zeros(logits.shape[-1], dtype=torch.bool)
-    width = min(len(starts), len(allowed))
-    allowed[:width] = starts[:width]
-    return logits.masked_fill(~allowed.to(logits.device), float("-inf"))
+    allowed = torch.nn.functional.pad(starts.to(logits.device), (0, logits.shape[-1] - len(starts)), value=False)
+    return logits.masked_fill(~allowed, float("-inf"))
 
 
 @lru_cache(maxsize=4)
