@@ -18,7 +18,7 @@ import torch
 from sklearn.metrics import average_precision_score
 
 from common import GEMMA_NEURONS, PAPER_LANGUAGES, PAPER_POSITIVES, PAPER_SET_SIZE, Context, emit, rounded, sync
-from langneurons.expertise import average_precision, neuron_stats
+from langneurons.find.expertise import average_precision, neuron_stats
 
 NAME = "ap_kernel"
 # (sklearn neurons, langneurons neurons) for --tiny, --quick, full

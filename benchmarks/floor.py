@@ -2,7 +2,7 @@
 
 The floor is the cheapest possible way to see every unique sentence once: the decoder blocks only
 (`model.base_model`), no hooks, the same length-sorted, right-padded batches that find records
-with (langneurons.record.tokenize / plan_batches / pad_batch). find is timed as a whole and by its
+with (langneurons.find.record.tokenize / plan_batches / pad_batch). find is timed as a whole and by its
 own `timings` (recording, expertise). The two alternate twice and the minimum of each is kept
 (once each from 100 positives per language up, e.g. the full paper setting with --positives 500),
 which damps the noise of a shared machine; CPU seconds (all threads of this process) are reported
@@ -21,8 +21,9 @@ import torch
 
 from common import Context, corpus_spec, emit, rounded, sync
 from langneurons.data import build_labels, load_corpus
-from langneurons.record import context_length, pad_batch, plan_batches, tokenize
-from langneurons.run import find
+from langneurons.model import context_length, pad_batch
+from langneurons.find.record import plan_batches, tokenize
+from langneurons.find.run import find
 
 NAME = "floor"
 REPEATS = 2  # below LARGE positives per language; one pass of each above (minutes each)

@@ -35,9 +35,9 @@ from sklearn.metrics import average_precision_score
 from common import (GEMMA_NEURONS, PAPER_FORWARDS, PAPER_LANGUAGES, PAPER_POSITIVES, PAPER_SET_SIZE,
                     PAPER_UNIQUE, Context, corpus_spec, emit, rounded, sync)
 from langneurons.data import LabelSet, build_labels, load_corpus
-from langneurons.expertise import BLOCK_ELEMENTS, neuron_stats
-from langneurons.record import context_length
-from langneurons.run import find
+from langneurons.find.expertise import BLOCK_ELEMENTS, neuron_stats
+from langneurons.model import context_length
+from langneurons.find.run import find
 from langneurons.sites import discover_sites
 
 NAME = "paper_style"

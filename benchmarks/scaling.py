@@ -156,7 +156,7 @@ def child(argv: list[str]) -> None:
 
         torch.set_num_threads(args.threads)
     from langneurons.model import load_model
-    from langneurons.run import find
+    from langneurons.find.run import find
     from langneurons.sites import discover_sites
 
     started = time.perf_counter()
@@ -164,11 +164,11 @@ def child(argv: list[str]) -> None:
     result = {"load": time.perf_counter() - started, "device": str(loaded.device),
               "neurons": discover_sites(loaded.model).total}
     if args.corpus:
-        import langneurons.run
+        import langneurons.find.run
 
         phases = PhasePeaks() if os.path.exists("/proc/self/statm") else None
         if phases:
-            phases.wrap(langneurons.run)
+            phases.wrap(langneurons.find.run)
         started = time.perf_counter()
         info = find(Path(args.out), corpus=args.corpus, loaded=loaded, progress=False)
         if phases:

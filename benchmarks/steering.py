@@ -25,11 +25,11 @@ from unittest import mock
 from pathlib import Path
 
 from common import Context, corpus_spec, emit, rounded, sync
-from langneurons import generate
-from langneurons.generate import UNCONDITIONAL, generate_batch, opening_vocabulary, start_token
-from langneurons.intervene import Intervention
-from langneurons.run import find
-from langneurons.steering import open_run
+from langneurons.steer import generate
+from langneurons.steer.generate import UNCONDITIONAL, generate_batch, opening_vocabulary, start_token
+from langneurons.steer.intervene import Intervention
+from langneurons.find.run import find
+from langneurons.steer.sweep import open_run
 
 NAME = "steering"
 BATCH_SIZE = 50

@@ -17,14 +17,15 @@ __version__ = "0.1.0"
 from .errors import LangneuronsError  # noqa: E402
 
 API = {
-    "find": "run", "load_run": "run", "load_model": "model", "discover_sites": "sites",
-    "load_corpus": "data", "build_labels": "data", "select": "expertise",
-    "average_precision": "expertise", "Intervention": "intervene", "resolve": "intervene",
-    "steer": "intervene", "hooks": "record",
-    "open_run": "steering", "sample_records": "steering", "sweep": "steering",
-    "perplexity": "evaluate", "language_share": "evaluate", "fluency": "evaluate",
-    "pareto_front": "frontier", "write_report": "report",
-    "activation_sites": "sites", "select_lape": "lape", "compare": "compare", "stability": "stability",
+    "find": "find.run", "load_run": "find.run", "load_model": "model", "discover_sites": "sites",
+    "load_corpus": "data", "build_labels": "data", "select": "find.expertise",
+    "average_precision": "find.expertise", "Intervention": "steer.intervene", "resolve": "steer.intervene",
+    "steer": "steer.intervene", "hooks": "hooks",
+    "open_run": "steer.sweep", "sample_records": "steer.sweep", "sweep": "steer.sweep",
+    "perplexity": "steer.evaluate", "language_share": "steer.evaluate", "fluency": "steer.evaluate",
+    "pareto_front": "steer.frontier", "write_report": "report.write",
+    "activation_sites": "sites", "select_lape": "find.lape", "compare": "study.compare",
+    "stability": "study.stability",
 }
 
 __all__ = ["LangneuronsError", "__version__", *API]

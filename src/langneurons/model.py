@@ -222,3 +222,21 @@ def load_model(
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
     return LoadedModel(model, tokenizer, spec, input_device(model), dtype)
+
+
+def context_length(model: nn.Module, tokenizer) -> int:
+    limits = [getattr(model.config, k, None) for k in ("max_position_embeddings", "n_positions")]
+    limits.append(getattr(tokenizer, "model_max_length", None))
+    valid = [int(x) for x in limits if isinstance(x, int) and 0 < x < 10**7]
+    return min(valid) if valid else 2048
+
+
+def pad_batch(ids: list, pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad token id sequences into `[batch, pos]` ids and attention mask."""
+    width = max(len(seq) for seq in ids)
+    input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(ids), width), dtype=torch.long)
+    for i, seq in enumerate(ids):
+        input_ids[i, : len(seq)] = torch.as_tensor(seq)
+        mask[i, : len(seq)] = 1
+    return input_ids.to(device), mask.to(device)

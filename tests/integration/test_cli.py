@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from langneurons.cli import app
-from langneurons.intervene import load_interventions
+from langneurons.cli.app import app
+from langneurons.steer.intervene import load_interventions
 
 from conftest import read_jsonl
 
@@ -106,7 +106,7 @@ def test_disk_full_is_reported(monkeypatch, corpus_dir, tmp_path):
     monkeypatch.setattr(os, "posix_fallocate", full)
     from conftest import make_model
     from langneurons.errors import LangneuronsError
-    from langneurons.run import find
+    from langneurons.find.run import find
 
     with pytest.raises(LangneuronsError, match="disk full while writing"):
         find(tmp_path / "r", corpus=str(corpus_dir), loaded=make_model("llama"), progress=False)
@@ -208,7 +208,7 @@ def test_store_larger_than_the_disk_is_refused_before_recording(monkeypatch, cor
 
     from conftest import make_model
     from langneurons.errors import LangneuronsError
-    from langneurons.run import find
+    from langneurons.find.run import find
 
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda _p: usage(10**9, 10**9 - 1000, 1000))

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 from langneurons.errors import LangneuronsError
-from langneurons.expertise import COLUMNS, select
-from langneurons.run import find, load_run
-from langneurons.store import ResponseStore
+from langneurons.find.expertise import COLUMNS, select
+from langneurons.find.run import find, load_run
+from langneurons.find.store import ResponseStore
 
 from conftest import make_model, read_jsonl
 

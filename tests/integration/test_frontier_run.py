@@ -7,16 +7,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from langneurons import frontier as frontier_module
-from langneurons import steering as steering_module
+from langneurons.steer import frontier as frontier_module
+from langneurons.steer import sweep as steering_module
 from langneurons.errors import LangneuronsError
-from langneurons.evaluate import openings
-from langneurons.frontier import frontier, grid, load_points, reference_prompts, same_setting, setting_of
-from langneurons.generate import UNCONDITIONAL
-from langneurons.intervene import Intervention, load_interventions
-from langneurons.run import find
-from langneurons.steering import open_run, score_cell, sweep
-from langneurons.store import write_json, write_jsonl
+from langneurons.steer.evaluate import openings
+from langneurons.steer.frontier import (frontier, grid, load_points, reference_prompts, same_setting,
+                                        setting_of)
+from langneurons.steer.generate import UNCONDITIONAL
+from langneurons.steer.intervene import Intervention, load_interventions
+from langneurons.find.run import find
+from langneurons.steer.sweep import open_run, score_cell, sweep
+from langneurons.io import write_json, write_jsonl
 
 from conftest import make_model, read_jsonl
 

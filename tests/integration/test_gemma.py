@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from langneurons.model import load_model
-from langneurons.record import pad_batch, record
+from langneurons.model import pad_batch
+from langneurons.find.record import record
 from langneurons.sites import discover_sites
 
 pytestmark = pytest.mark.slow

@@ -8,16 +8,17 @@ import pandas as pd
 import pytest
 import torch
 
-from langneurons.compare import compare
+from langneurons.study.compare import compare
 from langneurons.errors import LangneuronsError
-from langneurons.intervene import Intervention, load_interventions, steer
-from langneurons.record import COUNT, TOKENS, hooks
-from langneurons.report import write_report
-from langneurons.run import find
+from langneurons.steer.intervene import Intervention, load_interventions, steer
+from langneurons.find.record import COUNT, TOKENS
+from langneurons.hooks import hooks
+from langneurons.report.write import write_report
+from langneurons.find.run import find
 from langneurons.sites import activation_sites
-from langneurons.stability import stability
-from langneurons.steering import method_defaults, open_run, sample_records
-from langneurons.store import ResponseStore
+from langneurons.study.stability import stability
+from langneurons.steer.sweep import method_defaults, open_run, sample_records
+from langneurons.find.store import ResponseStore
 
 from conftest import SAMPLE, make_model
 
@@ -197,7 +198,7 @@ def test_hooks_count_only_real_tokens_in_padded_batches(corpus_dir, tmp_path):
 def test_cli_method_flags(saved_tiny, corpus_dir, tmp_path):
     from typer.testing import CliRunner
 
-    from langneurons.cli import app
+    from langneurons.cli.app import app
 
     def invoke(*args):
         result = CliRunner().invoke(app, [str(a) for a in args])

@@ -10,10 +10,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from langneurons import analysis
+from langneurons.report import analysis
 from langneurons.errors import LangneuronsError
-from langneurons.report import escape, write_report
-from langneurons.run import find, load_run
+from langneurons.report.write import escape, write_report
+from langneurons.find.run import find, load_run
 
 CHROMIUM = Path("/usr/bin/chromium")
 NASTY = "<script>alert(1)</script> see https://example.com & http://x.org"

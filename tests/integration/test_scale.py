@@ -12,13 +12,13 @@ import pytest
 import torch
 
 from langneurons.errors import LangneuronsError
-from langneurons.generate import Sampling, generate
+from langneurons.steer.generate import Sampling, generate
 from langneurons.model import load_model
-from langneurons.record import plan_batches
-from langneurons.run import find, run_fingerprint
+from langneurons.find.record import plan_batches
+from langneurons.find.run import find, run_fingerprint
 from langneurons.sites import discover_sites
-from langneurons.steering import open_run
-from langneurons.store import ResponseStore
+from langneurons.steer.sweep import open_run
+from langneurons.find.store import ResponseStore
 
 from conftest import make_model, read_jsonl
 
@@ -34,7 +34,7 @@ def load_run_texts(run):
 
 def steered_texts(run, loaded):
     steerable = open_run(run, loaded=loaded)
-    from langneurons.intervene import Intervention
+    from langneurons.steer.intervene import Intervention
 
     plan = steerable.plan([Intervention("de", 12, "both")])
     return generate(loaded.model, loaded.tokenizer, None, [1, 2, 3], Sampling(max_new_tokens=8), plan,
@@ -67,7 +67,7 @@ def test_bad_device_map_is_one_clear_error():
 
 
 def test_device_map_with_several_processes_per_node_is_refused(monkeypatch):
-    from langneurons.distributed import join
+    from langneurons.find.distributed import join
 
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("LOCAL_RANK", "0")
@@ -77,7 +77,7 @@ def test_device_map_with_several_processes_per_node_is_refused(monkeypatch):
 
 
 def test_more_processes_than_gpus_is_refused(monkeypatch):
-    from langneurons.distributed import join
+    from langneurons.find.distributed import join
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
@@ -91,7 +91,7 @@ def test_more_processes_than_gpus_is_refused(monkeypatch):
 def test_ranks_share_the_work_and_resume_on_their_own(tiny_llama, corpus_dir, tmp_path):
     """Shards in one process: disjoint rows, one done file per rank, a killed rank's rows redone."""
     from langneurons.data import build_labels, load_corpus
-    from langneurons.record import record_responses
+    from langneurons.find.record import record_responses
 
     labels = build_labels(load_corpus(str(corpus_dir)))
     sites = discover_sites(tiny_llama.model)
@@ -153,8 +153,8 @@ def test_torchrun_two_processes_equal_one_process(saved_tiny, corpus_dir, tmp_pa
 @pytest.mark.skipif(torch.cuda.device_count() < 1, reason="needs a CUDA GPU")
 def test_outputs_on_another_device_than_the_mask(tiny_llama, corpus_dir, tmp_path):
     """The recording mask and the plan start on the CPU; the module outputs are on the GPU."""
-    from langneurons.intervene import Intervention, resolve, steer
-    from langneurons.record import record
+    from langneurons.steer.intervene import Intervention, resolve, steer
+    from langneurons.find.record import record
 
     cpu_run = find(tmp_path / "cpu", corpus=str(corpus_dir), loaded=tiny_llama, progress=False)
     gpu = make_model("llama")
@@ -191,7 +191,7 @@ def test_model_split_over_two_gpus(saved_tiny, corpus_dir, tmp_path):
 def test_bad_device_map_on_the_command_line(corpus_dir, tmp_path):
     from typer.testing import CliRunner
 
-    from langneurons.cli import app
+    from langneurons.cli.app import app
 
     result = CliRunner().invoke(app, ["find", "--out", str(tmp_path / "r"), "--corpus", str(corpus_dir),
                                       "--device-map", "{not json"])
@@ -204,10 +204,10 @@ import sys, tempfile
 from pathlib import Path
 import numpy as np
 from langneurons.data import LabelSet
-from langneurons.expertise import compute_expertise
-from langneurons.run import expertise_ram, write_outputs
+from langneurons.find.expertise import compute_expertise
+from langneurons.find.run import expertise_ram, write_outputs
 from langneurons.sites import Site, Sites
-from langneurons.store import ResponseStore
+from langneurons.find.store import ResponseStore
 
 per, n_lang, n_mod, width = map(int, sys.argv[1:5])
 langs = [f"l{i}" for i in range(n_lang)]
@@ -254,7 +254,7 @@ def test_expertise_ram_estimate_bounds_the_measured_peak(shape):
 
 def test_float16_store_end_to_end(tiny_llama, corpus_dir, tmp_path):
     """--store-dtype float16 halves the store (as check_disk says) and keeps the statistics."""
-    from langneurons.run import store_bytes
+    from langneurons.find.run import store_bytes
 
     a = find(tmp_path / "a", corpus=str(corpus_dir), loaded=tiny_llama, progress=False)
     b = find(tmp_path / "b", corpus=str(corpus_dir), loaded=tiny_llama, store_dtype="float16", progress=False)

@@ -9,8 +9,9 @@ import torch
 from torch.nn import functional as F
 
 from langneurons.errors import LangneuronsError
-from langneurons.intervene import Edit, Plan, steer
-from langneurons.record import hooks, pooled_values, record
+from langneurons.steer.intervene import Edit, Plan, steer
+from langneurons.hooks import hooks
+from langneurons.find.record import pooled_values, record
 from langneurons.sites import activation_sites, discover_sites, feeding_sites
 
 from conftest import make_model

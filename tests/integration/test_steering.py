@@ -9,12 +9,14 @@ import pytest
 import torch
 
 from langneurons.errors import LangneuronsError
-from langneurons.generate import (UNCONDITIONAL, Sampling, generate, generate_batch, guard_opening, next_tokens,
-                                  opening_vocabulary, sentence_start, tall_logits)
-from langneurons.intervene import Edit, Intervention, Plan, load_interventions, resolve, save_interventions, steer
-from langneurons.record import hooks, record
-from langneurons.run import find
-from langneurons.steering import open_run, sample_records
+from langneurons.steer.generate import (UNCONDITIONAL, Sampling, generate, generate_batch, guard_opening,
+                                        next_tokens, opening_vocabulary, sentence_start, tall_logits)
+from langneurons.steer.intervene import (Edit, Intervention, Plan, load_interventions, resolve,
+                                         save_interventions, steer)
+from langneurons.hooks import hooks
+from langneurons.find.record import record
+from langneurons.find.run import find
+from langneurons.steer.sweep import open_run, sample_records
 
 from conftest import make_model
 

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import average_precision_score
 
-from langneurons.expertise import average_precision, neuron_stats
+from langneurons.find.expertise import average_precision, neuron_stats
 
 
 def reference(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:

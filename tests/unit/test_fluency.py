@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from langneurons.evaluate import bootstrap_ci, distinct, fluency, is_degenerate, opening, openings, padding
+from langneurons.steer.evaluate import (bootstrap_ci, distinct, fluency, is_degenerate, opening, openings,
+                                        padding)
 
 
 def test_degenerate_outputs():
@@ -41,7 +42,7 @@ def test_fluency_and_bootstrap():
 
 
 def test_usable_share_counts_samples_in_the_language_that_do_not_collapse():
-    from langneurons.steering import score_cell
+    from langneurons.steer.sweep import score_cell
 
     texts = ["Der Hund läuft jeden Morgen über die große Wiese hinter dem Haus.",
              "The dog runs across the big meadow behind the house every morning.",

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from langneurons.errors import LangneuronsError
-from langneurons.lape import (activation_probability, check_settings, neuron_table, row_weights,
-                              select_units, store_widths)
-from langneurons.record import COUNT, TOKENS
+from langneurons.find.lape import (activation_probability, check_settings, neuron_table, row_weights,
+                                   select_units, store_widths)
+from langneurons.find.record import COUNT, TOKENS
 from langneurons.sites import ACTIVATION, Site, Sites
-from langneurons.store import ResponseStore
+from langneurons.find.store import ResponseStore
 
 LANGS = ["en", "de", "fr"]
 

@@ -2,7 +2,7 @@
 
 import torch
 
-from langneurons.generate import sentence_start, sentence_starts
+from langneurons.steer.generate import sentence_start, sentence_starts
 
 from conftest import make_tokenizer
 

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from langneurons.errors import LangneuronsError
-from langneurons.record import hooks, record
+from langneurons.hooks import hooks
+from langneurons.find.record import record
 from langneurons.sites import discover_sites, output_width
 
 EXPECTED_LOCAL = {

@@ -4,9 +4,10 @@ read back as written."""
 import numpy as np
 import pytest
 
-from langneurons import store as store_module
+from langneurons.find import store as store_module
 from langneurons.errors import LangneuronsError
-from langneurons.store import ResponseStore, read_jsonl, write_jsonl
+from langneurons.find.store import ResponseStore
+from langneurons.io import read_jsonl, write_jsonl
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float16"])

@@ -3,8 +3,8 @@
 import numpy as np
 import torch
 
-from langneurons.generate import (Sampling, byte_values, next_byte, next_tokens, whole_characters,
-                                  without_cut_character)
+from langneurons.steer.generate import (Sampling, byte_values, next_byte, next_tokens, whole_characters,
+                                        without_cut_character)
 
 
 class ByteVocabulary:

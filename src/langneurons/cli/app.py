@@ -12,8 +12,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .errors import LangneuronsError
-from .progress import console
+from ..errors import LangneuronsError
+from ..progress import console
 
 stdout = Console()
 
@@ -76,7 +76,7 @@ def find(
 
     Under `torchrun --nproc-per-node K -m langneurons find ...` the K processes share the recording.
     """
-    from .run import find as run_find
+    from ..find.run import find as run_find
 
     info = run_find(out, model, corpus, parse_languages(languages), positives, device, dtype,
                     batch_size, store_dtype, trust_remote_code, device_map=device_map, method=method,
@@ -101,8 +101,8 @@ def find(
 def sites(model: str = MODEL, device: str = DEVICE, dtype: str = DTYPE,
           trust_remote_code: bool = typer.Option(False), device_map: str = DEVICE_MAP) -> None:
     """List the neuron sites (linear modules inside the decoder blocks) and their widths."""
-    from .model import load_model
-    from .sites import discover_sites
+    from ..model import load_model
+    from ..sites import discover_sites
 
     loaded = load_model(model, device, dtype, trust_remote_code, device_map)
     found = discover_sites(loaded.model)
@@ -124,9 +124,9 @@ def top(
     show: int = typer.Option(10, help="rows to print"),
 ) -> None:
     """Print or export a language's top/bottom/both N neurons by AP."""
-    from .expertise import select
-    from .run import load_run
-    from .store import write_table
+    from ..find.expertise import select
+    from ..find.run import load_run
+    from ..io import write_table
 
     _, expertise = load_run(run)
     chosen = select(expertise, language, n, selection)
@@ -144,8 +144,8 @@ def interventions_from(steerable, language: str | None, n: int | None, selection
                        modules: str = "", guard: bool = False, whole_characters: bool = False,
                        opening_temperature: float | None = None, start: bool = False,
                        start_temperature: float | None = None):
-    from .intervene import Intervention, load_interventions
-    from .steering import method_defaults
+    from ..steer.intervene import Intervention, load_interventions
+    from ..steer.sweep import method_defaults
 
     if file:
         return load_interventions(file, steerable.info["fingerprint"])
@@ -198,10 +198,10 @@ def generate(
     method: str = METHOD,
 ) -> None:
     """Generate text while forcing a language's neurons; one JSON line per sample."""
-    from .evaluate import language_share
-    from .intervene import save_interventions
-    from .steering import open_run, parse_seeds, sample_records, translation_pairs
-    from .store import ensure_writable, write_jsonl
+    from ..io import ensure_writable, write_jsonl
+    from ..steer.evaluate import language_share
+    from ..steer.intervene import save_interventions
+    from ..steer.sweep import open_run, parse_seeds, sample_records, translation_pairs
 
     ensure_writable(Path(out).parent)
     steerable = open_run(run, device, dtype, device_map=device_map)
@@ -230,8 +230,8 @@ def evaluate(
     language: str = typer.Option(..., "--language", "-l", help="the target language"),
 ) -> None:
     """Target-language share and language distribution; chrF/BLEU when samples carry references."""
-    from .data import parse_json_line, read_lines
-    from .steering import score_cell
+    from ..data import parse_json_line, read_lines
+    from ..steer.sweep import score_cell
 
     if not samples.is_file():
         raise LangneuronsError(f"{samples}: no such file")
@@ -256,8 +256,8 @@ def perplexity(
     method: str = METHOD,
 ) -> None:
     """Perplexity of each language's held-out sentences without and with the intervention."""
-    from .evaluate import perplexity as ppl
-    from .steering import heldout_sentences, open_run
+    from ..steer.evaluate import perplexity as ppl
+    from ..steer.sweep import heldout_sentences, open_run
 
     steerable = open_run(run, device, device_map=device_map)
     lm = steerable.loaded
@@ -292,8 +292,8 @@ def sweep(
     method: str = METHOD,
 ) -> None:
     """Generate and score every language × N × selection; resumable; writes RUN/sweep.parquet."""
-    from .steering import open_run, parse_seeds
-    from .steering import sweep as run_sweep
+    from ..steer.sweep import open_run, parse_seeds
+    from ..steer.sweep import sweep as run_sweep
 
     steerable = open_run(run, device, device_map=device_map)
     try:
@@ -358,9 +358,17 @@ def frontier(
     device_map: str = DEVICE_MAP,
 ) -> None:
     """Grid of steering strategies: target share vs fluency, its Pareto front and a recommendation."""
-    from .frontier import GOAL_PPL_RATIO, SETTING, grid, load_points, meets_goal, same_setting, seed_range
-    from .frontier import frontier as run_frontier
-    from .steering import open_run, parse_seeds
+    from ..steer.frontier import (
+        GOAL_PPL_RATIO,
+        SETTING,
+        grid,
+        load_points,
+        meets_goal,
+        same_setting,
+        seed_range,
+    )
+    from ..steer.frontier import frontier as run_frontier
+    from ..steer.sweep import open_run, parse_seeds
 
     try:
         n_values = [int(x) for x in ns.split(",")]
@@ -405,7 +413,7 @@ def frontier(
 @friendly
 def report(run: Path = RUN_ARG) -> None:
     """Write RUN/report.html (self-contained) with figures under RUN/figures and tables under RUN/analysis."""
-    from .report import write_report
+    from ..report.write import write_report
 
     path = write_report(run)
     typer.echo(f"report → {path}")
@@ -423,7 +431,7 @@ def reproduce(
     batch_size: int = typer.Option(100, help="samples generated together"),
 ) -> None:
     """The paper's study in one command: find → sweep → translation → report (resumable)."""
-    from .reproduce import reproduce as run_reproduce
+    from ..report.reproduce import reproduce as run_reproduce
 
     path = run_reproduce(out, model, corpus, fast, device, dtype, batch_size)
     typer.echo(f"report → {path}")
@@ -439,7 +447,7 @@ def corpus_stats() -> None:
     """Groups per split and domain, and sentence lengths per language."""
     from collections import Counter
 
-    from .data import BUILTIN_LANGUAGES, builtin_groups
+    from ..data import BUILTIN_LANGUAGES, builtin_groups
 
     groups = builtin_groups()
     table = Table("domain", "find", "heldout", "total", title=f"built-in corpus: {len(groups)} groups × 6 languages")
@@ -461,8 +469,8 @@ def corpus_stats() -> None:
 @friendly
 def corpus_export(out: Path = typer.Argument(..., help="folder to write <split>/<lang>.txt into")) -> None:
     """Write the embedded corpus as DIR/<split>/<lang>.txt, one sentence per line, group order."""
-    from .data import BUILTIN_LANGUAGES, SPLITS, builtin_groups
-    from .store import ensure_writable, write_text
+    from ..data import BUILTIN_LANGUAGES, SPLITS, builtin_groups
+    from ..io import ensure_writable, write_text
 
     groups = builtin_groups()
     ensure_writable(out)
@@ -473,7 +481,6 @@ def corpus_export(out: Path = typer.Argument(..., help="folder to write <split>/
     typer.echo(f"wrote {len(SPLITS) * len(BUILTIN_LANGUAGES)} files under {out}")
 
 
-from . import cli_methods  # noqa: E402,F401  (registers `compare` and `stability` on app)
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from .cli import DEVICE, RUN_ARG, app, friendly, stdout
+from .app import DEVICE, RUN_ARG, app, friendly, stdout
 
 
 @app.command()
@@ -17,8 +17,8 @@ def compare(
     device: str = DEVICE,
 ) -> None:
     """AP vs LAPE: Jaccard per language, layers, perplexity with each method's neurons set to 0."""
-    from .compare import compare as run_compare
-    from .compare import perplexity_matrix
+    from ..study.compare import compare as run_compare
+    from ..study.compare import perplexity_matrix
 
     tables = run_compare(run, sentences, device)
     stdout.print(tables["compare_overlap"].to_string(index=False))
@@ -37,7 +37,7 @@ def stability(
     seed: int = typer.Option(0),
 ) -> None:
     """Bootstrap both methods' neuron sets (selection frequency, Jaccard) and a shuffled-label control."""
-    from .stability import stability as run_stability
+    from ..study.stability import stability as run_stability
 
     tables = run_stability(run, resamples, n, seed)
     stdout.print(tables["stability_summary"].round(3).to_string(index=False))

@@ -20,7 +20,7 @@ from typing import Iterator
 import torch
 import torch.distributed as dist
 
-from .errors import LangneuronsError
+from ..errors import LangneuronsError
 
 TIMEOUT = timedelta(hours=24)  # rank 0 waits at most this long for the others to finish recording
 SUMMED = ("batches_computed", "sentences_computed", "tokens_computed")

@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .data import LabelSet
-from .errors import LangneuronsError
-from .progress import bar
-from .sites import Sites
+from ..data import LabelSet
+from ..errors import LangneuronsError
+from ..progress import bar
+from ..sites import Sites
 from .store import ResponseStore
 
 COLUMNS = ["layer", "unit", "ap", "on_p50", "on_p90", "off_mean", "off_p50", "concept", "group"]

@@ -19,12 +19,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .data import LabelSet
-from .errors import LangneuronsError
+from ..data import LabelSet
+from ..errors import LangneuronsError
+from ..io import write_table
+from ..sites import Site, Sites
 from .expertise import compute_expertise
 from .record import COUNT, TOKENS
-from .sites import Site, Sites
-from .store import ResponseStore, write_table
+from .store import ResponseStore
 
 TOP_RATE = 0.01
 QUANTILE = 0.95

@@ -1,7 +1,6 @@
-"""Hooks on named modules, and the recording of mean token responses of every neuron (DESIGN §3).
+"""The recording of mean token responses of every neuron (DESIGN §3).
 
-`hooks()` is the one place that touches hook handles (like baukit's TraceDict): it attaches a
-function to each named module and always removes them on exit, also on errors. Recording runs
+Hooks come from `hooks.hooks()`, the one place that touches hook handles. Recording runs
 only the decoder stack (`model.base_model`), never the LM head, over length-sorted batches of the
 unique sentences, right-padded; padding is excluded by a masked mean in float32.
 """
@@ -11,36 +10,22 @@ from __future__ import annotations
 import time
 import warnings
 from contextlib import contextmanager
-from typing import Callable, Iterator
+from typing import Iterator
 
 import numpy as np
 import torch
 from torch import nn
 
-from .errors import LangneuronsError
-from .model import input_device
-from .progress import bar
-from .sites import ACTIVATION, Sites, modules_by_name
+from ..errors import LangneuronsError
+from ..hooks import HookFn, hooks
+from ..model import context_length, input_device, pad_batch
+from ..progress import bar
+from ..sites import ACTIVATION, Sites
 from .store import ResponseStore
 
 COUNT = ".count"  # store array suffix: per sentence, the tokens on which each activation unit is > 0
 TOKENS = "tokens"  # store array `[n, 1]`: the tokens of each sentence
 
-HookFn = Callable[[torch.Tensor], torch.Tensor | None]  # output -> replacement or None
-
-
-@contextmanager
-def hooks(model: nn.Module, fns: dict[str, HookFn]) -> Iterator[None]:
-    """Run `fns[name](output)` after each named module's forward; remove every hook on exit."""
-    modules = modules_by_name(model, list(fns))
-    handles = []
-    try:
-        for name, fn in fns.items():
-            handles.append(modules[name].register_forward_hook(lambda _m, _a, out, fn=fn: fn(out)))
-        yield
-    finally:
-        for handle in reversed(handles):
-            handle.remove()
 
 
 def token_sum(out: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -128,28 +113,10 @@ def tokenize(tokenizer, texts: list[str], max_length: int) -> list[np.ndarray]:
     return [seq[:max_length] for seq in ids]
 
 
-def context_length(model: nn.Module, tokenizer) -> int:
-    limits = [getattr(model.config, k, None) for k in ("max_position_embeddings", "n_positions")]
-    limits.append(getattr(tokenizer, "model_max_length", None))
-    valid = [int(x) for x in limits if isinstance(x, int) and 0 < x < 10**7]
-    return min(valid) if valid else 2048
-
-
 def plan_batches(lengths: np.ndarray, rows: np.ndarray, batch_size: int) -> list[np.ndarray]:
     """Group `rows` into batches of similar token length (longest first) to minimise padding."""
     order = rows[np.argsort(-lengths[rows], kind="stable")]
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-
-
-def pad_batch(ids: list, pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad token id sequences into `[batch, pos]` ids and attention mask."""
-    width = max(len(seq) for seq in ids)
-    input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(ids), width), dtype=torch.long)
-    for i, seq in enumerate(ids):
-        input_ids[i, : len(seq)] = torch.as_tensor(seq)
-        mask[i, : len(seq)] = 1
-    return input_ids.to(device), mask.to(device)
 
 
 def check_finite(pooled: dict[str, np.ndarray], dtype: str) -> None:

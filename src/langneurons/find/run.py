@@ -20,17 +20,18 @@ import pandas as pd
 import torch
 import transformers
 
-from . import __version__
-from .data import LabelSet, build_labels, load_corpus
-from .errors import LangneuronsError
-from .expertise import BLOCK_ELEMENTS, COLUMNS, compute_expertise
+from .. import __version__
+from ..data import LabelSet, build_labels, load_corpus
+from ..errors import LangneuronsError
+from ..io import ensure_writable, write_json, write_jsonl, write_table
+from ..model import LoadedModel, load_model, named_weights
+from ..progress import console
+from ..sites import Sites, activation_sites, discover_sites
 from .distributed import join
-from .model import LoadedModel, load_model, named_weights
+from .expertise import BLOCK_ELEMENTS, COLUMNS, compute_expertise
 from .lape import QUANTILE, TOP_RATE, check_settings, store_widths, write_lape
 from .record import record_responses
-from .sites import Sites, activation_sites, discover_sites
-from .progress import console
-from .store import STORE_DTYPES, ResponseStore, ensure_writable, write_json, write_jsonl, write_table
+from .store import STORE_DTYPES, ResponseStore
 
 METHODS = {"ap": ("ap",), "lape": ("lape",), "both": ("ap", "lape")}  # --method → methods computed
 
@@ -218,7 +219,7 @@ def load_run(run: Path) -> tuple[dict, pd.DataFrame]:
 
 def sites_from_run(info: dict) -> Sites:
     """The neuron sites recorded in run.json."""
-    from .sites import Site
+    from ..sites import Site
 
     sites = tuple(Site(**record) for record in info["sites"])
     return Sites(sites[0].name.rsplit(".", 2)[0] if sites else "", info["blocks"], sites)

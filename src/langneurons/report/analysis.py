@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import LangneuronsError
-from .expertise import select
-from .store import read_jsonl
+from ..errors import LangneuronsError
+from ..find.expertise import select
+from ..io import read_jsonl
 
 SIDES = ("top", "bottom")
 AP_LEVELS = (0.9, 0.8)

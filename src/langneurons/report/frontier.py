@@ -14,9 +14,18 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import LogLocator, NullFormatter, StrMethodFormatter
 
-from .frontier import (GOAL_PPL_RATIO, GOAL_SHARE, SETTING, baseline_ppl, fill_setting_columns, meets_goal,
-                       pareto_front, recommend, same_setting)
-from .report import figure_grid, html_table, new_figure, section
+from ..steer.frontier import (
+    GOAL_PPL_RATIO,
+    GOAL_SHARE,
+    SETTING,
+    baseline_ppl,
+    fill_setting_columns,
+    meets_goal,
+    pareto_front,
+    recommend,
+    same_setting,
+)
+from .write import figure_grid, html_table, new_figure, section
 
 GOAL = ("Goal: target share ≥ 0.90, degenerate share ≤ 5% and perplexity of the generated text under the "
         "unforced model ≤ 1.5 × that of the reference: the unforced model's own continuations of sentences "

@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from .compare import comparison_tables, perplexity_matrix
-from .report import escape, figure_grid, heatmap, html_table, new_figure, section
-from .store import write_table
+from ..io import write_table
+from ..study.compare import comparison_tables, perplexity_matrix
+from .write import escape, figure_grid, heatmap, html_table, new_figure, section
 
 EXPLANATION = (
     "AP scores the output of every linear module, pooled as the mean over a sentence's tokens; LAPE "

@@ -11,10 +11,10 @@ import json
 import time
 from pathlib import Path
 
-from .progress import console
-from .run import find
-from .steering import open_run, sweep
-from .store import ensure_writable, write_json
+from ..find.run import find
+from ..io import ensure_writable, write_json
+from ..progress import console
+from ..steer.sweep import open_run, sweep
 
 STEER_LANGUAGES_EXCLUDE = ("en",)  # generation from BOS is mostly English already (DESIGN §8)
 
@@ -30,7 +30,7 @@ def settings(fast: bool) -> dict:
 def reproduce(out: Path, model: str = "gemma-3-270m", corpus: str = "builtin", fast: bool = False,
               device: str = "auto", dtype: str = "float32", batch_size: int = 100) -> Path:
     """Run every unfinished stage; return the path of the HTML report."""
-    from .report import write_report
+    from .write import write_report
 
     out = ensure_writable(Path(out))
     plan = settings(fast)

@@ -21,10 +21,18 @@ from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
 from matplotlib.ticker import LogFormatter
 
-from .analysis import (SIDES, Analysis, analyze, edge_blocks, has_values, overlap_matrix, site_table,
-                       summary_sentences)
-from .run import load_run
-from .store import write_table, write_text
+from ..find.run import load_run
+from ..io import write_table, write_text
+from .analysis import (
+    SIDES,
+    Analysis,
+    analyze,
+    edge_blocks,
+    has_values,
+    overlap_matrix,
+    site_table,
+    summary_sentences,
+)
 
 DPI = 100
 PNG_METADATA = {"Software": None}  # keep matplotlib's URL out of the PNG
@@ -347,8 +355,8 @@ def write_report(run: Path, n: int = 1000, per_setting: int = 3) -> Path:
         n: size of the top and bottom sets compared (capped at the neurons per language).
         per_setting: sample generations shown per sweep setting.
     """
-    from .report_frontier import frontier_section  # these draw with this module's helpers
-    from .report_methods import methods_section
+    from .frontier import frontier_section
+    from .methods import methods_section
 
     run = Path(run)
     info, expertise = load_run(run)

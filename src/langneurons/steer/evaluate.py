@@ -16,9 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..model import context_length, input_device, pad_batch
 from .intervene import Plan, steer
-from .model import input_device
-from .record import context_length, pad_batch
 
 BLEU_TOKENIZE = {"zh": "zh", "ja": "char"}  # everything else: 13a
 CHARACTER_LANGUAGES = ("zh", "ja", "th", "ko")  # distinct-n over characters, not words

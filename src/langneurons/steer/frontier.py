@@ -19,12 +19,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import LangneuronsError
+from ..errors import LangneuronsError
+from ..io import read_jsonl, write_json, write_jsonl, write_table
+from ..progress import console
 from .evaluate import openings, perplexity
 from .intervene import Intervention, is_opening
-from .progress import console
-from .steering import Steerable, current_samples, current_score, sample_records, score_cell
-from .store import read_jsonl, write_json, write_jsonl, write_table
+from .sweep import Steerable, current_samples, current_score, sample_records, score_cell
 
 AXES = {"target_share": "max", "generated_ppl": "min", "degenerate_share": "min"}
 GOAL_SHARE, GOAL_DEGENERATE, GOAL_PPL_RATIO = 0.9, 0.05, 1.5  # the goal for a usable setting

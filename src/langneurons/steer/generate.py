@@ -24,10 +24,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..model import context_length, input_device
+from ..progress import bar
 from .intervene import Plan, steer
-from .model import input_device
-from .progress import bar
-from .record import context_length
 
 TRANSLATE_PROMPT = "Translate an English sentence into a target language.\nEnglish: {source}\nTarget Language:"
 

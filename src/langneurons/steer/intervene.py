@@ -20,12 +20,12 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .errors import LangneuronsError
-from .expertise import select
-from .lape import select_lape
-from .record import hooks
-from .sites import modules_by_name, output_width
-from .store import write_json
+from ..errors import LangneuronsError
+from ..find.expertise import select
+from ..find.lape import select_lape
+from ..hooks import hooks
+from ..io import write_json
+from ..sites import modules_by_name, output_width
 
 SELECTIONS = ("top", "bottom", "both", "random")
 METHODS = ("ap", "lape")  # how the neurons were found: AP over linears, LAPE over MLP activations

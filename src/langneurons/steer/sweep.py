@@ -19,17 +19,31 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .data import builtin_groups, load_corpus, parse_json_line, read_lines
-from .errors import LangneuronsError
-from .evaluate import (bootstrap_ci, detect_language, fluency, is_degenerate, language_share, padding, perplexity,
-                       translation_scores)
-from .generate import TRANSLATE_PROMPT, TRANSLATION, UNCONDITIONAL, generate, sentence_starts
+from ..data import builtin_groups, load_corpus, parse_json_line, read_lines
+from ..errors import LangneuronsError
+from ..find.lape import lape_sizes, load_activation
+from ..find.run import load_run
+from ..io import read_jsonl, write_json, write_jsonl, write_table
+from ..model import LoadedModel, load_model
+from ..progress import console
+from .evaluate import (
+    bootstrap_ci,
+    detect_language,
+    fluency,
+    is_degenerate,
+    language_share,
+    padding,
+    perplexity,
+    translation_scores,
+)
+from .generate import (
+    TRANSLATE_PROMPT,
+    TRANSLATION,
+    UNCONDITIONAL,
+    generate,
+    sentence_starts,
+)
 from .intervene import Intervention, Plan, resolve
-from .lape import lape_sizes, load_activation
-from .model import LoadedModel, load_model
-from .progress import console
-from .run import load_run
-from .store import read_jsonl, write_json, write_jsonl, write_table
 
 MODES = ("unconditional", "translation")
 

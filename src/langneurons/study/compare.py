@@ -16,16 +16,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from .errors import LangneuronsError
-from .evaluate import perplexity
-from .expertise import select
-from .intervene import Intervention
-from .lape import lape_sizes, load_activation
-from .progress import console
-from .run import load_run, sites_from_run
-from .sites import feeding_sites
-from .steering import Steerable, heldout_sentences, open_run
-from .store import write_table
+from ..errors import LangneuronsError
+from ..find.expertise import select
+from ..find.lape import lape_sizes, load_activation
+from ..find.run import load_run, sites_from_run
+from ..io import write_table
+from ..progress import console
+from ..sites import feeding_sites
+from ..steer.evaluate import perplexity
+from ..steer.intervene import Intervention
+from ..steer.sweep import Steerable, heldout_sentences, open_run
 
 METHODS = ("ap", "lape")
 

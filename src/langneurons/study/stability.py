@@ -18,15 +18,24 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .data import LabelSet, build_labels, load_corpus
-from .errors import LangneuronsError
-from .expertise import BLOCK_ELEMENTS, average_precision_rows, select, sort_rows
-from .lape import (Selection, activation_probability, language_sets, lape_sizes, load_activation,
-                   row_weights, run_activation_sites, select_units)
-from .progress import bar
-from .run import load_run, sites_from_run
-from .sites import Sites
-from .store import ResponseStore, read_jsonl, write_table
+from ..data import LabelSet, build_labels, load_corpus
+from ..errors import LangneuronsError
+from ..find.expertise import BLOCK_ELEMENTS, average_precision_rows, select, sort_rows
+from ..find.lape import (
+    Selection,
+    activation_probability,
+    language_sets,
+    lape_sizes,
+    load_activation,
+    row_weights,
+    run_activation_sites,
+    select_units,
+)
+from ..find.run import load_run, sites_from_run
+from ..find.store import ResponseStore
+from ..io import read_jsonl, write_table
+from ..progress import bar
+from ..sites import Sites
 
 Variant = dict[str, tuple[np.ndarray, np.ndarray]]  # language -> (positive rows, negative rows)
 

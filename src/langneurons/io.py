@@ -1,0 +1,115 @@
+"""Atomic writes of every result file, and the reading of the JSONL files this package writes.
+
+The trap: a reader (or a killed writer) must never see half a file, so every write goes to a
+temporary file beside the target and is renamed over it; OS errors become messages that name the
+file and what to do.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+
+from .errors import LangneuronsError
+
+
+@contextmanager
+def disk_errors(path: Path) -> Iterator[None]:
+    """Turn OS write failures into errors that name the file and what to do."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise LangneuronsError(
+                f"disk full while writing {path}; free some space and rerun the same command "
+                "(finished work is kept)"
+            ) from None
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOTDIR, errno.EEXIST):
+            raise LangneuronsError(
+                f"cannot write {path}: {exc.strerror} ({exc.filename}); choose another --out"
+            ) from None
+        raise
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Call `write(tmp)` then rename tmp over `path`, so readers never see a half file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with disk_errors(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            write(tmp)
+            os.replace(tmp, path)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+
+
+def write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def write_json(path: Path, obj: object) -> None:
+    write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> None:
+    write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """The rows of a JSONL file this package wrote (user files go through data.parse_json_line).
+    Lines end at "\n" only: `json.dumps(ensure_ascii=False)` leaves U+2028 and U+0085 raw inside
+    strings, and `str.splitlines()` would cut a generated text at them."""
+    rows = []
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").split("\n"), start=1):
+        if not line:
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise LangneuronsError(f"{path}:{number}: not a JSON line ({exc.msg}); the file is damaged: "
+                                   "delete it and it is made again") from None
+    return rows
+
+
+def write_table(df: pd.DataFrame, path: Path) -> None:
+    """Write a DataFrame as CSV or Parquet by the file's suffix, atomically."""
+    path = Path(path)
+    if path.suffix == ".parquet":
+        atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))
+    else:
+        atomic_write(path, lambda tmp: write_csv(df, tmp))
+
+
+def write_csv(df: pd.DataFrame, path: Path) -> None:
+    """pandas' CSV; written by Arrow (10x faster) when no value needs quoting and none is boolean."""
+    if any(pd.api.types.is_bool_dtype(dtype) for dtype in df.dtypes):
+        df.to_csv(path, index=False)
+        return
+    try:
+        table = pa.Table.from_pandas(df, preserve_index=False)
+        with open(path, "wb") as fh:
+            fh.write((",".join(map(str, df.columns)) + "\n").encode())
+            pa_csv.write_csv(table, fh, pa_csv.WriteOptions(include_header=False, quoting_style="none"))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        df.to_csv(path, index=False)
+
+
+def ensure_writable(folder: Path) -> Path:
+    """Create `folder` and prove it is writable before any long work starts."""
+    folder = Path(folder)
+    with disk_errors(folder):
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    return folder

@@ -1,0 +1,1 @@
+"""Steering the output language: interventions, decoding rules, generation, evaluation, sweep, frontier."""

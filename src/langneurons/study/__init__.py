@@ -1,0 +1,1 @@
+"""Studies over finished runs: AP vs LAPE comparison, stability of the neuron sets."""
