@@ -1,6 +1,10 @@
-"""The command line `langneurons`: a thin Typer layer over the API, one module per stage."""
+"""The command line `langneurons`: a thin Typer layer over the API, one module per stage.
 
-from . import methods  # noqa: F401  (registers `compare` and `stability` on app)
+The stage modules register their commands on `app` when imported; they are imported here in
+pipeline order (find → steer → study → report), which is the order `langneurons --help` lists.
+"""
+
+from . import find, steer, study, report  # noqa: F401  # isort: skip  (pipeline order: registers the commands)
 from .app import app
 
 __all__ = ["app"]

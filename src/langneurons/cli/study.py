@@ -1,4 +1,4 @@
-"""Commands comparing the two methods, AP and LAPE: `compare` and `stability` (on cli.app)."""
+"""Study commands comparing the two methods, AP and LAPE: `compare` and `stability`."""
 
 from __future__ import annotations
 

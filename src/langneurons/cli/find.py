@@ -1,0 +1,140 @@
+"""Finding commands: `sites`, `find`, `top` (and the `corpus` group)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from .app import DEVICE, DEVICE_MAP, DTYPE, MODEL, app, console, friendly, parse_languages, stdout
+
+
+@app.command()
+@friendly
+def sites(model: str = MODEL, device: str = DEVICE, dtype: str = DTYPE,
+          trust_remote_code: bool = typer.Option(False), device_map: str = DEVICE_MAP) -> None:
+    """List the neuron sites (linear modules inside the decoder blocks) and their widths."""
+    from ..model import load_model
+    from ..sites import discover_sites
+
+    loaded = load_model(model, device, dtype, trust_remote_code, device_map)
+    found = discover_sites(loaded.model)
+    table = Table("module", "kind", "neurons", title=f"{model}: blocks at {found.blocks_path}")
+    for site in found:
+        table.add_row(site.name, site.kind, f"{site.width:,}")
+    stdout.print(table)
+    typer.echo(f"{len(found)} modules, {found.total:,} neurons in {found.n_blocks} blocks")
+
+
+@app.command()
+@friendly
+def find(
+    out: Path = typer.Option(..., "--out", "-o", help="RUN folder for all results"),
+    model: str = MODEL,
+    corpus: str = typer.Option("builtin", help="builtin, paper:PATH, hf:PATH, a folder of <lang>.txt or a .jsonl"),
+    languages: str = typer.Option(None, help="comma-separated codes, default: all in the corpus"),
+    positives: int = typer.Option(None, help="first N positives (and N negatives per other language)"),
+    device: str = DEVICE,
+    dtype: str = DTYPE,
+    batch_size: int = typer.Option(16, help="sentences per forward pass"),
+    store_dtype: str = typer.Option("float32", help="float32 or float16 for the on-disk responses"),
+    trust_remote_code: bool = typer.Option(False, help="allow model code from the model folder"),
+    device_map: str = DEVICE_MAP,
+    method: str = typer.Option("ap", help="ap (AP of every linear), lape (LAPE of the MLP activations) "
+                               "or both, recorded in one pass"),
+    lape_top_rate: float = typer.Option(0.01, help="LAPE: share of all activation units kept"),
+    lape_quantile: float = typer.Option(0.95, help="LAPE: τ is this quantile of all activation probabilities"),
+) -> None:
+    """Record every neuron's response to every sentence and score each language's experts.
+
+    Under `torchrun --nproc-per-node K -m langneurons find ...` the K processes share the recording.
+    """
+    from ..find.run import find as run_find
+
+    info = run_find(out, model, corpus, parse_languages(languages), positives, device, dtype,
+                    batch_size, store_dtype, trust_remote_code, device_map=device_map, method=method,
+                    lape_top_rate=lape_top_rate, lape_quantile=lape_quantile)
+    if info is None:  # a torchrun rank other than 0: rank 0 reports
+        return
+    if "lape" in info:
+        counts = ", ".join(f"{l} {k}" for l, k in info["lape"]["per_language"].items())
+        console.print(f"LAPE: {info['lape']['selected']} of {info['lape']['neurons']:,} activation units "
+                      f"(τ = {info['lape']['threshold']:.4f}); per language: {counts}")
+    t = info["timings"]
+    console.print(
+        f"[green]done[/green]: {info['neurons']:,} neurons in {info['modules']} modules, "
+        f"{info['unique_sentences']:,} unique sentences, {', '.join(info['languages'])}; "
+        f"recorded {t['sentences_computed']:,} sentences in {t['record_seconds']:.1f} s, "
+        f"expertise in {t['expertise_seconds']:.1f} s → {out}"
+    )
+
+
+@app.command()
+@friendly
+def top(
+    run: Path = typer.Argument(..., help="RUN folder made by `langneurons find`"),
+    language: str = typer.Option(..., "--language", "-l"),
+    n: int = typer.Option(1000, "--n"),
+    selection: str = typer.Option("top", help="top, bottom or both"),
+    out: Path = typer.Option(None, help="write the neurons to this .csv or .parquet"),
+    show: int = typer.Option(10, help="rows to print"),
+) -> None:
+    """Print or export a language's top/bottom/both N neurons by AP."""
+    from ..find.expertise import select
+    from ..find.run import load_run
+    from ..io import write_table
+
+    _, expertise = load_run(run)
+    chosen = select(expertise, language, n, selection)
+    if out:
+        write_table(chosen.drop(columns=["group"]), out)
+    table = Table("side", "layer", "unit", "ap", "on_p50", "off_mean")
+    for row in chosen.head(show).itertuples():
+        table.add_row(row.side, row.layer, str(row.unit), f"{row.ap:.4f}", f"{row.on_p50:.4f}", f"{row.off_mean:.4f}")
+    stdout.print(table)
+    typer.echo(f"{len(chosen)} neurons ({selection}) for {language}" + (f" → {out}" if out else ""))
+
+
+corpus_app = typer.Typer(no_args_is_help=True, help="The embedded parallel corpus.")
+app.add_typer(corpus_app, name="corpus")
+
+
+@corpus_app.command("stats")
+@friendly
+def corpus_stats() -> None:
+    """Groups per split and domain, and sentence lengths per language."""
+    from collections import Counter
+
+    from ..data import BUILTIN_LANGUAGES, builtin_groups
+
+    groups = builtin_groups()
+    table = Table("domain", "find", "heldout", "total", title=f"built-in corpus: {len(groups)} groups × 6 languages")
+    counts = Counter((g["domain"], g["split"]) for g in groups)
+    for domain in sorted({g["domain"] for g in groups}):
+        f, h = counts[(domain, "find")], counts[(domain, "heldout")]
+        table.add_row(domain, str(f), str(h), str(f + h))
+    splits = Counter(g["split"] for g in groups)
+    table.add_row("all", str(splits["find"]), str(splits["heldout"]), str(len(groups)))
+    stdout.print(table)
+    lengths = Table("language", "sentences", "mean characters", "min", "max")
+    for lang in BUILTIN_LANGUAGES:
+        chars = [len(g[lang]) for g in groups]
+        lengths.add_row(lang, str(len(chars)), f"{sum(chars) / len(chars):.1f}", str(min(chars)), str(max(chars)))
+    stdout.print(lengths)
+
+
+@corpus_app.command("export")
+@friendly
+def corpus_export(out: Path = typer.Argument(..., help="folder to write <split>/<lang>.txt into")) -> None:
+    """Write the embedded corpus as DIR/<split>/<lang>.txt, one sentence per line, group order."""
+    from ..data import BUILTIN_LANGUAGES, SPLITS, builtin_groups
+    from ..io import ensure_writable, write_text
+
+    groups = builtin_groups()
+    ensure_writable(out)
+    for split in SPLITS:
+        for lang in BUILTIN_LANGUAGES:
+            lines = [g[lang] for g in groups if g["split"] == split]
+            write_text(out / split / f"{lang}.txt", "\n".join(lines) + "\n")
+    typer.echo(f"wrote {len(SPLITS) * len(BUILTIN_LANGUAGES)} files under {out}")

@@ -1,0 +1,267 @@
+"""Steering commands: `generate`, `evaluate`, `perplexity`, `sweep`, `frontier`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from ..errors import LangneuronsError
+from .app import (
+    DEVICE,
+    DEVICE_MAP,
+    LANGUAGE,
+    METHOD,
+    N,
+    POSITIONS,
+    RUN_ARG,
+    SELECTION,
+    VALUE,
+    app,
+    friendly,
+    parse_languages,
+    parse_switch,
+    parse_temperatures,
+    stdout,
+)
+
+
+def interventions_from(steerable, language: str | None, n: int | None, selection: str | None,
+                       value: str, positions: str, seed: int, blocks: str, file: Path | None, method: str,
+                       modules: str = "", guard: bool = False, whole_characters: bool = False,
+                       opening_temperature: float | None = None, start: bool = False,
+                       start_temperature: float | None = None):
+    from ..steer.intervene import Intervention, load_interventions
+    from ..steer.sweep import method_defaults
+
+    if file:
+        return load_interventions(file, steerable.info["fingerprint"])
+    if not language:
+        raise LangneuronsError("--language is needed (or --interventions FILE)")
+    n, selection = method_defaults(steerable, method, language, n, selection)
+    return [Intervention(language, n, selection, value, positions, seed, blocks, method, modules, guard,
+                         whole_characters, opening_temperature, start, start_temperature)]
+
+
+@app.command()
+@friendly
+def generate(
+    run: Path = RUN_ARG,
+    language: str = LANGUAGE,
+    n: int = N,
+    selection: str = SELECTION,
+    value: str = VALUE,
+    positions: str = POSITIONS,
+    random_seed: int = typer.Option(0, help="seed choosing the neurons of --selection random"),
+    blocks: str = typer.Option("", help="choose neurons only in these blocks, e.g. 0-3,14-17"),
+    modules: str = typer.Option("", help="choose neurons only in modules whose path contains one of these, e.g. mlp"),
+    guard: bool = typer.Option(False, help="with first:K/prefix:K: the opening's tokens are words, none repeated"),
+    whole_characters: bool = typer.Option(False, help="sample byte tokens only where the text stays well-formed UTF-8"),
+    opening_temperature: float = typer.Option(None, help="with first:K/prefix:K: sample the opening at this temperature"),
+    start: bool = typer.Option(False, help="with first:K/prefix:K: the first new token is one that begins the "
+                                           "run's sentences (over-represented there)"),
+    start_temperature: float = typer.Option(None, help="with --start: sample the first token at this temperature"),
+    interventions: Path = typer.Option(None, help="JSON file of interventions (combined)"),
+    save_intervention: Path = typer.Option(None, help="also write the intervention(s) as JSON here"),
+    seeds: str = typer.Option("1-100", help="one sample per seed, e.g. 1-100"),
+    translate: str = typer.Option(None, help="heldout (built-in) or a JSONL of {en, <lang>} pairs"),
+    limit: int = typer.Option(None, help="with --translate: only the first N sentences"),
+    prompt: str = typer.Option(None, help="continue this text instead of BOS"),
+    out: Path = typer.Option(..., "--out", "-o", help="JSONL file of samples"),
+    batch_size: int = typer.Option(50),
+    device: str = DEVICE,
+    dtype: str = typer.Option(None, help="default: the run's dtype"),
+    device_map: str = DEVICE_MAP,
+    method: str = METHOD,
+) -> None:
+    """Generate text while forcing a language's neurons; one JSON line per sample."""
+    from ..io import ensure_writable, write_jsonl
+    from ..steer.evaluate import language_share
+    from ..steer.intervene import save_interventions
+    from ..steer.sweep import open_run, parse_seeds, sample_records, translation_pairs
+
+    ensure_writable(Path(out).parent)
+    steerable = open_run(run, device, dtype, device_map=device_map)
+    ivs = interventions_from(steerable, language, n, selection, value, positions, random_seed, blocks,
+                             interventions, method, modules, guard, whole_characters, opening_temperature, start,
+                             start_temperature)
+    if save_intervention:
+        save_interventions(save_intervention, ivs, steerable.info["fingerprint"])
+    target = language or ivs[0].language
+    if translate:
+        pairs = translation_pairs(translate, target, limit)
+        records = sample_records(steerable, ivs, "translation", [], [p[0] for p in pairs],
+                                 batch_size=batch_size, references=[p[1] for p in pairs])
+    else:
+        records = sample_records(steerable, ivs, "unconditional", parse_seeds(seeds), None, prompt, batch_size)
+    write_jsonl(out, records)
+    share = language_share([r["text"] for r in records], target)
+    typer.echo(f"{len(records)} samples → {out}; target language {target}: {share['target_share']:.2f} "
+               f"({share['languages']})")
+
+
+@app.command()
+@friendly
+def evaluate(
+    samples: Path = typer.Argument(..., help="JSONL written by `langneurons generate`"),
+    language: str = typer.Option(..., "--language", "-l", help="the target language"),
+) -> None:
+    """Target-language share and language distribution; chrF/BLEU when samples carry references."""
+    from ..data import parse_json_line, read_lines
+    from ..steer.sweep import score_cell
+
+    if not samples.is_file():
+        raise LangneuronsError(f"{samples}: no such file")
+    records = [parse_json_line(samples, no, line) for no, line in read_lines(samples)]
+    refs = [r["reference"] for r in records] if records and "reference" in records[0] else None
+    row = score_cell(records, language, refs)
+    for key, value in row.items():
+        typer.echo(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
+
+
+@app.command()
+@friendly
+def perplexity(
+    run: Path = RUN_ARG,
+    language: str = LANGUAGE,
+    n: int = N,
+    selection: str = SELECTION,
+    value: str = VALUE,
+    sentences: int = typer.Option(50, help="held-out sentences per evaluated language"),
+    device: str = DEVICE,
+    device_map: str = DEVICE_MAP,
+    method: str = METHOD,
+) -> None:
+    """Perplexity of each language's held-out sentences without and with the intervention."""
+    from ..steer.evaluate import perplexity as ppl
+    from ..steer.sweep import heldout_sentences, open_run
+
+    steerable = open_run(run, device, device_map=device_map)
+    lm = steerable.loaded
+    ivs = interventions_from(steerable, language, n, selection, value, "all", 0, "", None, method)
+    plan = steerable.plan(ivs)
+    table = Table("evaluated", "no intervention", f"{language} {ivs[0].selection} {ivs[0].n}" +
+                  (" lape" if method == "lape" else ""))
+    for lang in steerable.info["languages"]:
+        texts = heldout_sentences(lang, sentences)
+        table.add_row(lang, f"{ppl(lm.model, lm.tokenizer, texts):.2f}",
+                      f"{ppl(lm.model, lm.tokenizer, texts, plan):.2f}")
+    stdout.print(table)
+
+
+@app.command()
+@friendly
+def sweep(
+    run: Path = RUN_ARG,
+    languages: str = typer.Option(None, help="default: all languages of the run"),
+    ns: str = typer.Option("0,2,20,200,2000,20000", help="comma-separated N values"),
+    selections: str = typer.Option(None, help="comma-separated: top,bottom,both,random; default both (lape: top)"),
+    modes: str = typer.Option("unconditional", help="unconditional, translation or both, comma-separated"),
+    seeds: str = typer.Option("1-100"),
+    value: str = VALUE,
+    positions: str = POSITIONS,
+    translate: str = typer.Option("heldout", help="translation pairs: heldout or a JSONL file"),
+    limit: int = typer.Option(None, help="translation: only the first N sentences"),
+    ppl_sentences: int = typer.Option(50, help="held-out sentences for perplexity (0: skip)"),
+    batch_size: int = typer.Option(50),
+    device: str = DEVICE,
+    device_map: str = DEVICE_MAP,
+    method: str = METHOD,
+) -> None:
+    """Generate and score every language × N × selection; resumable; writes RUN/sweep.parquet."""
+    from ..steer.sweep import open_run, parse_seeds
+    from ..steer.sweep import sweep as run_sweep
+
+    steerable = open_run(run, device, device_map=device_map)
+    try:
+        n_values = [int(x) for x in ns.split(",")]
+    except ValueError:
+        raise LangneuronsError(f"--ns {ns!r}: comma-separated integers, e.g. 0,20,2000") from None
+    table = run_sweep(steerable, parse_languages(languages) or steerable.info["languages"], n_values,
+                      parse_languages(selections or ("top" if method == "lape" else "both")),
+                      parse_languages(modes), parse_seeds(seeds), value, positions, translate, limit,
+                      ppl_sentences, batch_size, method=method)
+    cols = [c for c in ["mode", "language", "selection", "n", "target_share", "chrf", "perplexity"] if c in table]
+    stdout.print(table[cols].to_string(index=False))
+    typer.echo(f"{len(table)} cells → {run / 'sweep.parquet'}")
+
+
+@app.command()
+@friendly
+def frontier(
+    run: Path = RUN_ARG,
+    language: str = typer.Option(..., "--language", "-l"),
+    values: str = typer.Option("on_p50", help="comma-separated values (on_p50, mix:A, clamp, …)"),
+    positions: str = typer.Option("prefix:2,prefix:3,prefix:4",
+                                  help="comma-separated positions (all, generated, first:K, prefix:K)"),
+    selections: str = typer.Option("both"),
+    ns: str = typer.Option("2000,4000,8000,16000", help="comma-separated N"),
+    blocks: str = typer.Option("", help="semicolon-separated block ranges to try, e.g. ';0-3,14-17' ('' = all)"),
+    modules: str = typer.Option("", help="semicolon-separated module filters to try, e.g. ';mlp' ('' = all)"),
+    guards: str = typer.Option("on", help="on, off or off,on: openings with / without the guard (words, "
+                                          "none repeated; for first:K and prefix:K positions)"),
+    opening_temperatures: str = typer.Option("none", help="e.g. none,0.5: openings sampled at the sampling's "
+                                                          "temperature and/or these (first:K and prefix:K)"),
+    starts: str = typer.Option("off", help="off, on or off,on: openings whose first token is free / one that "
+                                           "begins the run's sentences (first:K and prefix:K)"),
+    start_temperatures: str = typer.Option("none", help="e.g. none,1.3: with --starts on, the first token sampled "
+                                                        "at the sampling's temperature and/or these"),
+    points: Path = typer.Option(None, help='JSON file of further settings: {"points": [\\[intervention, ...], ...]}, '
+                                           "each a list of interventions applied together"),
+    seeds: str = typer.Option("1-100", help="choose on these seeds"),
+    heldout_seeds: str = typer.Option("", help="then score the choice and the paper's setting on these, e.g. 101-200"),
+    batch_size: int = typer.Option(100),
+    device: str = DEVICE,
+    device_map: str = DEVICE_MAP,
+) -> None:
+    """Grid of steering strategies: target share vs fluency, its Pareto front and a recommendation."""
+    from ..steer.frontier import (
+        GOAL_PPL_RATIO,
+        SETTING,
+        grid,
+        load_points,
+        meets_goal,
+        same_setting,
+        seed_range,
+    )
+    from ..steer.frontier import frontier as run_frontier
+    from ..steer.sweep import open_run, parse_seeds
+
+    try:
+        n_values = [int(x) for x in ns.split(",")]
+    except ValueError:
+        raise LangneuronsError(f"--ns {ns!r}: comma-separated integers, e.g. 200,2000") from None
+    axes = (parse_switch(guards, "--guards"), parse_temperatures(opening_temperatures),
+            parse_switch(starts, "--starts"), parse_temperatures(start_temperatures, "--start-temperatures"))
+    steerable = open_run(run, device, device_map=device_map)
+    settings = grid(language, parse_languages(values), parse_languages(positions), parse_languages(selections),
+                    n_values, blocks.split(";"), modules.split(";"), *axes) + (load_points(points, language) if points else [])
+    choice, heldout = parse_seeds(seeds), parse_seeds(heldout_seeds) if heldout_seeds else None
+    table, best = run_frontier(steerable, language, settings, choice, heldout, batch_size)
+    cols = ["seeds", "kind", *SETTING, "target_share", "generated_ppl", "ppl_ratio", "distinct_2",
+            "degenerate_share", "padded_share", "usable_share", "opening_top_share", "on_front"]
+    spans = {seed_range(s) for s in (choice, heldout) if s}
+    shown = table[table["seeds"].isin(spans)].reindex(columns=cols)  # other seed sets stay in the CSV
+    stdout.print(shown.sort_values(["seeds", "target_share"], ascending=[True, False]).to_string(index=False))
+    for _, row in table[same_setting(table, best) & table["seeds"].isin(spans)].iterrows():
+        baseline = row["generated_ppl"] / row["ppl_ratio"]
+        typer.echo(f"recommended for {language} (chosen on seeds {best['seeds']}), seeds {row['seeds']}: "
+                   f"share {row['target_share']:.2f} [{row['target_low']:.2f}-{row['target_high']:.2f}], "
+                   f"ppl {row['generated_ppl']:.1f} ({row['ppl_ratio']:.2f} x the reference {baseline:.1f}; "
+                   f"goal <= {GOAL_PPL_RATIO}), distinct-2 {row['distinct_2']:.2f}, degenerate "
+                   f"{row['degenerate_share']:.2f} [{row['degenerate_low']:.2f}-{row['degenerate_high']:.2f}]"
+                   f" ({row.get('padded_share', float('nan')):.2f} ended in 8+ blanks)"
+                   f", {row.get('opening_top_share', float('nan')):.2f} open like the most common opening"
+                   f" ({int(row['samples'])} samples; brackets: 95% bootstrap intervals)"
+                   f" - {'meets' if meets_goal(row, baseline) else 'misses'} the goal")
+    saved = run / "frontier" / f"{language}-recommended.json"
+    typer.echo(f"setting: value={best['value']} positions={best['positions']} selection={best['selection']} "
+               f"n={best['n']} blocks={best['blocks'] or 'all'} modules={best['modules'] or 'all'}"
+               + (" guard" if best["guard"] else "")
+               + (" whole-characters" if best["whole_characters"] else "")
+               + (f" opening-temperature={best['opening_temperature']:g}" if best["opening_temperature"] > 0 else "")
+               + (" start" if best["start"] else "")
+               + (f" start-temperature={best['start_temperature']:g}" if best["start_temperature"] > 0 else "")
+               + (f" + {best['also']}" if best["also"] else "") + f" → {saved} "
+               f"(langneurons generate {run} --interventions {saved}); table → {run / 'frontier' / (language + '.csv')}")
