@@ -17,14 +17,14 @@ __version__ = "0.1.0"
 from .errors import LangneuronsError  # noqa: E402
 
 API = {
-    "find": "find.run", "load_run": "find.run", "load_model": "model", "discover_sites": "sites",
-    "load_corpus": "data", "build_labels": "data", "select": "find.expertise",
+    "find": "find.run", "load_run": "find.run", "load_model": "model", "discover_sites": "model",
+    "load_corpus": "data", "build_labels": "data", "select": "find.tables",
     "average_precision": "find.expertise", "Intervention": "steer.intervene", "resolve": "steer.intervene",
     "steer": "steer.intervene", "hooks": "hooks",
     "open_run": "steer.sweep", "sample_records": "steer.sweep", "sweep": "steer.sweep",
     "perplexity": "steer.evaluate", "language_share": "steer.evaluate", "fluency": "steer.evaluate",
     "pareto_front": "steer.frontier", "write_report": "report.write",
-    "activation_sites": "sites", "select_lape": "find.lape", "compare": "study.compare",
+    "activation_sites": "model", "select_lape": "find.tables", "compare": "study.compare",
     "stability": "study.stability",
 }
 

@@ -13,7 +13,7 @@ from typing import Callable, Iterator
 import torch
 from torch import nn
 
-from .sites import modules_by_name
+from .model import modules_by_name
 
 HookFn = Callable[[torch.Tensor], torch.Tensor | None]  # output -> replacement or None
 

@@ -17,14 +17,11 @@ import pandas as pd
 import torch
 
 from ..data import LabelSet
-from ..errors import LangneuronsError
 from ..progress import bar
 from ..sites import Sites
 from .store import ResponseStore
+from .tables import STATS
 
-COLUMNS = ["layer", "unit", "ap", "on_p50", "on_p90", "off_mean", "off_p50", "concept", "group"]
-STATS = ["ap", "on_p50", "on_p90", "off_mean", "off_p50"]
-SELECTIONS = ("top", "bottom", "both")
 BLOCK_ELEMENTS = 8_000_000  # responses per chunk (32 MB): bounds the memory of the expertise pass
 
 
@@ -149,27 +146,3 @@ def compute_expertise(
         frame["neuron"] = np.arange(sites.total)
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
-
-
-def select(expertise: pd.DataFrame, language: str, n: int, selection: str = "both") -> pd.DataFrame:
-    """The neurons of `language` chosen by AP: `top` n, `bottom` n, or `both` (n/2 + n/2).
-
-    Ties are broken by the global neuron index, so the choice is deterministic.
-    """
-    if selection not in SELECTIONS:
-        raise LangneuronsError(f"--selection {selection!r} is not one of {', '.join(SELECTIONS)}")
-    table = expertise[expertise["concept"] == language]
-    if table.empty:
-        langs = ", ".join(sorted(expertise["concept"].unique()))
-        raise LangneuronsError(f"--language {language}: not in this run (it has {langs})")
-    if n < 0 or n > len(table):
-        raise LangneuronsError(f"--n {n}: must be between 0 and the neuron count {len(table)}")
-    high = table.sort_values(["ap", "neuron"], ascending=[False, True], kind="stable")
-    low = table.sort_values(["ap", "neuron"], ascending=[True, True], kind="stable")
-    if selection == "top":
-        return high.head(n).assign(side="top")
-    if selection == "bottom":
-        return low.head(n).assign(side="bottom")
-    top = high.head(n - n // 2)
-    bottom = low[~low["neuron"].isin(top["neuron"])].head(n // 2)
-    return pd.concat([top.assign(side="top"), bottom.assign(side="bottom")])

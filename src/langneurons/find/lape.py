@@ -155,31 +155,8 @@ def write_lape(out: Path, store: ResponseStore, sites: Sites, labelset: LabelSet
     return {"modules": len(sites), "neurons": sites.total, **summary, "sites": sites.to_records()}
 
 
-def load_activation(run: Path) -> pd.DataFrame | None:
-    """RUN/activation_expertise.parquet, or None for a run without LAPE."""
-    path = Path(run) / "activation_expertise.parquet"
-    return pd.read_parquet(path) if path.exists() else None
-
-
-def lape_sizes(activation: pd.DataFrame) -> dict[str, int]:
-    """Number of LAPE neurons per language, in the run's language order."""
-    return activation.groupby("concept", sort=False)["lape_set"].sum().astype(int).to_dict()
-
-
 def run_activation_sites(info: dict) -> Sites:
     """The activation sites recorded in run.json (`info["lape"]["sites"]`)."""
     sites = tuple(Site(**record) for record in info["lape"]["sites"])
     first = sites[0]
     return Sites(first.name[: -len(f".{first.block}.{first.local}")], info["blocks"], sites)
-
-
-def select_lape(activation: pd.DataFrame, language: str, n: int) -> pd.DataFrame:
-    """The first `n` LAPE neurons of `language`, lowest entropy first (ties: neuron index)."""
-    table = activation[activation["concept"] == language]
-    if table.empty:
-        langs = ", ".join(dict.fromkeys(activation["concept"]))
-        raise LangneuronsError(f"--language {language}: not in this run (it has {langs})")
-    chosen = table[table["lape_set"]].sort_values(["lape", "neuron"], kind="stable")
-    if n < 0 or n > len(chosen):
-        raise LangneuronsError(f"--n {n}: {language} has {len(chosen)} LAPE neurons; use --n {len(chosen)} or less")
-    return chosen.head(n).assign(side="top")

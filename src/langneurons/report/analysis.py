@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import LangneuronsError
-from ..find.expertise import select
+from ..find.tables import select
 from ..io import read_jsonl
 
 SIDES = ("top", "bottom")

@@ -16,7 +16,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ..io import write_table
-from ..study.compare import comparison_tables, perplexity_matrix
+from ..study.agreement import comparison_tables, perplexity_matrix
 from .write import escape, figure_grid, heatmap, html_table, new_figure, section
 
 EXPLANATION = (
