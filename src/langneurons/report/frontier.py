@@ -25,7 +25,7 @@ from ..steer.frontier import (
     recommend,
     same_setting,
 )
-from .write import figure_grid, html_table, new_figure, section
+from .page import figure_grid, html_table, new_figure, section
 
 GOAL = ("Goal: target share ≥ 0.90, degenerate share ≤ 5% and perplexity of the generated text under the "
         "unforced model ≤ 1.5 × that of the reference: the unforced model's own continuations of sentences "

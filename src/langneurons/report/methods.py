@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 
 from ..io import write_table
 from ..study.agreement import comparison_tables, perplexity_matrix
-from .write import escape, figure_grid, heatmap, html_table, new_figure, section
+from .page import escape, figure_grid, heatmap, html_table, new_figure, section
 
 EXPLANATION = (
     "AP scores the output of every linear module, pooled as the mean over a sentence's tokens; LAPE "
