@@ -30,7 +30,7 @@ RESULTS = HERE / "results.jsonl"
 PAPER_SETS = REPO.parent / "shared" / "data" / "paper-langsets"
 TINY_FAMILY = "gemma3"
 
-# The paper's setting (DESIGN §1-2): per language 500 positives + 2,500 negatives, six languages.
+# The paper's setting (docs/method.md §1-2): per language 500 positives + 2,500 negatives, six languages.
 PAPER_FORWARDS = 18_000  # 6 x 3,000 sentence sets, one bs=1 forward per listed sentence
 PAPER_UNIQUE = 5_873  # unique sentences of the six sets together
 PAPER_SET_SIZE = 3_000  # samples per language (AP length)

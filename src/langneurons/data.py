@@ -1,4 +1,4 @@
-"""Corpora and the positive/negative sentence sets built from them (DESIGN §1).
+"""Corpora and the positive/negative sentence sets built from them (docs/method.md §1).
 
 A corpus gives, per language, its own sentences (`positives`) and, optionally, per-language
 negative lists (the paper's JSON format stores them). The trap: a sentence can be a positive for

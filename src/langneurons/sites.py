@@ -1,5 +1,5 @@
 """Neuron sites: the linear layers inside a model's repeated decoder blocks whose output features
-are neurons (DESIGN §2), and the MLP activation module of each block (LAPE's site), as plain data.
+are neurons (docs/method.md §2), and the MLP activation module of each block (LAPE's site), as plain data.
 
 Finding them in a model is `model.discover_sites` / `model.activation_sites`; this module holds
 what a run stores and reads back without torch. The trap: a site is named by its full

@@ -1,6 +1,6 @@
 """Expertise of every neuron for every language: exact average precision and response statistics.
 
-AP is computed for a whole block of neurons at once (DESIGN §4), equal to
+AP is computed for a whole block of neurons at once (docs/method.md §4), equal to
 `sklearn.metrics.average_precision_score` including ties: each positive contributes the precision
 at its own score counting *all* tied scores. The trap: ties must be grouped, or AP depends on
 the order in which tied sentences happen to be sorted.

@@ -1,4 +1,4 @@
-"""The recording of mean token responses of every neuron (DESIGN §3).
+"""The recording of mean token responses of every neuron (docs/method.md §3).
 
 Hooks come from `hooks.hooks()`, the one place that touches hook handles. Recording runs
 only the decoder stack (`model.base_model`), never the LM head, over length-sorted batches of the

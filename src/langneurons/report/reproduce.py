@@ -16,7 +16,7 @@ from ..io import ensure_writable, write_json
 from ..progress import console
 from ..steer.sweep import open_run, sweep
 
-STEER_LANGUAGES_EXCLUDE = ("en",)  # generation from BOS is mostly English already (DESIGN §8)
+STEER_LANGUAGES_EXCLUDE = ("en",)  # generation from BOS is mostly English already (docs/method.md §8)
 
 
 def settings(fast: bool) -> dict:
@@ -28,7 +28,8 @@ def settings(fast: bool) -> dict:
 
 
 def reproduce(out: Path, model: str = "gemma-3-270m", corpus: str = "builtin", fast: bool = False,
-              device: str = "auto", dtype: str = "float32", batch_size: int = 100) -> Path:
+              device: str = "auto", dtype: str = "float32", batch_size: int = 100,
+              trust_remote_code: bool = False, device_map: str | None = None) -> Path:
     """Run every unfinished stage; return the path of the HTML report."""
     from .write import write_report
 
@@ -45,8 +46,9 @@ def reproduce(out: Path, model: str = "gemma-3-270m", corpus: str = "builtin", f
         stages[name] = {"seconds": round(time.perf_counter() - started, 1), "fast": fast}
         write_json(stages_path, stages)
 
-    stage("find", lambda: find(run, model, corpus, None, plan["positives"], device, dtype))
-    steerable = open_run(run, device, dtype)
+    stage("find", lambda: find(run, model, corpus, None, plan["positives"], device, dtype,
+                               trust_remote_code=trust_remote_code, device_map=device_map))
+    steerable = open_run(run, device, dtype, trust_remote_code=trust_remote_code, device_map=device_map)
     languages = [l for l in steerable.info["languages"] if l not in STEER_LANGUAGES_EXCLUDE]
     fits = lambda ns: [n for n in ns if n <= steerable.info["neurons"]]  # small models have fewer
     stage("sweep", lambda: sweep(steerable, languages, fits(plan["ns"]), ["both"], ["unconditional"],
