@@ -19,7 +19,10 @@ import numpy as np
 
 from .errors import LangneuronsError
 
-LANG_CODE = re.compile(r"^[a-z]{2,3}([-_][A-Za-z0-9]{2,8})?$")
+LANG_CODE = re.compile(r"^[a-z]{2,3}([-_][A-Za-z0-9]{2,8})?\Z")  # \Z: "de\n" is no code
+# keys of a parallel JSONL row that look like language codes but name row metadata; Indonesian
+# ("id") rows use the {"lang": "id", "text": ...} shape
+NOT_LANGUAGES = frozenset({"id", "idx", "uid", "url", "src", "tgt", "ref", "key", "doc", "tag", "set"})
 BUILTIN_LANGUAGES = ("en", "de", "fr", "es", "zh", "ja")
 SPLITS = ("find", "heldout")
 
@@ -110,6 +113,13 @@ def build_labels(corpus: Corpus, languages: list[str] | None = None, n: int | No
         l: np.concatenate([rows(corpus.negatives_for(l, o)[:n], o) for o in languages if o != l])
         for l in languages
     }
+    empty = [l for l in languages if not len(negatives[l])]
+    if empty:
+        raise LangneuronsError(
+            f"corpus {corpus.name}: language(s) {', '.join(empty)} have no negatives from the other "
+            f"chosen languages ({', '.join(languages)}); in a paper set each <lang>.json needs a "
+            "negative block of the other languages' sentences, or choose --languages that have them"
+        )
     both = sum(len(np.intersect1d(positives[l], negatives[l])) for l in languages)
     if both:
         warnings.warn(
@@ -145,10 +155,36 @@ def check_languages(corpus: Corpus, languages: list[str] | None) -> list[str]:
 # ---------------------------------------------------------------- loaders
 
 
+def read_file(path: Path) -> bytes:
+    """The bytes of a user's input file; a folder, an unreadable file or a symlink loop is named."""
+    path = Path(path)
+    try:
+        return path.read_bytes()
+    except IsADirectoryError:
+        raise LangneuronsError(f"{path}: is a folder, not a file; rename or remove it") from None
+    except PermissionError:
+        raise LangneuronsError(f"{path}: cannot be read (permission denied); fix its permissions") from None
+    except OSError as exc:
+        raise LangneuronsError(
+            f"{path}: cannot be read ({exc.strerror or exc}); check the file (a symlink loop or a "
+            "broken link?)"
+        ) from None
+
+
+def check_text(text: str, where: str) -> str:
+    """Refuse NUL characters in a sentence (a UTF-16 file read as UTF-8, a binary file)."""
+    if "\x00" in text:
+        raise LangneuronsError(
+            f"{where}: holds NUL characters (column {text.index(chr(0)) + 1}); the file is probably "
+            "UTF-16 or binary: save it as UTF-8 text"
+        )
+    return text
+
+
 def read_lines(path: Path) -> list[tuple[int, str]]:
-    """Non-empty stripped lines with their 1-based numbers; bad UTF-8 names file and line."""
+    """Non-empty stripped lines with their 1-based numbers; bad UTF-8 or NULs name file and line."""
     out = []
-    for number, raw in enumerate(path.read_bytes().split(b"\n"), start=1):
+    for number, raw in enumerate(read_file(path).split(b"\n"), start=1):
         try:
             line = raw.decode("utf-8").lstrip("\ufeff").strip()
         except UnicodeDecodeError as exc:
@@ -157,7 +193,7 @@ def read_lines(path: Path) -> list[tuple[int, str]]:
                 f"{exc.start + 1}); save the file as UTF-8"
             ) from None
         if line:
-            out.append((number, line))
+            out.append((number, check_text(line, f"{path}:{number}")))
     return out
 
 
@@ -176,6 +212,8 @@ def load_folder(path: Path) -> Corpus:
         raise LangneuronsError(f"{path}: no <lang>.txt files in this folder")
     positives = {}
     for file in files_:
+        if file.is_dir():
+            raise LangneuronsError(f"{file}: is a folder, not a <lang>.txt file; rename or remove it")
         lang = check_code(file.stem, str(file))
         lines = read_lines(file)
         if not lines:
@@ -200,6 +238,7 @@ def load_jsonl(path: Path) -> Corpus:
     lines = read_lines(path)
     if not lines:
         raise LangneuronsError(f"{path}: the file is empty")
+    ignored: dict[str, int] = {}
     for number, line in lines:
         obj = parse_json_line(path, number, line)
         if "lang" in obj or "text" in obj:
@@ -207,7 +246,9 @@ def load_jsonl(path: Path) -> Corpus:
                 raise LangneuronsError(f'{path}:{number}: needs string fields "lang" and "text"')
             pairs = [(obj["lang"], obj["text"])]
         else:
-            pairs = [(k, v) for k, v in obj.items() if LANG_CODE.match(k) and isinstance(v, str)]
+            pairs = [(k, v) for k, v in obj.items() if is_language_key(k) and isinstance(v, str)]
+            for key in obj.keys() - dict(pairs).keys():
+                ignored[key] = ignored.get(key, 0) + 1
             if not pairs:
                 raise LangneuronsError(
                     f'{path}:{number}: no "lang"/"text" fields and no language-code keys'
@@ -215,8 +256,20 @@ def load_jsonl(path: Path) -> Corpus:
         for lang, text in pairs:
             check_code(lang, f"{path}:{number}")
             if text.strip():
-                positives.setdefault(lang, []).append(text.strip())
+                positives.setdefault(lang, []).append(check_text(text.strip(), f"{path}:{number}"))
+    if ignored:
+        warnings.warn(
+            f"{path}: ignored key(s) {', '.join(sorted(ignored))} (not language codes or not text; "
+            f"languages read: {', '.join(positives)}); an Indonesian column is read from the "
+            '{"lang": "id", "text": ...} shape',
+            stacklevel=2,
+        )
     return Corpus(str(path), positives)
+
+
+def is_language_key(key: str) -> bool:
+    """A parallel JSONL key that names a language (not row metadata such as id, url, src)."""
+    return bool(LANG_CODE.match(key)) and key not in NOT_LANGUAGES
 
 
 def load_paper(path: Path) -> Corpus:
@@ -231,7 +284,7 @@ def load_paper(path: Path) -> Corpus:
     positives, raw_negatives = {}, {}
     for file in files_:
         try:
-            obj = json.loads(file.read_text(encoding="utf-8"))
+            obj = json.loads(read_file(file).decode("utf-8"))
             pos, neg = obj["sentences"]["positive"], obj["sentences"]["negative"]
         except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError) as exc:
             raise LangneuronsError(
@@ -239,6 +292,11 @@ def load_paper(path: Path) -> Corpus:
                 f"'negative': [...]}}}}): {exc}"
             ) from None
         lang = check_code(str(obj.get("concept", file.stem)), str(file))
+        for where, texts in (("positive", pos), ("negative", neg)):
+            if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+                raise LangneuronsError(f"{file}: sentences.{where} must be a list of strings")
+            for i, text in enumerate(texts):
+                check_text(text, f"{file}: sentences.{where}[{i}]")
         positives[lang], raw_negatives[lang] = list(pos), list(neg)
     negatives = {l: split_negative_blocks(l, neg, positives) for l, neg in raw_negatives.items()}
     return Corpus(f"paper:{path}", positives, negatives)
@@ -281,7 +339,7 @@ def load_hf_disk(path: Path) -> Corpus:
     for row, (text, lang) in enumerate(zip(ds["text"], ds["lang"])):
         check_code(str(lang), f"{path} row {row}")
         if text and text.strip():
-            positives.setdefault(str(lang), []).append(text.strip())
+            positives.setdefault(str(lang), []).append(check_text(text.strip(), f"{path} row {row}"))
     return Corpus(f"hf:{path}", positives)
 
 
@@ -315,6 +373,8 @@ def load_corpus(spec: str) -> Corpus:
             raise LangneuronsError(f"--corpus {spec}: {path} does not exist")
         return loaders[kind](path)
     path = Path(spec).expanduser()
+    if path.is_symlink() and not path.exists():
+        raise LangneuronsError(f"--corpus {spec}: a broken symlink or a symlink loop; point it at the corpus")
     if not path.exists():
         raise LangneuronsError(
             f"--corpus {spec}: no such file or folder (use builtin, paper:PATH, hf:PATH, a folder "

@@ -117,3 +117,56 @@ def ensure_writable(folder: Path) -> Path:
         probe.write_bytes(b"")
         probe.unlink()
     return folder
+
+
+# ---------------------------------------------------------------- RUN folder guards
+
+# the files and folders a RUN holds; no --out or --save-intervention may replace one of them
+RUN_FILES = ("run.json", "expertise.parquet", "expertise", "activation_expertise.parquet", "store",
+             "lape", "lape.parquet", "lape_store", "sentences.jsonl", "sweep", "frontier", "analysis",
+             "figures", "report.html", ".lock")
+
+
+def inside(run: Path, path: Path) -> Path:
+    """`path` resolved (relative paths are taken inside `run`); refused if it leaves the RUN."""
+    root = Path(run).resolve()
+    target = (root / path).resolve()
+    if target != root and root not in target.parents:
+        raise LangneuronsError(
+            f"{path}: would be written outside the run folder {root}; a label or module name must "
+            "not hold /, \\ or .."
+        )
+    return target
+
+
+def check_label(value: object, what: str) -> str:
+    """A value that becomes part of a file name (a language, a `modules` value, a label): no path
+    separators, no `..`, no control characters."""
+    text = str(value)
+    bad = [c for c in ("/", "\\", "..") if c in text]
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        bad.append("control characters")
+    if bad or not text.strip():
+        raise LangneuronsError(
+            f"{what} {text!r}: {'must not be empty' if not bad else 'must not hold ' + ', '.join(bad)} "
+            "(it becomes part of a file name in the run folder)"
+        )
+    return text
+
+
+def check_not_run_file(path: Path, option: str, run: Path | None = None) -> Path:
+    """Refuse an output path that would replace one of a run's own files: a known RUN file of
+    `run`, or of any run folder the path lies in (a folder holding run.json)."""
+    target = Path(path).expanduser().resolve()
+    runs = [Path(run).resolve()] if run is not None else []
+    runs += [p for p in (target, *target.parents) if (p / "run.json").is_file()]
+    for folder in runs:
+        if target == folder or any(target == folder / name or folder / name in target.parents
+                                   for name in RUN_FILES):
+            raise LangneuronsError(
+                f"{option} {path}: would replace a file of the run {folder}; write it elsewhere "
+                "(e.g. a new file name in another folder)"
+            )
+    if target.is_dir():
+        raise LangneuronsError(f"{option} {path}: is a folder; give a file name")
+    return target
