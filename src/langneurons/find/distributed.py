@@ -12,13 +12,15 @@ has to cover the slowest rank's share of recording.
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Iterator
 
 import torch
 import torch.distributed as dist
+from accelerate import PartialState
+from accelerate.utils import gather_object
 
 from ..errors import LangneuronsError
 
@@ -30,9 +32,16 @@ SUMMED = ("batches_computed", "sentences_computed", "tokens_computed")
 class Ranks:
     """This process's place in a data-parallel run; one rank of one when not under torchrun."""
 
-    rank: int = 0
-    world: int = 1
+    state: PartialState | None = None  # None: a single process, no process group
     owns_group: bool = False  # we started the process group, so we end it
+
+    @property
+    def rank(self) -> int:
+        return self.state.process_index if self.state else 0
+
+    @property
+    def world(self) -> int:
+        return self.state.num_processes if self.state else 1
 
     @property
     def main(self) -> bool:
@@ -45,21 +54,17 @@ class Ranks:
     @contextmanager
     def main_first(self) -> Iterator[None]:
         """Rank 0 runs the block first (creating files); the other ranks run it after rank 0 is done."""
-        if not self.main:
-            dist.barrier()
-        yield
-        if self.main and self.world > 1:
-            dist.barrier()
+        with self.state.main_process_first() if self.state else nullcontext():
+            yield
 
     def finish(self, counts: dict) -> dict | None:
         """Wait until every rank has recorded; rank 0 gets the counts summed (seconds: the slowest
         rank) and the others None. Leaves the process group."""
         if self.world == 1:
             return counts
-        every: list[dict] | None = [{} for _ in range(self.world)] if self.main else None
-        dist.gather_object(counts, every, dst=0)
+        every = gather_object([counts])  # one dict per rank, on every rank
         if self.owns_group:
-            dist.destroy_process_group()
+            self.state.destroy_process_group()
         if not self.main:
             return None
         total = {key: sum(c[key] for c in every) for key in SUMMED}
@@ -69,8 +74,10 @@ class Ranks:
 def join(device: str, device_map: str | None) -> tuple[Ranks, str]:
     """Join the process group when launched by torchrun; return the ranks and this rank's device.
 
-    The collectives are barriers and a gather of a few numbers, so gloo serves CUDA runs too
-    (no NCCL watchdog on the long wait, no GPU memory for communication buffers).
+    The collectives are barriers and a gather of a few numbers, so they run over gloo on the CPU
+    for CUDA runs too (no NCCL watchdog on the long wait, no GPU memory for communication
+    buffers): `PartialState(cpu=True)` with the 24 h timeout passed on to `init_process_group`;
+    this rank's GPU is picked here, not by Accelerate.
     """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
@@ -90,6 +97,4 @@ def join(device: str, device_map: str | None) -> tuple[Ranks, str]:
         device = f"cuda:{local_rank}"
         torch.cuda.set_device(local_rank)
     owns = not dist.is_initialized()
-    if owns:
-        dist.init_process_group("gloo", timeout=TIMEOUT)
-    return Ranks(dist.get_rank(), dist.get_world_size(), owns), device
+    return Ranks(PartialState(cpu=True, backend="gloo", timeout=TIMEOUT), owns), device
