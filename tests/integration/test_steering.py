@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from langneurons.errors import LangneuronsError
-from langneurons.steer.generate import (UNCONDITIONAL, Sampling, generate, generate_batch, guard_opening,
-                                        next_tokens, opening_vocabulary, sentence_start, tall_logits)
+from langneurons.steer.generate import UNCONDITIONAL, Sampling, generate, generate_batch, next_tokens, tall_logits
+from langneurons.steer.rules import guard_opening, opening_vocabulary, sentence_start
 from langneurons.steer.intervene import (Edit, Intervention, Plan, load_interventions, resolve,
                                          save_interventions, steer)
 from langneurons.hooks import hooks

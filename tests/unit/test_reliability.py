@@ -208,3 +208,15 @@ def test_output_naming_an_existing_folder_is_refused(tmp_path):
     run.mkdir()
     (run / "run.json").write_text("{}")
     assert check_not_run_file(run / "top-de.csv", "--out") == (run / "top-de.csv").resolve()
+
+
+# ------------------------------------------------------------ --seeds bound
+
+
+def test_seeds_have_a_bound():
+    from langneurons.steer.sweep import MAX_SEEDS, parse_seeds
+
+    assert len(parse_seeds(f"1-{MAX_SEEDS}")) == MAX_SEEDS
+    for spec in ["1-100000000", "1-60000,1-60000"]:
+        with pytest.raises(LangneuronsError, match=r"--seeds .*: more than 100,000 seeds; use fewer"):
+            parse_seeds(spec)

@@ -1,10 +1,9 @@
 """The start rule: an opening's first token is one over-represented at the start of the run's sentences."""
 
 import torch
-
-from langneurons.steer.generate import sentence_start, sentence_starts
-
 from conftest import make_tokenizer
+
+from langneurons.steer.rules import sentence_start, sentence_starts
 
 
 def test_tokens_that_begin_sentences_more_than_they_fill_them_may_open_a_text():

@@ -3,8 +3,8 @@
 import numpy as np
 import torch
 
-from langneurons.steer.generate import (Sampling, byte_values, next_byte, next_tokens, whole_characters,
-                                        without_cut_character)
+from langneurons.steer.generate import Sampling, next_tokens, without_cut_character
+from langneurons.steer.rules import byte_values, next_byte, whole_characters
 
 
 class ByteVocabulary:

@@ -1,6 +1,6 @@
 """Batched generation with a KV cache, reproducible per seed, under an optional steering plan.
 
-Unconditional: prompt = BOS only, temperature 0.8, top-p 0.9, 64 new tokens (DESIGN §6);
+Unconditional: prompt = BOS only, temperature 0.8, top-p 0.9, 64 new tokens (docs/method.md §6);
 translation: greedy, 128 new tokens, output = the first line after the prompt. Each sample draws
 its randomness from its own seed (one uniform per step), so a seed gives the same text whatever
 batch it runs in, as long as the model returns the same logits for it (true on CPU float32 in
@@ -10,15 +10,10 @@ our tests; GPU kernels may differ in the last bits across batch shapes).
 from __future__ import annotations
 
 import inspect
-import itertools
-import re
-import unicodedata
 import warnings
-from collections import Counter
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from functools import lru_cache
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -27,6 +22,16 @@ from torch import nn
 from ..model import context_length, input_device
 from ..progress import bar
 from .intervene import Plan, steer
+from .rules import (
+    GuardOpening,
+    SentenceStart,
+    WholeCharacters,
+    byte_values,
+    eos_ids,
+    next_byte,
+    special_ids,
+    trailing_bytes,
+)
 
 TRANSLATE_PROMPT = "Translate an English sentence into a target language.\nEnglish: {source}\nTarget Language:"
 
@@ -95,112 +100,8 @@ def tall_logits(model: nn.Module) -> Iterator[None]:
         del head.forward
 
 
-@lru_cache(maxsize=4)
-def opening_vocabulary(tokenizer, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """For token ids 0..size-1: whether a guarded opening may use it (its text has a letter or a
-    mark, and it is no special token; ids the tokenizer lacks are none) and a number per text
-    stripped of spaces, so that "im" and " im" count as the same word."""
-    special = special_ids(tokenizer)
-    texts = tokenizer.batch_decode([[i] for i in range(min(size, len(tokenizer)))])
-    texts = ["" if i in special else t for i, t in enumerate(texts)] + [""] * (size - len(texts))
-    words = torch.tensor([any(unicodedata.category(c)[0] in "LM" for c in t) for t in texts])
-    numbers: dict[str, int] = {}
-    forms = torch.tensor([numbers.setdefault(t.strip(), len(numbers)) if w else -1 - i
-                          for i, (t, w) in enumerate(zip(texts, words.tolist()))])
-    return words, forms
-
-
-def guard_opening(logits: torch.Tensor, written: list[list[int]], tokenizer) -> torch.Tensor:
-    """`logits` [batch, vocab] with every token banned that is not a word or repeats a word
-    already written in its row (the opening so far)."""
-    words, forms = (t.to(logits.device) for t in opening_vocabulary(tokenizer, logits.shape[-1]))
-    logits = logits.masked_fill(~words, float("-inf"))
-    for row, tokens in enumerate(written):
-        if tokens:
-            logits[row, torch.isin(forms, forms[tokens])] = float("-inf")
-    return logits
-
-
-def sentence_starts(tokenizer, texts: list[str]) -> torch.Tensor:
-    """For each token id of `tokenizer`: whether a text may open with it under the start rule. Kept
-    are the tokens that begin `texts` more often than their share of all the texts' tokens (the first
-    token of a sentence, after BOS, over-represented there: "The", "Die", "その", not "か", a particle
-    that begins one of 500 Japanese sentences and sits inside a hundred), with every token of the
-    same word ("Die" and " Die" alike, as the guard counts them)."""
-    bos = tokenizer.bos_token_id
-    starts, counts, total = Counter(), Counter(), 0
-    for lo in range(0, len(texts), 1024):
-        for ids in tokenizer(texts[lo : lo + 1024], add_special_tokens=True)["input_ids"]:
-            ids = ids[1:] if ids and ids[0] == bos else ids
-            if ids:
-                starts[ids[0]] += 1
-                counts.update(ids)
-                total += len(ids)
-    sentences = sum(starts.values())
-    kept = [token for token, c in starts.items() if c * total > counts[token] * sentences]
-    _, forms = opening_vocabulary(tokenizer, len(tokenizer))
-    return torch.isin(forms, forms[kept]) if kept else torch.zeros(len(tokenizer), dtype=torch.bool)
-
-
-def sentence_start(logits: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
-    """`logits` [batch, vocab] with every token banned that may not open a text (`sentence_starts`;
-    ids of the model's head past the tokenizer's are none)."""
-    allowed = torch.nn.functional.pad(starts.to(logits.device), (0, logits.shape[-1] - len(starts)), value=False)
-    return logits.masked_fill(~allowed, float("-inf"))
-
-
-@lru_cache(maxsize=4)
-def byte_values(tokenizer) -> torch.Tensor:
-    """For each token id of `tokenizer`: the byte a byte-fallback token (`<0xE3>` in Gemma's and
-    Llama's vocabularies) stands for, -2 for a token whose text holds "�" (Gemma-3 has six, such as
-    "▁�" and "��"), else -1. Byte-level BPE (GPT-2, BLOOM) has neither."""
-    values = []
-    for token in tokenizer.convert_ids_to_tokens(list(range(len(tokenizer)))):
-        found = re.fullmatch(r"<0x([0-9A-Fa-f]{2})>", token) if isinstance(token, str) else None
-        values.append(int(found.group(1), 16) if found else -2 if "\ufffd" in (token or "") else -1)
-    return torch.tensor(values)
-
-
-SECOND_BYTE = {0xE0: (0xA0, 0xBF), 0xED: (0x80, 0x9F), 0xF0: (0x90, 0xBF), 0xF4: (0x80, 0x8F)}  # RFC 3629
-
-
-def next_byte(tail: list[int]) -> tuple[int, int] | None:
-    """The range the next byte must lie in for `tail` (the last bytes written, well-formed so far)
-    to stay well-formed UTF-8, or None when `tail` ends on a whole character."""
-    for back, byte in enumerate(reversed(tail[-4:]), start=1):
-        if 0x80 <= byte < 0xC0:  # a continuation byte: its lead lies further back
-            continue
-        need = 0 if byte < 0x80 else 1 if byte < 0xE0 else 2 if byte < 0xF0 else 3
-        if back > need:
-            return None
-        return SECOND_BYTE.get(byte, (0x80, 0xBF)) if back == 1 else (0x80, 0xBF)
-    return None
-
-
-def trailing_bytes(values: torch.Tensor, tokens: list[int]) -> list[int]:
-    """The bytes of the byte tokens that end `tokens` (the last four at most: one character)."""
-    recent = [int(values[t]) if t < len(values) else -1 for t in tokens[-4:]]
-    return list(itertools.takewhile(lambda v: v >= 0, reversed(recent)))[::-1]
-
-
-def whole_characters(logits: torch.Tensor, written: list[list[int]], tokenizer) -> torch.Tensor:
-    """`logits` [batch, vocab] with the tokens banned that would put "�" in a row's text: tokens
-    that hold it, and byte tokens that would make its bytes ill-formed UTF-8 (where a character
-    starts, continuation bytes and bytes no character starts with; inside one, everything but the
-    bytes that can continue it)."""
-    values = byte_values(tokenizer).to(logits.device)
-    values = torch.nn.functional.pad(values, (0, logits.shape[-1] - len(values)), value=-1)  # head ids past the tokenizer
-    if not bool((values != -1).any()):
-        return logits
-    cannot_start = ((values >= 0x80) & (values < 0xC2)) | (values >= 0xF5) | (values == -2)
-    ranges = [next_byte(trailing_bytes(values, tokens)) for tokens in written]
-    inside = torch.tensor([r is not None for r in ranges], device=logits.device)[:, None]
-    low, high = (torch.tensor([r[i] if r else 0 for r in ranges], device=logits.device)[:, None] for i in (0, 1))
-    banned = torch.where(inside, (values < low) | (values > high), cannot_start)
-    return logits.masked_fill(banned, float("-inf"))
-
-
 def newline_ids(tokenizer, ids: set[int], cache: dict[int, bool]) -> set[int]:
+    """Those of `ids` whose text holds a newline (`cache` remembers each token's answer)."""
     for token in ids - cache.keys():
         cache[token] = "\n" in tokenizer.decode([token])
     return {t for t in ids if cache[t]}
@@ -217,7 +118,7 @@ def generate_batch(model: nn.Module, tokenizer, prompts: list[list[int]], seeds:
     mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     rngs = [np.random.default_rng(seed) for seed in seeds]
-    eos = {int(t) for t in np.atleast_1d(tokenizer.eos_token_id or [])}
+    eos = eos_ids(tokenizer)
     newline_cache: dict[int, bool] = {}
     out: list[list[int]] = [[] for _ in prompts]
     done = np.zeros(len(prompts), bool)
@@ -225,18 +126,21 @@ def generate_batch(model: nn.Module, tokenizer, prompts: list[list[int]], seeds:
     last_only = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
     cache_arg = "cache" if "cache" in params else "past_key_values"  # renamed in transformers 5
     rereads = plan.rereads if plan is not None else set()
+    start = SentenceStart(plan.starts, width) if plan is not None and plan.starts is not None else None
+    guard = GuardOpening(tokenizer, width)  # applied while the steering says the opening is guarded
+    whole = WholeCharacters(tokenizer, width) if plan is not None and plan.whole_characters else None
     with steer(model, plan) as steering, tall_logits(model):
         result = model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
                        use_cache=True, **last_only)
         for step in range(sampling.max_new_tokens):
             draws = np.array([rng.random() for rng in rngs])
             logits = result.logits[:, -1, :]
-            if steering.fed == 0 and plan is not None and plan.starts is not None:
-                logits = sentence_start(logits, plan.starts)
+            if start is not None:
+                logits = start(input_ids, logits)
             if steering.guarded:
-                logits = guard_opening(logits, out, tokenizer)
-            if plan is not None and plan.whole_characters:
-                logits = whole_characters(logits, out, tokenizer)
+                logits = guard(input_ids, logits)
+            if whole is not None:
+                logits = whole(input_ids, logits)
             cooler = steering.temperature
             chosen = next_tokens(logits, sampling if cooler is None else replace(sampling, temperature=cooler), draws)
             tokens = chosen.tolist()
@@ -261,12 +165,6 @@ def generate_batch(model: nn.Module, tokenizer, prompts: list[list[int]], seeds:
             result = model(input_ids=chosen[:, None].to(device), attention_mask=mask, position_ids=positions,
                            use_cache=True, **{cache_arg: cache})
     return out
-
-
-def special_ids(tokenizer) -> set[int]:
-    """Ids of special tokens, including added ones marked special."""
-    return set(tokenizer.all_special_ids) | {
-        i for i, t in getattr(tokenizer, "added_tokens_decoder", {}).items() if t.special}
 
 
 def without_cut_character(tokenizer, ids: list[int]) -> list[int]:

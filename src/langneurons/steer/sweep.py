@@ -109,12 +109,17 @@ def method_defaults(steerable: Steerable, method: str, language: str, n: int | N
     return (lape_sizes(steerable.activation).get(language, 0) if n is None else n), selection or "top"
 
 
+MAX_SEEDS = 100_000  # a bound: `1-100000000` would fill the memory before any work
+
+
 def parse_seeds(spec: str) -> list[int]:
     """`1-100` or `1,5,9` → list of seeds."""
     try:
         seeds: list[int] = []
         for part in spec.split(","):
             lo, _, hi = part.partition("-")
+            if len(seeds) + (int(hi) - int(lo) + 1 if hi else 1) > MAX_SEEDS:
+                raise LangneuronsError(f"--seeds {spec!r}: more than {MAX_SEEDS:,} seeds; use fewer")
             seeds += list(range(int(lo), int(hi) + 1)) if hi else [int(lo)]
     except ValueError:
         raise LangneuronsError(f"--seeds {spec!r}: use a range like 1-100 or a list like 1,2,3") from None
