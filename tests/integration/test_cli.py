@@ -5,12 +5,11 @@ import re
 
 import pandas as pd
 import pytest
+from conftest import read_jsonl
 from typer.testing import CliRunner
 
 from langneurons.cli.app import app
 from langneurons.steer.intervene import load_interventions
-
-from conftest import read_jsonl
 
 runner = CliRunner()
 
@@ -66,7 +65,7 @@ def test_find_top_generate_evaluate_sweep(cli_run, tmp_path):
          "not in the local Hugging Face cache"),
         (["find", "--out", "{tmp}/r", "--corpus", "{corpus}", "--model", "{tmp}/bad.gguf"], "not a GGUF file"),
         (["find", "--out", "{tmp}/r", "--corpus", "{corpus}", "--device", "cuda"], "no CUDA GPU"),
-        (["find", "--out", "{tmp}/r", "--corpus", "{corpus}", "--dtype", "float8"], "--dtype 'float8'"),
+        (["find", "--out", "{tmp}/r", "--corpus", "{corpus}", "--dtype", "float8"], "'float8' is not one of"),
         (["find", "--out", "{tmp}/afile/r", "--corpus", "{corpus}"], "choose another --out"),
         (["find", "--out", "{tmp}/r", "--corpus", "{corpus}", "--positives", "0"], "--positives 0"),
     ],
@@ -105,6 +104,7 @@ def test_disk_full_is_reported(monkeypatch, corpus_dir, tmp_path):
 
     monkeypatch.setattr(os, "posix_fallocate", full)
     from conftest import make_model
+
     from langneurons.errors import LangneuronsError
     from langneurons.find.run import find
 
@@ -207,6 +207,7 @@ def test_store_larger_than_the_disk_is_refused_before_recording(monkeypatch, cor
     from collections import namedtuple
 
     from conftest import make_model
+
     from langneurons.errors import LangneuronsError
     from langneurons.find.run import find
 
@@ -221,3 +222,28 @@ def test_help_shows_the_points_format_whole(monkeypatch):
     monkeypatch.setenv("COLUMNS", "240")  # Rich markup would eat "[intervention, ...]" as a tag
     code, output = invoke("frontier", "--help")
     assert code == 0 and '{"points": [[intervention, ...], ...]}' in output
+
+
+@pytest.mark.parametrize("code", ["import langneurons.cli",
+                                  "from langneurons.cli import app; app(['--help'])",
+                                  "from langneurons.cli import app; app(['report', '--help'])"])
+def test_cli_starts_without_torch(code):
+    """The CLI imports torch lazily, inside the commands that load a model: --help and `report` start fast."""
+    import subprocess
+    import sys
+
+    probe = f"import sys\ntry:\n    {code}\nexcept SystemExit:\n    pass\nprint('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.strip().endswith("False"), result.stdout + result.stderr
+
+
+def test_help_groups_options_and_shows_choices():
+    """Options sit in panels (model and hardware, neurons, edit, decoding, ...); fixed sets show their choices."""
+    output = runner.invoke(app, ["generate", "--help"], env={"COLUMNS": "200", "TERMINAL_WIDTH": "200"}).output
+    for panel in ("Neurons", "Edit", "Decoding", "Sampling", "Output", "Model and hardware"):
+        assert f"─ {panel} " in output, panel
+    assert "top|bottom|both|random" in output and "float32|bfloat16|float16" in output
+    for command in ("sites", "find", "generate", "perplexity", "sweep", "frontier", "compare", "reproduce"):
+        code, output = invoke(command, "--help")
+        assert all(o in output for o in ("--device", "--dtype", "--device-map", "--trust-remote-code")), command
+

@@ -7,20 +7,19 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
-from langneurons.study.compare import compare
-from langneurons.errors import LangneuronsError
-from langneurons.steer.intervene import Intervention, load_interventions, steer
-from langneurons.find.record import COUNT, TOKENS
-from langneurons.hooks import hooks
-from langneurons.report.write import write_report
-from langneurons.find.run import find
-from langneurons.sites import activation_sites
-from langneurons.study.stability import stability
-from langneurons.steer.sweep import method_defaults, open_run, sample_records
-from langneurons.find.store import ResponseStore
-
 from conftest import SAMPLE, make_model
+
+from langneurons.errors import LangneuronsError
+from langneurons.find.record import COUNT, TOKENS
+from langneurons.find.run import find
+from langneurons.find.store import ResponseStore
+from langneurons.hooks import hooks
+from langneurons.model import activation_sites
+from langneurons.report.write import write_report
+from langneurons.steer.intervene import Intervention, load_interventions, steer
+from langneurons.steer.sweep import method_defaults, open_run, sample_records
+from langneurons.study.compare import compare
+from langneurons.study.stability import stability
 
 
 def counted_find(out, corpus, loaded, method, batch_size=4):
@@ -46,27 +45,27 @@ def test_both_is_ap_plus_lape_in_one_pass(tiny, corpus_dir, tmp_path):
     ap, ap_calls = counted_find(tmp_path / "ap", corpus_dir, tiny, "ap")
     lape, lape_calls = counted_find(tmp_path / "lape", corpus_dir, tiny, "lape")
     both, both_calls = counted_find(tmp_path / "both", corpus_dir, tiny, "both")
-    assert ap_calls == lape_calls == both_calls == both["timings"]["batches_computed"] == 6  # 24 sentences / 4
+    assert ap_calls == lape_calls == both_calls == both.timings["batches_computed"] == 6  # 24 sentences / 4
     assert "method" not in ap and "lape" not in ap and not (tmp_path / "ap" / "lape.parquet").exists()
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "ap" / "expertise.parquet"),
                                   pd.read_parquet(tmp_path / "both" / "expertise.parquet"))
     for name in ("lape.parquet", "activation_expertise.parquet"):
         pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "lape" / name), pd.read_parquet(tmp_path / "both" / name))
     assert not (tmp_path / "lape" / "store").exists() and not (tmp_path / "lape" / "expertise.parquet").exists()
-    assert both["method"] == "both" and lape["lape"] == both["lape"]
-    summary = both["lape"]
+    assert both.method == "both" and lape.lape == both.lape
+    summary = both.lape
     assert 0 < summary["selected"] <= round(0.1 * summary["neurons"])  # fewer when fewer units pass τ
     assert sum(summary["per_language"].values()) >= summary["selected"]
-    for lang in both["languages"]:
+    for lang in both.languages:
         table = pd.read_csv(tmp_path / "both" / "lape" / f"{lang}.csv")
         assert list(table.columns) == ["layer", "block", "unit", "neuron", "lape", "lape_norm",
-                                       *(f"p_{l}" for l in both["languages"]), "language"]
+                                       *(f"p_{l}" for l in both.languages), "language"]
         assert (table["language"] == lang).all() and len(table) == summary["per_language"][lang]
 
 
 def test_counts_equal_a_brute_force_count_per_sentence(both_run):
     run, info, loaded = both_run
-    store = ResponseStore.open(run / "lape_store", info["lape"]["fingerprint"], {}, 0)
+    store = ResponseStore.open(run / "lape_store", info.lape.fingerprint, {}, 0)
     act = activation_sites(loaded.model)
     texts = [json.loads(line)["text"] for line in (run / "sentences.jsonl").read_text().splitlines()]
     for row in (0, 7, 23):
@@ -84,17 +83,17 @@ def test_counts_equal_a_brute_force_count_per_sentence(both_run):
 def test_resume_and_method_changes(both_run, corpus_dir, tmp_path):
     run, info, loaded = both_run
     full = pd.read_parquet(run / "lape.parquet")
-    store = ResponseStore.open(run / "lape_store", info["lape"]["fingerprint"], {}, 0)
+    store = ResponseStore.open(run / "lape_store", info.lape.fingerprint, {}, 0)
     store.done[[2, 11, 19]] = False  # killed after the AP rows, before the LAPE rows
     store.flush()
     again, calls = counted_find(run, corpus_dir, loaded, "both")
-    assert again["timings"]["sentences_computed"] == 3 and calls == 1
+    assert again.timings["sentences_computed"] == 3 and calls == 1
     pd.testing.assert_frame_equal(full, pd.read_parquet(run / "lape.parquet"))
     with pytest.raises(LangneuronsError, match="holds a --method both run; --method ap would leave its LAPE"):
         counted_find(run, corpus_dir, loaded, "ap")
     ap, _ = counted_find(tmp_path / "grow", corpus_dir, loaded, "ap")
     grown, calls = counted_find(tmp_path / "grow", corpus_dir, loaded, "both")  # adds LAPE to an AP run
-    assert calls == 6 and grown["fingerprint"] == ap["fingerprint"]
+    assert calls == 6 and grown.fingerprint == ap.fingerprint
     pd.testing.assert_frame_equal(full, pd.read_parquet(tmp_path / "grow" / "lape.parquet"))
     with pytest.raises(LangneuronsError, match="--method 'all' is not one of ap, lape, both"):
         counted_find(tmp_path / "x", corpus_dir, loaded, "all")
@@ -106,7 +105,7 @@ def test_lape_interventions(both_run, tmp_path):
     activation = steerable.activation
     de = activation[(activation.concept == "de") & activation.lape_set].sort_values(["lape", "neuron"])
     plan = steerable.plan([Intervention("de", len(de), "top", "on_p50", method="lape")])
-    assert set(plan.edits) <= {s["name"] for s in info["lape"]["sites"]} and plan.n_units == len(de)
+    assert set(plan.edits) <= {s["name"] for s in info.lape.sites} and plan.n_units == len(de)
     for layer, per in plan.edits.items():
         index, keep, add = per["all"].index, per["all"].keep, per["all"].add
         expected = de[de.layer == layer].set_index("unit").loc[index.tolist(), "on_p50"].to_numpy()
@@ -129,15 +128,15 @@ def test_lape_interventions(both_run, tmp_path):
                              batch_size=2, progress=False)
     assert len(records) == 2 and records[0]["setting"][0]["method"] == "lape"
     old = tmp_path / "old.json"  # an intervention file from before the method field
-    old.write_text(json.dumps({"run": info["fingerprint"], "interventions": [{"language": "de", "n": 4}]}))
-    assert load_interventions(old)[0].method == "ap"
+    old.write_text(json.dumps({"run": info.fingerprint, "interventions": [{"language": "de", "n": 4}]}))
+    assert load_interventions(old).interventions[0].method == "ap"
 
 
 def test_compare_stability_and_report(both_run):
     run, info, loaded = both_run
     tables = compare(run, sentences=2, steerable=open_run(run, loaded=loaded), progress=False)
     overlap = tables["compare_overlap"].set_index("language")
-    assert overlap["n"].to_dict() == info["lape"]["per_language"]
+    assert overlap["n"].to_dict() == info.lape["per_language"]
     assert overlap["jaccard_gate"].between(0, 1).all() and (overlap["shared_gate"] <= overlap["n"]).all()
     ppl = tables["compare_perplexity"]
     assert len(ppl) == 4 + 2 * 4 * 4 and (ppl["perplexity"] > 1).all()
@@ -187,8 +186,8 @@ def test_hooks_count_only_real_tokens_in_padded_batches(corpus_dir, tmp_path):
     loaded = make_model("gpt2")
     counted_find(tmp_path / "b1", corpus_dir, loaded, "lape", batch_size=1)
     info, _ = counted_find(tmp_path / "b4", corpus_dir, loaded, "lape")
-    one = ResponseStore.open(tmp_path / "b1" / "lape_store", info["lape"]["fingerprint"], {}, 0)
-    four = ResponseStore.open(tmp_path / "b4" / "lape_store", info["lape"]["fingerprint"], {}, 0)
+    one = ResponseStore.open(tmp_path / "b1" / "lape_store", info.lape.fingerprint, {}, 0)
+    four = ResponseStore.open(tmp_path / "b4" / "lape_store", info.lape.fingerprint, {}, 0)
     lengths = [len(loaded.tokenizer(s)["input_ids"]) for lang in SAMPLE.values() for s in lang]
     assert sorted(one.responses(TOKENS)[:, 0].tolist()) == sorted(lengths)
     for name in one.files:
@@ -223,7 +222,7 @@ def test_cli_method_flags(saved_tiny, corpus_dir, tmp_path):
     assert code == 0 and "jaccard_gate" in output, output
     code, output = invoke("stability", out, "--resamples", "2")
     assert code == 0 and "mean_jaccard" in output, output
-    for args, message in ((["--method", "all"], "--method 'all' is not one of ap, lape, both"),
+    for args, message in ((["--method", "all"], "'all' is not one of 'ap', 'lape'"),
                           (["--lape-top-rate", "0"], "--lape-top-rate 0.0: must be in (0, 1]")):
         code, output = invoke("find", "--model", saved_tiny, "--corpus", corpus_dir, "--out", tmp_path / "x", *args)
         assert code == 2 and message in output, output

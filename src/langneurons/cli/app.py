@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import sys
 import warnings
+from enum import StrEnum
 from typing import Callable
 
 import typer
@@ -22,12 +23,68 @@ stdout = Console()
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Find and control the language-specific neurons of a causal LM.")
 
-MODEL = typer.Option("gemma-3-270m", "--model", "-m",
+# Help panels: every command groups its options under these titles, in this order.
+HARDWARE = "Model and hardware"
+CORPUS = "Corpus"
+METHOD_PANEL = "Method"
+NEURONS = "Neurons"
+EDIT = "Edit"
+DECODING = "Decoding"
+SAMPLING = "Sampling"
+GRID = "Grid (comma-separated values; every combination is tried)"
+OUTPUT = "Output"
+
+
+class Dtype(StrEnum):
+    float32 = "float32"
+    bfloat16 = "bfloat16"
+    float16 = "float16"
+
+
+class StoreDtype(StrEnum):
+    float32 = "float32"
+    float16 = "float16"
+
+
+class FindMethod(StrEnum):
+    ap = "ap"
+    lape = "lape"
+    both = "both"
+
+
+class Method(StrEnum):
+    ap = "ap"
+    lape = "lape"
+
+
+class Selection(StrEnum):
+    top = "top"
+    bottom = "bottom"
+    both = "both"
+    random = "random"
+
+
+class TopSelection(StrEnum):
+    top = "top"
+    bottom = "bottom"
+    both = "both"
+
+
+# The hardware options, the same on every command that loads a model.
+MODEL = typer.Option("gemma-3-270m", "--model", "-m", rich_help_panel=HARDWARE,
                      help="gemma-3-270m (embedded), a local folder, a .gguf file or a cached HF id")
-DEVICE = typer.Option("auto", help="auto, cpu, cuda or cuda:<index>")
-DTYPE = typer.Option("float32", help="float32, bfloat16 or float16")
-DEVICE_MAP = typer.Option(None, "--device-map", help="shard the model over GPUs and CPU memory (Accelerate): "
-                          "auto, balanced, balanced_low_0, sequential or JSON {module: device}; overrides --device")
+DEVICE = typer.Option("auto", rich_help_panel=HARDWARE, help="auto, cpu, cuda or cuda:INDEX, e.g. cuda:1")
+DTYPE = typer.Option(None, rich_help_panel=HARDWARE, show_default=False,
+                     help="weights and activations; default float32, on a RUN the run's dtype")
+DEVICE_MAP = typer.Option(None, "--device-map", rich_help_panel=HARDWARE,
+                          help="shard the model over GPUs and CPU memory (Accelerate): auto, balanced, "
+                          "balanced_low_0, sequential or JSON {module: device}; overrides --device")
+TRUST_REMOTE_CODE = typer.Option(False, rich_help_panel=HARDWARE, help="allow model code from the model folder")
+
+
+def dtype_or(dtype: Dtype | None, default: str | None = "float32") -> str | None:
+    """The --dtype given, else `default` (float32 for a new model, None = the run's own dtype)."""
+    return str(dtype) if dtype else default
 
 
 def friendly(fn: Callable) -> Callable:
@@ -56,13 +113,22 @@ def parse_languages(value: str | None) -> list[str] | None:
 
 
 RUN_ARG = typer.Argument(..., help="RUN folder made by `langneurons find`")
-LANGUAGE = typer.Option(None, "--language", "-l", help="language whose neurons are forced")
-N = typer.Option(None, "--n", help="neurons to force (0 = none); default 2000, with --method lape all of the language's")
-SELECTION = typer.Option(None, help="top, bottom, both or random; default both (--method lape: top)")
-METHOD = typer.Option("ap", help="ap (AP experts among all linears) or lape (LAPE neurons at the MLP activations)")
-VALUE = typer.Option("on_p50", help="on_p50, on_p90, off_mean, off_p50, zero, scale:K[:base], shift:A, mix:A or clamp[:base]")
-POSITIONS = typer.Option("all", help="all, prompt, generated, first:K or prefix:K (the first K new tokens; "
-                         "prefix: then continue unedited)")
+LANGUAGE = typer.Option(None, "--language", "-l", rich_help_panel=NEURONS, help="language whose neurons are forced")
+N = typer.Option(None, "--n", rich_help_panel=NEURONS,
+                 help="neurons to force (0 = none); default 2000, with --method lape all of the language's")
+SELECTION = typer.Option(None, rich_help_panel=NEURONS, show_default=False,
+                         help="which of the language's neurons; default both (--method lape: top)")
+METHOD = typer.Option(Method.ap, rich_help_panel=NEURONS,
+                      help="ap (AP experts among all linears) or lape (LAPE neurons at the MLP activations)")
+VALUE = typer.Option("on_p50", rich_help_panel=EDIT, metavar="VALUE",
+                     help="what the chosen neurons output: on_p50, on_p90, off_mean, off_p50, zero, "
+                     "scale:K[:base], shift:A, mix:A or clamp[:base], e.g. scale:2, mix:0.7, clamp:on_p90")
+POSITIONS = typer.Option("all", rich_help_panel=EDIT, metavar="POSITIONS",
+                         help="where the edit applies: all, prompt, generated, first:K or prefix:K (the first K new "
+                         "tokens; prefix: then continue unedited), e.g. prefix:3")
+SEEDS = typer.Option("1-100", rich_help_panel=SAMPLING, metavar="SEEDS",
+                     help="one sample per seed: A-B or A,B,..., e.g. 1-100 or 1,5,9")
+BATCH_SIZE = typer.Option(50, rich_help_panel=HARDWARE, help="samples generated together")
 
 
 def parse_temperatures(spec: str, option: str = "--opening-temperatures") -> list[float | None]:

@@ -7,18 +7,44 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from .app import DEVICE, DEVICE_MAP, DTYPE, MODEL, app, console, friendly, parse_languages, stdout
+from .app import (
+    CORPUS,
+    DEVICE,
+    DEVICE_MAP,
+    DTYPE,
+    HARDWARE,
+    METHOD_PANEL,
+    MODEL,
+    NEURONS,
+    OUTPUT,
+    RUN_ARG,
+    TRUST_REMOTE_CODE,
+    Dtype,
+    FindMethod,
+    StoreDtype,
+    TopSelection,
+    app,
+    console,
+    dtype_or,
+    friendly,
+    parse_languages,
+    stdout,
+)
 
 
-@app.command()
+@app.command(rich_help_panel="Find neurons")
 @friendly
-def sites(model: str = MODEL, device: str = DEVICE, dtype: str = DTYPE,
-          trust_remote_code: bool = typer.Option(False), device_map: str = DEVICE_MAP) -> None:
+def sites(
+    model: str = MODEL,
+    device: str = DEVICE,
+    dtype: Dtype = DTYPE,
+    device_map: str = DEVICE_MAP,
+    trust_remote_code: bool = TRUST_REMOTE_CODE,
+) -> None:
     """List the neuron sites (linear modules inside the decoder blocks) and their widths."""
-    from ..model import load_model
-    from ..sites import discover_sites
+    from ..model import discover_sites, load_model
 
-    loaded = load_model(model, device, dtype, trust_remote_code, device_map)
+    loaded = load_model(model, device, dtype_or(dtype), trust_remote_code, device_map)
     found = discover_sites(loaded.model)
     table = Table("module", "kind", "neurons", title=f"{model}: blocks at {found.blocks_path}")
     for site in found:
@@ -27,24 +53,31 @@ def sites(model: str = MODEL, device: str = DEVICE, dtype: str = DTYPE,
     typer.echo(f"{len(found)} modules, {found.total:,} neurons in {found.n_blocks} blocks")
 
 
-@app.command()
+@app.command(rich_help_panel="Find neurons")
 @friendly
 def find(
-    out: Path = typer.Option(..., "--out", "-o", help="RUN folder for all results"),
+    out: Path = typer.Option(..., "--out", "-o", rich_help_panel=OUTPUT, help="RUN folder for all results"),
+    store_dtype: StoreDtype = typer.Option(StoreDtype.float32, rich_help_panel=OUTPUT,
+                                           help="the on-disk responses (float16 halves the store)"),
+    corpus: str = typer.Option("builtin", rich_help_panel=CORPUS, metavar="CORPUS",
+                               help="builtin, paper:PATH, hf:PATH, a folder of <lang>.txt or a .jsonl"),
+    languages: str = typer.Option(None, rich_help_panel=CORPUS, help="comma-separated codes, e.g. en,de; "
+                                  "default: all in the corpus"),
+    positives: int = typer.Option(None, rich_help_panel=CORPUS,
+                                  help="first N positives (and N negatives per other language)"),
+    method: FindMethod = typer.Option(FindMethod.ap, rich_help_panel=METHOD_PANEL,
+                                      help="ap (AP of every linear), lape (LAPE of the MLP activations) "
+                                      "or both, recorded in one pass"),
+    lape_top_rate: float = typer.Option(0.01, rich_help_panel=METHOD_PANEL,
+                                        help="LAPE: share of all activation units kept"),
+    lape_quantile: float = typer.Option(0.95, rich_help_panel=METHOD_PANEL,
+                                        help="LAPE: τ is this quantile of all activation probabilities"),
     model: str = MODEL,
-    corpus: str = typer.Option("builtin", help="builtin, paper:PATH, hf:PATH, a folder of <lang>.txt or a .jsonl"),
-    languages: str = typer.Option(None, help="comma-separated codes, default: all in the corpus"),
-    positives: int = typer.Option(None, help="first N positives (and N negatives per other language)"),
     device: str = DEVICE,
-    dtype: str = DTYPE,
-    batch_size: int = typer.Option(16, help="sentences per forward pass"),
-    store_dtype: str = typer.Option("float32", help="float32 or float16 for the on-disk responses"),
-    trust_remote_code: bool = typer.Option(False, help="allow model code from the model folder"),
+    dtype: Dtype = DTYPE,
     device_map: str = DEVICE_MAP,
-    method: str = typer.Option("ap", help="ap (AP of every linear), lape (LAPE of the MLP activations) "
-                               "or both, recorded in one pass"),
-    lape_top_rate: float = typer.Option(0.01, help="LAPE: share of all activation units kept"),
-    lape_quantile: float = typer.Option(0.95, help="LAPE: τ is this quantile of all activation probabilities"),
+    trust_remote_code: bool = TRUST_REMOTE_CODE,
+    batch_size: int = typer.Option(16, rich_help_panel=HARDWARE, help="sentences per forward pass"),
 ) -> None:
     """Record every neuron's response to every sentence and score each language's experts.
 
@@ -52,8 +85,8 @@ def find(
     """
     from ..find.run import find as run_find
 
-    info = run_find(out, model, corpus, parse_languages(languages), positives, device, dtype,
-                    batch_size, store_dtype, trust_remote_code, device_map=device_map, method=method,
+    info = run_find(out, model, corpus, parse_languages(languages), positives, device, dtype_or(dtype),
+                    batch_size, str(store_dtype), trust_remote_code, device_map=device_map, method=str(method),
                     lape_top_rate=lape_top_rate, lape_quantile=lape_quantile)
     if info is None:  # a torchrun rank other than 0: rank 0 reports
         return
@@ -70,23 +103,24 @@ def find(
     )
 
 
-@app.command()
+@app.command(rich_help_panel="Find neurons")
 @friendly
 def top(
-    run: Path = typer.Argument(..., help="RUN folder made by `langneurons find`"),
-    language: str = typer.Option(..., "--language", "-l"),
-    n: int = typer.Option(1000, "--n"),
-    selection: str = typer.Option("top", help="top, bottom or both"),
-    out: Path = typer.Option(None, help="write the neurons to this .csv or .parquet"),
-    show: int = typer.Option(10, help="rows to print"),
+    run: Path = RUN_ARG,
+    language: str = typer.Option(..., "--language", "-l", rich_help_panel=NEURONS),
+    n: int = typer.Option(1000, "--n", rich_help_panel=NEURONS),
+    selection: TopSelection = typer.Option(TopSelection.top, rich_help_panel=NEURONS,
+                                           help="by AP: the top N, the bottom N or N/2 of each"),
+    out: Path = typer.Option(None, rich_help_panel=OUTPUT, help="write the neurons to this .csv or .parquet"),
+    show: int = typer.Option(10, rich_help_panel=OUTPUT, help="rows to print"),
 ) -> None:
     """Print or export a language's top/bottom/both N neurons by AP."""
-    from ..find.expertise import select
+    from ..find.tables import select
     from ..find.run import load_run
     from ..io import write_table
 
     _, expertise = load_run(run)
-    chosen = select(expertise, language, n, selection)
+    chosen = select(expertise, language, n, str(selection))
     if out:
         write_table(chosen.drop(columns=["group"]), out)
     table = Table("side", "layer", "unit", "ap", "on_p50", "off_mean")
@@ -97,7 +131,7 @@ def top(
 
 
 corpus_app = typer.Typer(no_args_is_help=True, help="The embedded parallel corpus.")
-app.add_typer(corpus_app, name="corpus")
+app.add_typer(corpus_app, name="corpus", rich_help_panel="Corpus")
 
 
 @corpus_app.command("stats")

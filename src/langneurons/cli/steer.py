@@ -9,16 +9,30 @@ from rich.table import Table
 
 from ..errors import LangneuronsError
 from .app import (
+    BATCH_SIZE,
+    DECODING,
     DEVICE,
     DEVICE_MAP,
+    DTYPE,
+    GRID,
+    HARDWARE,
     LANGUAGE,
     METHOD,
-    N,
+    NEURONS,
+    OUTPUT,
     POSITIONS,
     RUN_ARG,
+    SAMPLING,
+    SEEDS,
     SELECTION,
+    TRUST_REMOTE_CODE,
     VALUE,
+    Dtype,
+    Method,
+    N,
+    Selection,
     app,
+    dtype_or,
     friendly,
     parse_languages,
     parse_switch,
@@ -44,36 +58,47 @@ def interventions_from(steerable, language: str | None, n: int | None, selection
                          whole_characters, opening_temperature, start, start_temperature)]
 
 
-@app.command()
+@app.command(rich_help_panel="Steer")
 @friendly
 def generate(
     run: Path = RUN_ARG,
     language: str = LANGUAGE,
     n: int = N,
-    selection: str = SELECTION,
+    selection: Selection | None = SELECTION,
+    method: Method = METHOD,
+    random_seed: int = typer.Option(0, rich_help_panel=NEURONS, help="seed choosing the neurons of --selection random"),
+    blocks: str = typer.Option("", rich_help_panel=NEURONS, metavar="BLOCKS",
+                               help="choose neurons only in these blocks: A-B or A,B,..., e.g. 0-3,14-17"),
+    modules: str = typer.Option("", rich_help_panel=NEURONS, metavar="NAMES",
+                                help="choose neurons only in modules whose path contains one of these, e.g. mlp"),
+    interventions: Path = typer.Option(None, rich_help_panel=NEURONS,
+                                       help="JSON file of interventions (combined), instead of the options above"),
     value: str = VALUE,
     positions: str = POSITIONS,
-    random_seed: int = typer.Option(0, help="seed choosing the neurons of --selection random"),
-    blocks: str = typer.Option("", help="choose neurons only in these blocks, e.g. 0-3,14-17"),
-    modules: str = typer.Option("", help="choose neurons only in modules whose path contains one of these, e.g. mlp"),
-    guard: bool = typer.Option(False, help="with first:K/prefix:K: the opening's tokens are words, none repeated"),
-    whole_characters: bool = typer.Option(False, help="sample byte tokens only where the text stays well-formed UTF-8"),
-    opening_temperature: float = typer.Option(None, help="with first:K/prefix:K: sample the opening at this temperature"),
-    start: bool = typer.Option(False, help="with first:K/prefix:K: the first new token is one that begins the "
-                                           "run's sentences (over-represented there)"),
-    start_temperature: float = typer.Option(None, help="with --start: sample the first token at this temperature"),
-    interventions: Path = typer.Option(None, help="JSON file of interventions (combined)"),
-    save_intervention: Path = typer.Option(None, help="also write the intervention(s) as JSON here"),
-    seeds: str = typer.Option("1-100", help="one sample per seed, e.g. 1-100"),
-    translate: str = typer.Option(None, help="heldout (built-in) or a JSONL of {en, <lang>} pairs"),
-    limit: int = typer.Option(None, help="with --translate: only the first N sentences"),
-    prompt: str = typer.Option(None, help="continue this text instead of BOS"),
-    out: Path = typer.Option(..., "--out", "-o", help="JSONL file of samples"),
-    batch_size: int = typer.Option(50),
+    guard: bool = typer.Option(False, rich_help_panel=DECODING,
+                               help="with first:K/prefix:K: the opening's tokens are words, none repeated"),
+    whole_characters: bool = typer.Option(False, rich_help_panel=DECODING,
+                                          help="sample byte tokens only where the text stays well-formed UTF-8"),
+    opening_temperature: float = typer.Option(None, rich_help_panel=DECODING,
+                                              help="with first:K/prefix:K: sample the opening at this temperature"),
+    start: bool = typer.Option(False, rich_help_panel=DECODING,
+                               help="with first:K/prefix:K: the first new token is one that begins the run's "
+                               "sentences (over-represented there)"),
+    start_temperature: float = typer.Option(None, rich_help_panel=DECODING,
+                                            help="with --start: sample the first token at this temperature"),
+    seeds: str = SEEDS,
+    translate: str = typer.Option(None, rich_help_panel=SAMPLING, metavar="heldout|FILE",
+                                  help="translate instead: heldout (built-in) or a JSONL of {en, <lang>} pairs"),
+    limit: int = typer.Option(None, rich_help_panel=SAMPLING, help="with --translate: only the first N sentences"),
+    prompt: str = typer.Option(None, rich_help_panel=SAMPLING, help="continue this text instead of BOS"),
+    out: Path = typer.Option(..., "--out", "-o", rich_help_panel=OUTPUT, help="JSONL file of samples"),
+    save_intervention: Path = typer.Option(None, rich_help_panel=OUTPUT,
+                                           help="also write the intervention(s) as JSON here"),
     device: str = DEVICE,
-    dtype: str = typer.Option(None, help="default: the run's dtype"),
+    dtype: Dtype = DTYPE,
     device_map: str = DEVICE_MAP,
-    method: str = METHOD,
+    trust_remote_code: bool = TRUST_REMOTE_CODE,
+    batch_size: int = BATCH_SIZE,
 ) -> None:
     """Generate text while forcing a language's neurons; one JSON line per sample."""
     from ..io import ensure_writable, write_jsonl
@@ -82,9 +107,10 @@ def generate(
     from ..steer.sweep import open_run, parse_seeds, sample_records, translation_pairs
 
     ensure_writable(Path(out).parent)
-    steerable = open_run(run, device, dtype, device_map=device_map)
-    ivs = interventions_from(steerable, language, n, selection, value, positions, random_seed, blocks,
-                             interventions, method, modules, guard, whole_characters, opening_temperature, start,
+    steerable = open_run(run, device, dtype_or(dtype, None), trust_remote_code=trust_remote_code,
+                         device_map=device_map)
+    ivs = interventions_from(steerable, language, n, selection and str(selection), value, positions, random_seed,
+                             blocks, interventions, str(method), modules, guard, whole_characters, opening_temperature, start,
                              start_temperature)
     if save_intervention:
         save_interventions(save_intervention, ivs, steerable.info["fingerprint"])
@@ -101,7 +127,7 @@ def generate(
                f"({share['languages']})")
 
 
-@app.command()
+@app.command(rich_help_panel="Steer")
 @friendly
 def evaluate(
     samples: Path = typer.Argument(..., help="JSONL written by `langneurons generate`"),
@@ -120,26 +146,30 @@ def evaluate(
         typer.echo(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
 
 
-@app.command()
+@app.command(rich_help_panel="Steer")
 @friendly
 def perplexity(
     run: Path = RUN_ARG,
     language: str = LANGUAGE,
     n: int = N,
-    selection: str = SELECTION,
+    selection: Selection | None = SELECTION,
+    method: Method = METHOD,
     value: str = VALUE,
-    sentences: int = typer.Option(50, help="held-out sentences per evaluated language"),
+    sentences: int = typer.Option(50, rich_help_panel=SAMPLING, help="held-out sentences per evaluated language"),
     device: str = DEVICE,
+    dtype: Dtype = DTYPE,
     device_map: str = DEVICE_MAP,
-    method: str = METHOD,
+    trust_remote_code: bool = TRUST_REMOTE_CODE,
 ) -> None:
     """Perplexity of each language's held-out sentences without and with the intervention."""
     from ..steer.evaluate import perplexity as ppl
     from ..steer.sweep import heldout_sentences, open_run
 
-    steerable = open_run(run, device, device_map=device_map)
+    steerable = open_run(run, device, dtype_or(dtype, None), trust_remote_code=trust_remote_code,
+                         device_map=device_map)
     lm = steerable.loaded
-    ivs = interventions_from(steerable, language, n, selection, value, "all", 0, "", None, method)
+    ivs = interventions_from(steerable, language, n, selection and str(selection), value, "all", 0, "", None,
+                             str(method))
     plan = steerable.plan(ivs)
     table = Table("evaluated", "no intervention", f"{language} {ivs[0].selection} {ivs[0].n}" +
                   (" lape" if method == "lape" else ""))
@@ -150,30 +180,37 @@ def perplexity(
     stdout.print(table)
 
 
-@app.command()
+@app.command(rich_help_panel="Steer")
 @friendly
 def sweep(
     run: Path = RUN_ARG,
-    languages: str = typer.Option(None, help="default: all languages of the run"),
-    ns: str = typer.Option("0,2,20,200,2000,20000", help="comma-separated N values"),
-    selections: str = typer.Option(None, help="comma-separated: top,bottom,both,random; default both (lape: top)"),
-    modes: str = typer.Option("unconditional", help="unconditional, translation or both, comma-separated"),
-    seeds: str = typer.Option("1-100"),
+    languages: str = typer.Option(None, rich_help_panel=GRID, help="e.g. de,fr; default: all languages of the run"),
+    ns: str = typer.Option("0,2,20,200,2000,20000", rich_help_panel=GRID, help="N values, e.g. 0,20,2000"),
+    selections: str = typer.Option(None, rich_help_panel=GRID, metavar="SELECTIONS",
+                                   help="of top, bottom, both, random; default both (lape: top)"),
+    modes: str = typer.Option("unconditional", rich_help_panel=GRID, metavar="MODES",
+                              help="of unconditional, translation, e.g. unconditional,translation"),
+    method: Method = METHOD,
     value: str = VALUE,
     positions: str = POSITIONS,
-    translate: str = typer.Option("heldout", help="translation pairs: heldout or a JSONL file"),
-    limit: int = typer.Option(None, help="translation: only the first N sentences"),
-    ppl_sentences: int = typer.Option(50, help="held-out sentences for perplexity (0: skip)"),
-    batch_size: int = typer.Option(50),
+    seeds: str = SEEDS,
+    translate: str = typer.Option("heldout", rich_help_panel=SAMPLING, metavar="heldout|FILE",
+                                  help="translation pairs: heldout or a JSONL file"),
+    limit: int = typer.Option(None, rich_help_panel=SAMPLING, help="translation: only the first N sentences"),
+    ppl_sentences: int = typer.Option(50, rich_help_panel=SAMPLING,
+                                      help="held-out sentences for perplexity (0: skip)"),
     device: str = DEVICE,
+    dtype: Dtype = DTYPE,
     device_map: str = DEVICE_MAP,
-    method: str = METHOD,
+    trust_remote_code: bool = TRUST_REMOTE_CODE,
+    batch_size: int = BATCH_SIZE,
 ) -> None:
     """Generate and score every language × N × selection; resumable; writes RUN/sweep.parquet."""
     from ..steer.sweep import open_run, parse_seeds
     from ..steer.sweep import sweep as run_sweep
 
-    steerable = open_run(run, device, device_map=device_map)
+    steerable = open_run(run, device, dtype_or(dtype, None), trust_remote_code=trust_remote_code,
+                         device_map=device_map)
     try:
         n_values = [int(x) for x in ns.split(",")]
     except ValueError:
@@ -181,39 +218,52 @@ def sweep(
     table = run_sweep(steerable, parse_languages(languages) or steerable.info["languages"], n_values,
                       parse_languages(selections or ("top" if method == "lape" else "both")),
                       parse_languages(modes), parse_seeds(seeds), value, positions, translate, limit,
-                      ppl_sentences, batch_size, method=method)
+                      ppl_sentences, batch_size, method=str(method))
     cols = [c for c in ["mode", "language", "selection", "n", "target_share", "chrf", "perplexity"] if c in table]
     stdout.print(table[cols].to_string(index=False))
     typer.echo(f"{len(table)} cells → {run / 'sweep.parquet'}")
 
 
-@app.command()
+@app.command(rich_help_panel="Steer")
 @friendly
 def frontier(
     run: Path = RUN_ARG,
-    language: str = typer.Option(..., "--language", "-l"),
-    values: str = typer.Option("on_p50", help="comma-separated values (on_p50, mix:A, clamp, …)"),
-    positions: str = typer.Option("prefix:2,prefix:3,prefix:4",
-                                  help="comma-separated positions (all, generated, first:K, prefix:K)"),
-    selections: str = typer.Option("both"),
-    ns: str = typer.Option("2000,4000,8000,16000", help="comma-separated N"),
-    blocks: str = typer.Option("", help="semicolon-separated block ranges to try, e.g. ';0-3,14-17' ('' = all)"),
-    modules: str = typer.Option("", help="semicolon-separated module filters to try, e.g. ';mlp' ('' = all)"),
-    guards: str = typer.Option("on", help="on, off or off,on: openings with / without the guard (words, "
-                                          "none repeated; for first:K and prefix:K positions)"),
-    opening_temperatures: str = typer.Option("none", help="e.g. none,0.5: openings sampled at the sampling's "
-                                                          "temperature and/or these (first:K and prefix:K)"),
-    starts: str = typer.Option("off", help="off, on or off,on: openings whose first token is free / one that "
-                                           "begins the run's sentences (first:K and prefix:K)"),
-    start_temperatures: str = typer.Option("none", help="e.g. none,1.3: with --starts on, the first token sampled "
-                                                        "at the sampling's temperature and/or these"),
-    points: Path = typer.Option(None, help='JSON file of further settings: {"points": [\\[intervention, ...], ...]}, '
-                                           "each a list of interventions applied together"),
-    seeds: str = typer.Option("1-100", help="choose on these seeds"),
-    heldout_seeds: str = typer.Option("", help="then score the choice and the paper's setting on these, e.g. 101-200"),
-    batch_size: int = typer.Option(100),
+    language: str = typer.Option(..., "--language", "-l", rich_help_panel=NEURONS),
+    values: str = typer.Option("on_p50", rich_help_panel=GRID, metavar="VALUES",
+                               help="values as in generate --value, e.g. on_p50,mix:0.7,clamp"),
+    positions: str = typer.Option("prefix:2,prefix:3,prefix:4", rich_help_panel=GRID, metavar="POSITIONS",
+                                  help="positions as in generate --positions (all, generated, first:K, prefix:K)"),
+    selections: str = typer.Option("both", rich_help_panel=GRID, metavar="SELECTIONS",
+                                   help="of top, bottom, both, random"),
+    ns: str = typer.Option("2000,4000,8000,16000", rich_help_panel=GRID, help="N values"),
+    blocks: str = typer.Option("", rich_help_panel=GRID, metavar="BLOCKS;...",
+                               help="SEMICOLON-separated block ranges to try, e.g. ';0-3,14-17' ('' = all)"),
+    modules: str = typer.Option("", rich_help_panel=GRID, metavar="NAMES;...",
+                                help="SEMICOLON-separated module filters to try, e.g. ';mlp' ('' = all)"),
+    points: Path = typer.Option(None, rich_help_panel=GRID,
+                                help='JSON file of further settings: {"points": [\\[intervention, ...], ...]}, '
+                                "each a list of interventions applied together"),
+    guards: str = typer.Option("on", rich_help_panel=DECODING, metavar="off|on|off,on",
+                               help="openings with / without the guard (words, none repeated; for first:K "
+                               "and prefix:K positions)"),
+    opening_temperatures: str = typer.Option("none", rich_help_panel=DECODING, metavar="none|T,...",
+                                             help="e.g. none,0.5: openings sampled at the sampling's temperature "
+                                             "and/or these (first:K and prefix:K)"),
+    starts: str = typer.Option("off", rich_help_panel=DECODING, metavar="off|on|off,on",
+                               help="openings whose first token is free / one that begins the run's sentences "
+                               "(first:K and prefix:K)"),
+    start_temperatures: str = typer.Option("none", rich_help_panel=DECODING, metavar="none|T,...",
+                                           help="e.g. none,1.3: with --starts on, the first token sampled at the "
+                                           "sampling's temperature and/or these"),
+    seeds: str = typer.Option("1-100", rich_help_panel=SAMPLING, metavar="SEEDS",
+                              help="choose on these seeds: A-B or A,B,..., e.g. 1-100"),
+    heldout_seeds: str = typer.Option("", rich_help_panel=SAMPLING, metavar="SEEDS",
+                                      help="then score the choice and the paper's setting on these, e.g. 101-200"),
     device: str = DEVICE,
+    dtype: Dtype = DTYPE,
     device_map: str = DEVICE_MAP,
+    trust_remote_code: bool = TRUST_REMOTE_CODE,
+    batch_size: int = typer.Option(100, rich_help_panel=HARDWARE, help="samples generated together"),
 ) -> None:
     """Grid of steering strategies: target share vs fluency, its Pareto front and a recommendation."""
     from ..steer.frontier import (
@@ -234,7 +284,8 @@ def frontier(
         raise LangneuronsError(f"--ns {ns!r}: comma-separated integers, e.g. 200,2000") from None
     axes = (parse_switch(guards, "--guards"), parse_temperatures(opening_temperatures),
             parse_switch(starts, "--starts"), parse_temperatures(start_temperatures, "--start-temperatures"))
-    steerable = open_run(run, device, device_map=device_map)
+    steerable = open_run(run, device, dtype_or(dtype, None), trust_remote_code=trust_remote_code,
+                         device_map=device_map)
     settings = grid(language, parse_languages(values), parse_languages(positions), parse_languages(selections),
                     n_values, blocks.split(";"), modules.split(";"), *axes) + (load_points(points, language) if points else [])
     choice, heldout = parse_seeds(seeds), parse_seeds(heldout_seeds) if heldout_seeds else None

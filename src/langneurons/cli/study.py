@@ -6,21 +6,39 @@ from pathlib import Path
 
 import typer
 
-from .app import DEVICE, RUN_ARG, app, friendly, stdout
+from .app import (
+    DEVICE,
+    DEVICE_MAP,
+    DTYPE,
+    RUN_ARG,
+    SAMPLING,
+    TRUST_REMOTE_CODE,
+    Dtype,
+    app,
+    dtype_or,
+    friendly,
+    stdout,
+)
 
 
-@app.command()
+@app.command(rich_help_panel="Compare the methods")
 @friendly
 def compare(
     run: Path = RUN_ARG,
-    sentences: int = typer.Option(50, help="held-out sentences per evaluated language"),
+    sentences: int = typer.Option(50, rich_help_panel=SAMPLING, help="held-out sentences per evaluated language"),
     device: str = DEVICE,
+    dtype: Dtype = DTYPE,
+    device_map: str = DEVICE_MAP,
+    trust_remote_code: bool = TRUST_REMOTE_CODE,
 ) -> None:
     """AP vs LAPE: Jaccard per language, layers, perplexity with each method's neurons set to 0."""
+    from ..steer.sweep import open_run
+    from ..study.agreement import perplexity_matrix
     from ..study.compare import compare as run_compare
-    from ..study.compare import perplexity_matrix
 
-    tables = run_compare(run, sentences, device)
+    steerable = open_run(run, device, dtype_or(dtype, None), trust_remote_code=trust_remote_code,
+                         device_map=device_map)
+    tables = run_compare(run, sentences, steerable=steerable)
     stdout.print(tables["compare_overlap"].to_string(index=False))
     for method in ("ap", "lape"):
         stdout.print(f"\nperplexity, {method} neurons of the row language set to 0 (columns: evaluated):")
@@ -28,7 +46,7 @@ def compare(
     typer.echo(f"tables → {run / 'analysis'}/compare_*.csv")
 
 
-@app.command()
+@app.command(rich_help_panel="Compare the methods")
 @friendly
 def stability(
     run: Path = RUN_ARG,
