@@ -41,9 +41,9 @@ from .generate import (
     TRANSLATION,
     UNCONDITIONAL,
     generate,
-    sentence_starts,
 )
 from .intervene import Intervention, Plan, resolve
+from .rules import sentence_starts
 
 MODES = ("unconditional", "translation")
 
