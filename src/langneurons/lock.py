@@ -63,3 +63,11 @@ def run_lock(run: Path, command: str) -> Iterator[Path]:
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def main_rank_lock(run: Path, command: str):
+    """`run_lock` in the main process; under torchrun only rank 0 takes it (the other ranks of the
+    same command write their own shards of the store)."""
+    from contextlib import nullcontext
+
+    return run_lock(run, command) if os.environ.get("RANK", "0") == "0" else nullcontext(Path(run) / LOCK_NAME)

@@ -61,3 +61,31 @@ def test_lock_is_released_after_the_block_even_on_error(tmp_path):
     with run_lock(run, "report RUN"):
         pass
     assert (run / ".lock").read_text() == ""
+
+
+def test_find_is_refused_while_another_writer_holds_the_run(tiny_llama, corpus_dir, tmp_path):
+    from langneurons.find.run import find
+
+    run = tmp_path / "run"
+    proc = holder(run)
+    try:
+        with pytest.raises(LangneuronsError, match=rf"in use by PID {proc.pid}"):
+            find(run, corpus=str(corpus_dir), loaded=tiny_llama, progress=False)
+        assert not (run / "sentences.jsonl").exists() and not (run / "store").exists()
+    finally:
+        proc.terminate()
+        proc.wait()
+    find(run, corpus=str(corpus_dir), loaded=tiny_llama, progress=False)  # free again: it runs
+    assert (run / "run.json").exists()
+
+
+def test_refused_find_leaves_sentences_as_they_were(tiny_llama, corpus_dir, tmp_path):
+    """A find with other settings on a finished RUN is refused before it writes sentences.jsonl."""
+    from langneurons.find.run import find
+
+    run = tmp_path / "run"
+    find(run, corpus=str(corpus_dir), loaded=tiny_llama, progress=False)
+    before = (run / "sentences.jsonl").read_bytes()
+    with pytest.raises(LangneuronsError, match="already holds a run of another"):
+        find(run, corpus=str(corpus_dir), languages=["en", "de"], loaded=tiny_llama, progress=False)
+    assert (run / "sentences.jsonl").read_bytes() == before

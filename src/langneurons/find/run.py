@@ -32,6 +32,7 @@ from .expertise import BLOCK_ELEMENTS, COLUMNS, compute_expertise
 from .lape import QUANTILE, TOP_RATE, check_settings, store_widths, write_lape
 from .record import record_responses
 from .store import STORE_DTYPES, ResponseStore
+from ..lock import main_rank_lock
 
 METHODS = {"ap": ("ap",), "lape": ("lape",), "both": ("ap", "lape")}  # --method → methods computed
 
@@ -51,7 +52,14 @@ def run_fingerprint(loaded: LoadedModel, sites: Sites, labelset: LabelSet, store
     return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
 
-def find(
+def find(out: Path, *args, **kwargs) -> dict | None:
+    """Find the expertise of every neuron for every language (see `find_locked`), holding the RUN's
+    lock (lock.py) for the whole run, so a second writer is refused at once."""
+    with main_rank_lock(Path(out), "find"):
+        return find_locked(out, *args, **kwargs)
+
+
+def find_locked(
     out: Path,
     model: str = "gemma-3-270m",
     corpus: str = "builtin",
@@ -95,8 +103,6 @@ def find(
                 f"{out} already holds a run of another model, corpus or settings; choose another --out"
             )
         check_methods(previous, method)
-        if ranks.main:
-            write_jsonl(out / "sentences.jsonl", labelset.records())
         stores = []
         if "ap" in METHODS[method]:
             check_disk(out / "store", len(labelset.texts), sites.total, store_dtype, progress)
@@ -110,6 +116,8 @@ def find(
             check_disk(out / "lape_store", len(labelset.texts), 2 * act.total + 1, "float32", progress)
             stores.append((act, ResponseStore.open(out / "lape_store", lape_fingerprint, store_widths(act),
                                                    len(labelset.texts), "float32", ranks.rank)))
+        if ranks.main:  # only after the run and store checks: a refused run leaves the RUN as it was
+            write_jsonl(out / "sentences.jsonl", labelset.records())
     recorded = record_responses(loaded.model, loaded.tokenizer, labelset.texts, *stores[0], batch_size,
                                 dtype, progress, ranks.shard, stores[1] if len(stores) > 1 else None)
     for _, store in stores:
