@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from transformers import (
     XGLMConfig,
 )
 
+from langneurons.io import read_jsonl  # noqa: F401  (the tests' reader: lines end at "\n" only, not U+2028)
 from langneurons.model import LoadedModel
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -114,7 +114,3 @@ def saved_tiny(tmp_path: Path) -> Path:
     loaded.model.save_pretrained(folder)
     loaded.tokenizer.save_pretrained(folder)
     return folder
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
