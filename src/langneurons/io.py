@@ -170,3 +170,14 @@ def check_not_run_file(path: Path, option: str, run: Path | None = None) -> Path
     if target.is_dir():
         raise LangneuronsError(f"{option} {path}: is a folder; give a file name")
     return target
+
+
+def check_run_languages(values: list[str], known: list[str], option: str) -> list[str]:
+    """Languages a command was given, checked as file-name labels and against the run's languages."""
+    values = [check_label(v, option) for v in values]
+    unknown = [v for v in values if v not in known]
+    if unknown:
+        raise LangneuronsError(
+            f"{option} {', '.join(unknown)}: not a language of this run (it has {', '.join(known)})"
+        )
+    return values

@@ -17,6 +17,7 @@ from matplotlib.ticker import LogFormatter
 
 from ..find.run import load_run
 from ..io import write_table, write_text
+from ..lock import run_lock
 from .analysis import (
     SIDES,
     Analysis,
@@ -262,6 +263,12 @@ def neuron_sections(result: Analysis, expertise: pd.DataFrame, langs: list[str],
 
 
 def write_report(run: Path, n: int = 1000, per_setting: int = 3) -> Path:
+    """`write_report_locked` with the RUN's lock held (a second writer is refused at once)."""
+    with run_lock(Path(run), "report"):
+        return write_report_locked(run, n, per_setting)
+
+
+def write_report_locked(run: Path, n: int = 1000, per_setting: int = 3) -> Path:
     """Analyse RUN and write RUN/report.html (self-contained), RUN/figures/, RUN/analysis/.
 
     Args:

@@ -20,7 +20,8 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import LangneuronsError
-from ..io import read_jsonl, write_json, write_jsonl, write_table
+from ..io import check_label, check_run_languages, read_jsonl, write_json, write_jsonl, write_table
+from ..lock import run_lock
 from ..progress import console
 from .evaluate import openings, perplexity
 from .intervene import Intervention, is_opening
@@ -270,7 +271,21 @@ def load_table(steerable: Steerable, language: str) -> pd.DataFrame:
     return table
 
 
-def frontier(steerable: Steerable, language: str, settings: list[Intervention | Point], seeds: list[int],
+def frontier(steerable: Steerable, language: str, settings: list, *args, **kwargs) -> tuple[pd.DataFrame, pd.Series]:
+    """`frontier_locked` after checking `language` and every `modules` value (they become file names)
+    against the run, with the RUN's lock held for the whole run (a second writer is refused at once)."""
+    info = steerable.info
+    check_run_languages([language], list(info["languages"] if isinstance(info, dict) else info.languages), "-l")
+    for setting in settings:
+        ivs = getattr(setting, "interventions", setting)
+        for iv in ivs if isinstance(ivs, tuple) else (ivs,):
+            if getattr(iv, "modules", None):  # "" (every module) names no file
+                check_label(iv.modules, "modules")
+    with run_lock(steerable.run, f"frontier -l {language}"):
+        return frontier_locked(steerable, language, settings, *args, **kwargs)
+
+
+def frontier_locked(steerable: Steerable, language: str, settings: list[Intervention | Point], seeds: list[int],
              heldout_seeds: list[int] | None = None, batch_size: int = 100,
              progress: bool = True) -> tuple[pd.DataFrame, pd.Series]:
     """Score the unforced and reference points, the paper's setting and every setting (an

@@ -21,6 +21,8 @@ import torch
 
 from ..data import builtin_groups, load_corpus, parse_json_line, read_lines
 from ..errors import LangneuronsError
+from ..io import check_run_languages
+from ..lock import run_lock
 from ..find.lape import lape_sizes, load_activation
 from ..find.run import load_run
 from ..io import read_jsonl, write_json, write_jsonl, write_table
@@ -222,7 +224,21 @@ def heldout_sentences(language: str, limit: int) -> list[str]:
     return corpus.positives[language][:limit]
 
 
-def sweep(steerable: Steerable, languages: list[str], ns: list[int], selections: list[str],
+
+def run_languages(steerable) -> list[str]:
+    info = steerable.info
+    return list(info["languages"] if isinstance(info, dict) else info.languages)
+
+
+def sweep(steerable: Steerable, languages: list[str], *args, **kwargs) -> pd.DataFrame:
+    """`sweep_locked` after checking the languages (as file-name labels and against the run's), with
+    the RUN's lock held for the whole sweep (a second writer is refused at once)."""
+    check_run_languages(list(languages), run_languages(steerable), "--languages")
+    with run_lock(steerable.run, "sweep"):
+        return sweep_locked(steerable, languages, *args, **kwargs)
+
+
+def sweep_locked(steerable: Steerable, languages: list[str], ns: list[int], selections: list[str],
           modes: list[str], seeds: list[int], value: str = "on_p50", positions: str = "all",
           translate: str = "heldout", translate_limit: int | None = None, ppl_sentences: int = 50,
           batch_size: int = 50, progress: bool = True, method: str = "ap") -> pd.DataFrame:
