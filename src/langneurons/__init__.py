@@ -17,9 +17,11 @@ __version__ = "0.1.0"
 from .errors import LangneuronsError  # noqa: E402
 
 API = {
-    "find": "find.run", "load_run": "find.run", "load_model": "model", "discover_sites": "model",
+    "find": "find.run", "load_run": "find.info", "RunInfo": "find.info", "load_model": "model",
+    "discover_sites": "model",
     "load_corpus": "data", "build_labels": "data", "select": "find.tables",
-    "average_precision": "find.expertise", "Intervention": "steer.intervene", "resolve": "steer.intervene",
+    "average_precision": "find.expertise", "Intervention": "steer.intervene", "Setting": "steer.intervene",
+    "Decoding": "steer.decoding", "resolve": "steer.intervene",
     "steer": "steer.intervene", "hooks": "hooks",
     "open_run": "steer.sweep", "sample_records": "steer.sweep", "sweep": "steer.sweep",
     "perplexity": "steer.evaluate", "language_share": "steer.evaluate", "fluency": "steer.evaluate",

@@ -42,7 +42,7 @@ def test_find_top_generate_evaluate_sweep(cli_run, tmp_path):
     code, output = invoke("generate", cli_run, "-l", "de", "--n", "10", "--seeds", "1-3", "--whole-characters",
                           "--out", ruled)  # the tiny tokenizer has no byte tokens: the same texts
     assert code == 0 and [r["text"] for r in read_jsonl(ruled)] == [r["text"] for r in rows], output
-    assert read_jsonl(ruled)[0]["setting"][0]["whole_characters"] is True
+    assert read_jsonl(ruled)[0]["decoding"]["whole_characters"] is True
     code, output = invoke("evaluate", samples, "-l", "de")
     assert code == 0 and "target_share" in output
     code, output = invoke("sweep", cli_run, "--languages", "de,fr", "--ns", "0,4", "--seeds", "1-2",
@@ -145,7 +145,7 @@ def test_frontier_command(cli_run):
     assert (f"degenerate {row['degenerate_share']:.2f} [{row['degenerate_low']:.2f}-{row['degenerate_high']:.2f}]"
             f" ({row['padded_share']:.2f} ended in 8+ blanks), {row['opening_top_share']:.2f} open like the most"
             f" common opening (3 samples") in line
-    ivs = load_interventions(cli_run / "frontier" / "de-recommended.json")
+    ivs = load_interventions(cli_run / "frontier" / "de-recommended.json").interventions
     assert (ivs[0].value, ivs[0].positions) == chosen
     code, output = invoke("generate", cli_run, "--interventions", cli_run / "frontier" / "de-recommended.json",
                           "--seeds", "1-2", "--out", cli_run / "rec.jsonl")
@@ -184,7 +184,7 @@ def test_frontier_command(cli_run):
     code, output = invoke("generate", cli_run, "-l", "de", "--n", "4", "--positions", "prefix:2", "--start",
                           "--start-temperature", "1.3", "--seeds", "1-3", "--out", str(cli_run / "s.jsonl"))
     assert code == 0, output
-    assert read_jsonl(cli_run / "s.jsonl")[0]["setting"][0]["start_temperature"] == 1.3
+    assert read_jsonl(cli_run / "s.jsonl")[0]["decoding"]["start_temperature"] == 1.3
 
 
 def test_reproduce_fast_runs_every_stage_and_resumes(saved_tiny, corpus_dir, tmp_path):

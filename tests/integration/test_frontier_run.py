@@ -6,20 +6,26 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import make_model, read_jsonl
 
+from langneurons.errors import LangneuronsError
+from langneurons.find.run import find
+from langneurons.io import write_json, write_jsonl
 from langneurons.steer import frontier as frontier_module
 from langneurons.steer import sweep as steering_module
-from langneurons.errors import LangneuronsError
+from langneurons.steer.decoding import Decoding
 from langneurons.steer.evaluate import openings
-from langneurons.steer.frontier import (frontier, grid, load_points, reference_prompts, same_setting,
-                                        setting_of)
+from langneurons.steer.frontier import (
+    frontier,
+    grid,
+    load_points,
+    reference_prompts,
+    same_setting,
+    setting_of,
+)
 from langneurons.steer.generate import UNCONDITIONAL
-from langneurons.steer.intervene import Intervention, load_interventions
-from langneurons.find.run import find
+from langneurons.steer.intervene import Intervention, Setting, load_interventions
 from langneurons.steer.sweep import open_run, score_cell, sweep
-from langneurons.io import write_json, write_jsonl
-
-from conftest import make_model, read_jsonl
 
 
 @pytest.fixture
@@ -67,8 +73,8 @@ def test_reference_continues_the_runs_own_sentences_and_heldout_scores_the_choic
     assert held["ppl_ratio"].tolist() == pytest.approx((held["generated_ppl"] / base).tolist())
     marked = table[table["recommended"]]
     assert len(marked) == 1 and marked["seeds"].item() == "1-2" and marked["value"].item() == best["value"]
-    saved = load_interventions(steerable.run / "frontier" / "fr-recommended.json", steerable.info["fingerprint"])
-    assert (saved[0].value, saved[0].n) == (best["value"], best["n"])
+    saved = load_interventions(steerable.run / "frontier" / "fr-recommended.json", steerable.info.fingerprint)
+    assert (saved.interventions[0].value, saved.interventions[0].n) == (best["value"], best["n"])
 
 
 def test_a_point_of_several_interventions_is_scored_and_recommended_as_a_whole(steerable, tmp_path):
@@ -77,71 +83,72 @@ def test_a_point_of_several_interventions_is_scored_and_recommended_as_a_whole(s
     table, best = frontier(steerable, "de", [opening], [1, 2], batch_size=2, progress=False)
     row = table[table["also"] != ""].iloc[0]
     assert (row["n"], row["positions"], row["also"]) == (40, "prefix:1", "de-both-8-on_p50-prefix:2")
-    assert setting_of(row) == opening
+    assert setting_of(row) == Setting(opening)
     stem = "de-both-40-on_p50-prefix_1+de-both-8-on_p50-prefix_2"
     samples = read_jsonl(steerable.run / "frontier" / "de" / f"{stem}-seeds1-2.jsonl")
     fresh = frontier_module.sample_records(steerable, list(opening), "unconditional", [1, 2], batch_size=2,
                                            progress=False)
     assert [r["text"] for r in samples] == [r["text"] for r in fresh]
     saved = load_interventions(steerable.run / "frontier" / "de-recommended.json")
-    assert tuple(saved) == setting_of(best)
+    assert saved == setting_of(best)
 
 
 def test_a_guarded_opening_is_its_own_point_and_survives_the_table(steerable):
     settings = grid("de", ["on_p50"], ["all", "prefix:2"], ["both"], [40], [""], guards=[False, True])
-    assert [(iv.positions, iv.guard) for iv in settings] == [("all", False), ("prefix:2", False), ("prefix:2", True)]
+    assert [(s.interventions[0].positions, s.decoding.guard) for s in settings] == [
+        ("all", False), ("prefix:2", False), ("prefix:2", True)]
     table, best = frontier(steerable, "de", settings, [1, 2], batch_size=2, progress=False)
     openings = table[(table["kind"] == "forced") & (table["positions"] == "prefix:2")]
     assert sorted(openings["guard"]) == [False, True]
-    assert [setting_of(row)[0] for _, row in openings.iterrows()] == [
-        Intervention("de", 40, positions="prefix:2", guard=bool(g)) for g in openings["guard"]]
+    assert [setting_of(row) for _, row in openings.iterrows()] == [
+        Setting((Intervention("de", 40, positions="prefix:2"),), Decoding(guard=bool(g))) for g in openings["guard"]]
     samples = read_jsonl(steerable.run / "frontier" / "de" / "de-both-40-on_p50-prefix_2-guard-seeds1-2.jsonl")
-    assert samples[0]["setting"][0]["guard"] is True
-    assert load_interventions(steerable.run / "frontier" / "de-recommended.json")[0].guard == best["guard"]
+    assert samples[0]["decoding"]["guard"] is True
+    assert load_interventions(steerable.run / "frontier" / "de-recommended.json").decoding.guard == best["guard"]
 
 
 def test_a_whole_characters_point_is_its_own_setting(steerable):
-    plain, ruled = Intervention("de", 40, positions="prefix:2"), Intervention("de", 40, positions="prefix:2",
-                                                                             whole_characters=True)
+    edit = (Intervention("de", 40, positions="prefix:2"),)
+    plain, ruled = Setting(edit), Setting(edit, Decoding(whole_characters=True))
     table, _ = frontier(steerable, "de", [plain, ruled], [1, 2], batch_size=2, progress=False)
     openings = table[(table["kind"] == "forced") & (table["positions"] == "prefix:2")]
     assert sorted(openings["whole_characters"]) == [False, True]
-    assert {setting_of(row)[0] for _, row in openings.iterrows()} == {plain, ruled}
-    assert not table.loc[table["kind"] != "forced", "whole_characters"].any()  # baselines decode as DESIGN §6
+    assert {setting_of(row) for _, row in openings.iterrows()} == {plain, ruled}
+    assert not table.loc[table["kind"] != "forced", "whole_characters"].any()  # baselines decode as docs/method.md §6
 
 
 def test_opening_temperatures_are_a_grid_axis_and_their_points_survive_the_table(steerable):
     settings = grid("de", ["on_p50"], ["all", "prefix:2"], ["both"], [40], [""], temperatures=[None, 0.5])
-    assert [(iv.positions, iv.opening_temperature) for iv in settings] == [
+    assert [(s.interventions[0].positions, s.decoding.opening_temperature) for s in settings] == [
         ("all", None), ("prefix:2", None), ("prefix:2", 0.5)]  # no temperature for positions all
     table, best = frontier(steerable, "de", settings, [1, 2], batch_size=2, progress=False)
     openings = table[(table["kind"] == "forced") & (table["positions"] == "prefix:2")]
-    assert {setting_of(row)[0] for _, row in openings.iterrows()} == set(settings[1:])
+    assert {setting_of(row) for _, row in openings.iterrows()} == set(settings[1:])
     assert same_setting(table, openings.iloc[0]).sum() == 1  # a missing temperature matches only a missing one
     assert table.loc[table["paper"], "opening_temperature"].isna().all()
-    saved = load_interventions(steerable.run / "frontier" / "de-recommended.json")[0]
+    saved = load_interventions(steerable.run / "frontier" / "de-recommended.json").decoding
     assert saved.opening_temperature == (None if pd.isna(best["opening_temperature"]) else best["opening_temperature"])
 
 
 def test_the_start_rule_and_its_temperature_are_grid_axes_and_survive_the_table(steerable):
     settings = grid("de", ["on_p50"], ["all", "prefix:2"], ["both"], [40], [""], starts=[False, True],
                     start_temperatures=[None, 1.3])
-    assert [(iv.positions, iv.start, iv.start_temperature) for iv in settings] == [
+    assert [(s.interventions[0].positions, s.decoding.start, s.decoding.start_temperature) for s in settings] == [
         ("all", False, None), ("prefix:2", False, None), ("prefix:2", True, None), ("prefix:2", True, 1.3)]
     table, best = frontier(steerable, "de", settings, [1, 2], batch_size=2, progress=False)
     openings = table[(table["kind"] == "forced") & (table["positions"] == "prefix:2")]
-    assert {setting_of(row)[0] for _, row in openings.iterrows()} == set(settings[1:])
+    assert {setting_of(row) for _, row in openings.iterrows()} == set(settings[1:])
     assert all(same_setting(table, row).sum() == 1 for _, row in openings.iterrows())
     assert not table.loc[table["paper"], "start"].any() and table.loc[table["paper"], "start_temperature"].isna().all()
     samples = read_jsonl(steerable.run / "frontier" / "de" / "de-both-40-on_p50-prefix_2-start-S1.3-seeds1-2.jsonl")
-    assert [r["setting"][0]["start_temperature"] for r in samples] == [1.3, 1.3]
+    assert [r["decoding"]["start_temperature"] for r in samples] == [1.3, 1.3]
 
 
 def test_points_files_are_checked(tmp_path):
     path = tmp_path / "points.json"
     path.write_text(json.dumps({"points": [[{"n": 8, "positions": "prefix:1"}]]}))  # language: -l
-    assert load_points(path, "de") == [(Intervention("de", 8, positions="prefix:1"),)]
-    assert load_points(path, "fr") == [(Intervention("fr", 8, positions="prefix:1"),)]
+    assert load_points(path, "de") == [Setting((Intervention("de", 8, positions="prefix:1"),))]
+    assert load_points(path, "fr") == [Setting((Intervention("fr", 8, positions="prefix:1"),))]
     path.write_text(json.dumps({"points": [[{"language": "de", "n": 8}], []]}))
     with pytest.raises(LangneuronsError, match="point 1 is empty or forces another language than fr"):
         load_points(path, "fr")
@@ -175,10 +182,10 @@ def test_a_sample_that_ends_in_blanks_keeps_its_padding_and_counts_as_degenerate
 def test_sweep_cells_stored_without_padding_are_generated_and_scored_again(steerable, monkeypatch):
     sweep(steerable, ["de"], [0, 4], ["top"], ["unconditional"], [1, 2], ppl_sentences=0, progress=False)
     folder = steerable.run / "sweep"
-    for path in folder.glob("*.jsonl"):  # as an older version wrote them
-        write_jsonl(path, [{k: v for k, v in r.items() if k != "padding"} for r in read_jsonl(path)])
+    for path in folder.glob("*.jsonl"):  # as an older version wrote them (without a schema)
+        write_jsonl(path, [{k: v for k, v in r.items() if k not in ("padding", "schema")} for r in read_jsonl(path)])
     for path in folder.glob("*.json"):
-        write_json(path, {k: v for k, v in json.loads(path.read_text()).items() if k != "padded_share"})
+        write_json(path, {k: v for k, v in json.loads(path.read_text()).items() if k not in ("padded_share", "schema")})
     generated = []
     real = steering_module.sample_records
 
@@ -198,10 +205,10 @@ def test_sweep_cells_stored_without_padding_are_generated_and_scored_again(steer
 def test_samples_stored_without_padding_are_generated_again(steerable, monkeypatch):
     frontier(steerable, "de", [], [1, 2], batch_size=2, progress=False)
     folder = steerable.run / "frontier"
-    for path in folder.rglob("*.jsonl"):  # samples and scores as an older version wrote them
-        write_jsonl(path, [{k: v for k, v in r.items() if k != "padding"} for r in read_jsonl(path)])
+    for path in folder.rglob("*.jsonl"):  # samples and scores as an older version wrote them (no schema)
+        write_jsonl(path, [{k: v for k, v in r.items() if k not in ("padding", "schema")} for r in read_jsonl(path)])
     for path in (folder / "de").glob("*.json"):
-        write_json(path, {k: v for k, v in json.loads(path.read_text()).items() if k != "padded_share"})
+        write_json(path, {k: v for k, v in json.loads(path.read_text()).items() if k not in ("padded_share", "schema")})
     generated = []
     real = frontier_module.sample_records
 

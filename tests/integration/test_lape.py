@@ -46,7 +46,7 @@ def test_both_is_ap_plus_lape_in_one_pass(tiny, corpus_dir, tmp_path):
     lape, lape_calls = counted_find(tmp_path / "lape", corpus_dir, tiny, "lape")
     both, both_calls = counted_find(tmp_path / "both", corpus_dir, tiny, "both")
     assert ap_calls == lape_calls == both_calls == both.timings["batches_computed"] == 6  # 24 sentences / 4
-    assert "method" not in ap and "lape" not in ap and not (tmp_path / "ap" / "lape.parquet").exists()
+    assert ap.method == "ap" and ap.lape is None and not (tmp_path / "ap" / "lape.parquet").exists()
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "ap" / "expertise.parquet"),
                                   pd.read_parquet(tmp_path / "both" / "expertise.parquet"))
     for name in ("lape.parquet", "activation_expertise.parquet"):
@@ -65,7 +65,7 @@ def test_both_is_ap_plus_lape_in_one_pass(tiny, corpus_dir, tmp_path):
 
 def test_counts_equal_a_brute_force_count_per_sentence(both_run):
     run, info, loaded = both_run
-    store = ResponseStore.open(run / "lape_store", info.lape.fingerprint, {}, 0)
+    store = ResponseStore.open(run / "lape_store", info.lape["fingerprint"], {}, 0)
     act = activation_sites(loaded.model)
     texts = [json.loads(line)["text"] for line in (run / "sentences.jsonl").read_text().splitlines()]
     for row in (0, 7, 23):
@@ -83,7 +83,7 @@ def test_counts_equal_a_brute_force_count_per_sentence(both_run):
 def test_resume_and_method_changes(both_run, corpus_dir, tmp_path):
     run, info, loaded = both_run
     full = pd.read_parquet(run / "lape.parquet")
-    store = ResponseStore.open(run / "lape_store", info.lape.fingerprint, {}, 0)
+    store = ResponseStore.open(run / "lape_store", info.lape["fingerprint"], {}, 0)
     store.done[[2, 11, 19]] = False  # killed after the AP rows, before the LAPE rows
     store.flush()
     again, calls = counted_find(run, corpus_dir, loaded, "both")
@@ -105,7 +105,7 @@ def test_lape_interventions(both_run, tmp_path):
     activation = steerable.activation
     de = activation[(activation.concept == "de") & activation.lape_set].sort_values(["lape", "neuron"])
     plan = steerable.plan([Intervention("de", len(de), "top", "on_p50", method="lape")])
-    assert set(plan.edits) <= {s["name"] for s in info.lape.sites} and plan.n_units == len(de)
+    assert set(plan.edits) <= {s["name"] for s in info.lape["sites"]} and plan.n_units == len(de)
     for layer, per in plan.edits.items():
         index, keep, add = per["all"].index, per["all"].keep, per["all"].add
         expected = de[de.layer == layer].set_index("unit").loc[index.tolist(), "on_p50"].to_numpy()
@@ -186,8 +186,8 @@ def test_hooks_count_only_real_tokens_in_padded_batches(corpus_dir, tmp_path):
     loaded = make_model("gpt2")
     counted_find(tmp_path / "b1", corpus_dir, loaded, "lape", batch_size=1)
     info, _ = counted_find(tmp_path / "b4", corpus_dir, loaded, "lape")
-    one = ResponseStore.open(tmp_path / "b1" / "lape_store", info.lape.fingerprint, {}, 0)
-    four = ResponseStore.open(tmp_path / "b4" / "lape_store", info.lape.fingerprint, {}, 0)
+    one = ResponseStore.open(tmp_path / "b1" / "lape_store", info.lape["fingerprint"], {}, 0)
+    four = ResponseStore.open(tmp_path / "b4" / "lape_store", info.lape["fingerprint"], {}, 0)
     lengths = [len(loaded.tokenizer(s)["input_ids"]) for lang in SAMPLE.values() for s in lang]
     assert sorted(one.responses(TOKENS)[:, 0].tolist()) == sorted(lengths)
     for name in one.files:

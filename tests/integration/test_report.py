@@ -10,16 +10,17 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from langneurons.report import analysis
 from langneurons.errors import LangneuronsError
+from langneurons.find.info import RunInfo, load_run
+from langneurons.find.run import find
+from langneurons.report import analysis
 from langneurons.report.write import escape, write_report
-from langneurons.find.run import find, load_run
 
 CHROMIUM = Path("/usr/bin/chromium")
 NASTY = "<script>alert(1)</script> see https://example.com & http://x.org"
 
 
-def hand_made() -> tuple[dict, pd.DataFrame]:
+def hand_made() -> tuple[RunInfo, pd.DataFrame]:
     """5 blocks × (attention q_proj, mlp up_proj) × 1 neuron; neuron i sits in block i // 2."""
     sites = [{"name": f"model.layers.{b}.{local}", "block": b, "local": local, "kind": kind,
               "width": 1, "offset": 2 * b + k}
@@ -35,7 +36,10 @@ def hand_made() -> tuple[dict, pd.DataFrame]:
         values = [chosen.get(i, 0.3 + 0.01 * i) for i in range(10)]
         frames.append(pd.DataFrame({"layer": [s["name"] for s in sites], "unit": 0, "ap": values,
                                     "concept": lang, "neuron": range(10)}))
-    return {"blocks": 5, "sites": sites}, pd.concat(frames, ignore_index=True)
+    info = RunInfo(model="hand-made", dtype="float32", corpus="hand-made", languages=list(ap), fingerprint="",
+                   sites=sites, neurons=10, modules=10, blocks=5, unique_sentences=0,
+                   positives_per_language={}, negatives_per_language={})
+    return info, pd.concat(frames, ignore_index=True)
 
 
 def test_analysis_numbers_on_a_hand_made_table():
@@ -148,7 +152,7 @@ def assert_self_contained(text: str) -> None:
 
 def test_report_is_self_contained_and_matches_the_analysis(tiny_run):
     info, expertise = load_run(tiny_run)
-    fabricate_sweep(tiny_run, info["languages"])
+    fabricate_sweep(tiny_run, info.languages)
     path = write_report(tiny_run, n=20, per_setting=2)
     text = path.read_text(encoding="utf-8")
     assert path == tiny_run / "report.html" and path.stat().st_size < 5_000_000
@@ -177,7 +181,7 @@ def test_report_is_self_contained_and_matches_the_analysis(tiny_run):
     for name in ("overlap-top", "blocks-top", "modules-bottom", "ap",
                  "target_share-unconditional-both-on_p50-all", "perplexity-unconditional-both-on_p50-all"):
         assert {f"{name}.png", f"{name}.svg"} <= figures, name
-    assert len(result.samples) == 2 * (1 + 2 * len(info["languages"]))
+    assert len(result.samples) == 2 * (1 + 2 * len(info.languages))
 
 
 def test_report_without_sweep_has_no_steering(tiny_run):

@@ -7,18 +7,33 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from conftest import make_model
 
 from langneurons.errors import LangneuronsError
-from langneurons.steer.generate import UNCONDITIONAL, Sampling, generate, generate_batch, next_tokens, tall_logits
-from langneurons.steer.rules import guard_opening, opening_vocabulary, sentence_start
-from langneurons.steer.intervene import (Edit, Intervention, Plan, load_interventions, resolve,
-                                         save_interventions, steer)
-from langneurons.hooks import hooks
 from langneurons.find.record import record
 from langneurons.find.run import find
+from langneurons.hooks import hooks
+from langneurons.steer.decoding import Decoding
+from langneurons.steer.generate import (
+    UNCONDITIONAL,
+    Sampling,
+    generate,
+    generate_batch,
+    next_tokens,
+    tall_logits,
+)
+from langneurons.steer.intervene import (
+    Edit,
+    Intervention,
+    Plan,
+    Setting,
+    load_interventions,
+    resolve,
+    save_interventions,
+    steer,
+)
+from langneurons.steer.rules import guard_opening, opening_vocabulary, sentence_start
 from langneurons.steer.sweep import open_run, sample_records
-
-from conftest import make_model
 
 
 @pytest.fixture
@@ -38,7 +53,7 @@ def run_means(model, tokenizer, names, plan=None):
 
 def test_edit_changes_exactly_the_chosen_units(steerable):
     model, tok = steerable.loaded.model, steerable.loaded.tokenizer
-    names = [s["name"] for s in steerable.info["sites"]]
+    names = [s["name"] for s in steerable.info.sites]
     target = "model.layers.0.mlp.up_proj"
     plan = Plan({target: {"all": Edit(torch.tensor([1, 7]), torch.zeros(2), torch.tensor([2.5, -1.0]))}}, steerable.widths)
     base, steered = run_means(model, tok, names), run_means(model, tok, names, plan)
@@ -125,7 +140,7 @@ def test_a_guarded_opening_is_words_none_repeated_then_the_plain_model_goes_on(s
     model, tok = steerable.loaded.model, steerable.loaded.tokenizer
     greedy = Sampling(max_new_tokens=8, greedy=True)
     strong = dict(language="de", n=40, selection="both", value="scale:50", positions="prefix:3")
-    guarded = steerable.plan([Intervention(**strong, guard=True)])
+    guarded = steerable.plan([Intervention(**strong)], Decoding(guard=True))
     assert guarded.guards == {"prefix:3"} and not steerable.plan([Intervention(**strong)]).guards
     out = generate_batch(model, tok, [[2, 5]], [0], greedy, guarded)[0]
     # the opening, step by step: the edited model's most likely token among the allowed ones
@@ -149,7 +164,7 @@ def test_an_opening_temperature_samples_the_opening_cooler_then_the_plain_model_
     model, tok = steerable.loaded.model, steerable.loaded.tokenizer
     sampling, seeds = Sampling(max_new_tokens=6), list(range(8))
     strong = dict(language="de", n=40, selection="both", value="scale:20", positions="prefix:3")
-    cooled = steerable.plan([Intervention(**strong, opening_temperature=0.3)])
+    cooled = steerable.plan([Intervention(**strong)], Decoding(opening_temperature=0.3))
     assert cooled.temperatures == {"prefix:3": 0.3}
     out = generate_batch(model, tok, [[2, 5]] * len(seeds), seeds, sampling, cooled)
     edited = steerable.plan([Intervention(**{**strong, "positions": "all"})])
@@ -163,17 +178,18 @@ def test_an_opening_temperature_samples_the_opening_cooler_then_the_plain_model_
     warm = generate_batch(model, tok, [[2, 5]] * len(seeds), seeds, sampling, steerable.plan([Intervention(**strong)]))
     assert [row[:3] for row in warm] != [row[:3] for row in out]  # the temperature changed some openings
     with pytest.raises(LangneuronsError, match="only for an opening"):
-        Intervention("de", 4, positions="all", opening_temperature=0.5)
+        Setting((Intervention("de", 4, positions="all"),), Decoding(opening_temperature=0.5))
     with pytest.raises(LangneuronsError, match="above 0"):
-        Intervention("de", 4, positions="prefix:2", opening_temperature=0)
-    assert Intervention("de", 4, positions="prefix:2", opening_temperature=0.5).label.endswith("-prefix:2-T0.5")
+        Decoding(opening_temperature=0)
+    assert Setting((Intervention("de", 4, positions="prefix:2"),),
+                   Decoding(opening_temperature=0.5)).label.endswith("-prefix:2-T0.5")
 
 
 def test_a_start_opening_draws_its_first_token_from_the_sentence_starts_then_goes_on_as_before(steerable):
     model, tok = steerable.loaded.model, steerable.loaded.tokenizer
     sampling, seeds = Sampling(max_new_tokens=6), list(range(12))
     strong = dict(language="de", n=40, selection="both", value="scale:20", positions="prefix:3")
-    plan = steerable.plan([Intervention(**strong, start=True, start_temperature=1.5)])
+    plan = steerable.plan([Intervention(**strong)], Decoding(start=True, start_temperature=1.5))
     starts = steerable.sentence_starts
     assert plan.starts is starts and plan.start_temperature == 1.5 and 0 < int(starts.sum()) < len(tok)
     out = generate_batch(model, tok, [[2]] * len(seeds), seeds, sampling, plan)
@@ -189,17 +205,19 @@ def test_a_start_opening_draws_its_first_token_from_the_sentence_starts_then_goe
             assert int(next_tokens(allowed, step, draws[k : k + 1])[0]) == token
     free = generate_batch(model, tok, [[2]] * len(seeds), seeds, sampling, steerable.plan([Intervention(**strong)]))
     assert not all(starts[row[0]] for row in free)  # without the rule some texts open otherwise
-    control = steerable.plan([Intervention("de", 0, positions="prefix:3", start=True)])
+    control = steerable.plan([Intervention("de", 0, positions="prefix:3")], Decoding(start=True))
     assert control is not None and not control.edits and control.starts is starts  # the rule alone: a control
     with pytest.raises(LangneuronsError, match="start: only for the first token of an opening"):
-        Intervention("de", 4, positions="all", start=True)
+        Setting((Intervention("de", 4, positions="all"),), Decoding(start=True))
     with pytest.raises(LangneuronsError, match="only with start"):
-        Intervention("de", 4, positions="prefix:2", start_temperature=1.3)
+        Decoding(start_temperature=1.3)
     with pytest.raises(LangneuronsError, match="above 0"):
-        Intervention("de", 4, positions="prefix:2", start=True, start_temperature=0)
+        Decoding(start=True, start_temperature=0)
     with pytest.raises(LangneuronsError, match="sentence-start tokens"):
-        resolve([Intervention("de", 4, positions="prefix:2", start=True)], steerable.expertise, steerable.widths)
-    label = Intervention("de", 4, positions="prefix:2", guard=True, start=True, start_temperature=1.3).label
+        resolve([Intervention("de", 4, positions="prefix:2")], steerable.expertise, steerable.widths,
+                decoding=Decoding(start=True))
+    label = Setting((Intervention("de", 4, positions="prefix:2"),),
+                    Decoding(guard=True, start=True, start_temperature=1.3)).label
     assert label.endswith("-prefix:2-guard-start-S1.3")
 
 
@@ -213,8 +231,8 @@ def test_the_guard_knows_words_and_their_spaced_forms(steerable):
     pairs = [(i, j) for i, t in text.items() for j, u in text.items() if i != j and t.strip() == u.strip() and words[i]]
     assert pairs and all(forms[i] == forms[j] for i, j in pairs)  # e.g. "die" and " die"
     with pytest.raises(LangneuronsError, match="guard: only for the tokens of an opening"):
-        Intervention("de", 4, positions="all", guard=True)
-    assert Intervention("de", 4, positions="first:2", guard=True).label.endswith("-first:2-guard")
+        Setting((Intervention("de", 4, positions="all"),), Decoding(guard=True))
+    assert Setting((Intervention("de", 4, positions="first:2"),), Decoding(guard=True)).label.endswith("-first:2-guard")
 
 
 @pytest.mark.parametrize("spec", ["first", "first:0", "first:x", "last:3", "All"])
@@ -255,8 +273,8 @@ def test_n_zero_is_bit_for_bit_the_baseline(steerable):
 
 def test_intervention_files_roundtrip_and_refuse_other_runs(steerable, tmp_path):
     ivs = [Intervention("de", 20, "top", "scale:2"), Intervention("fr", 4, "bottom", "zero", "generated")]
-    save_interventions(tmp_path / "iv.json", ivs, steerable.info["fingerprint"])
-    assert load_interventions(tmp_path / "iv.json", steerable.info["fingerprint"]) == ivs
+    save_interventions(tmp_path / "iv.json", Setting(tuple(ivs)), steerable.info.fingerprint)
+    assert load_interventions(tmp_path / "iv.json", steerable.info.fingerprint) == Setting(tuple(ivs))
     with pytest.raises(LangneuronsError, match="made for another run"):
         load_interventions(tmp_path / "iv.json", "0" * 64)
     with pytest.raises(LangneuronsError, match="value 'scale:x'"):
@@ -288,7 +306,7 @@ def test_each_strategy_is_exact_arithmetic_on_the_recorded_output(steerable, val
     model, tok = steerable.loaded.model, steerable.loaded.tokenizer
     iv = Intervention("de", 6, "top", value, blocks="1")
     plan = steerable.plan([iv])
-    assert set(plan.edits) <= {s["name"] for s in steerable.info["sites"] if s["block"] == 1}
+    assert set(plan.edits) <= {s["name"] for s in steerable.info.sites if s["block"] == 1}
     names = list(plan.edits)
     ids = tok(["Die Katze schläft."], return_tensors="pt")
     outputs = {}
@@ -298,7 +316,7 @@ def test_each_strategy_is_exact_arithmetic_on_the_recorded_output(steerable, val
             model.base_model(**ids)
         outputs[label] = seen
     de = steerable.expertise[steerable.expertise.concept == "de"].set_index(["layer", "unit"])
-    order = [s["name"] for s in steerable.info["sites"]]
+    order = [s["name"] for s in steerable.info.sites]
     first = min(names, key=order.index)  # the earliest edited module sees an unchanged input
     index = plan.edits[first]["all"].index
     stats = de.loc[[(first, int(u)) for u in index]]
@@ -327,11 +345,11 @@ def test_tall_logits_match_the_head_and_restore_it(tiny):
 
 
 def test_whole_characters_is_plain_data_and_a_no_op_without_byte_tokens(steerable):
-    iv = Intervention("de", 0, whole_characters=True)
-    assert iv.label.endswith("-chars") and Intervention.from_dict(iv.to_dict()) == iv
-    plan = steerable.plan([iv, Intervention("de", 4, positions="first:2")])
+    iv, chars = Intervention("de", 0), Decoding(whole_characters=True)
+    assert Setting((iv,), chars).label.endswith("-chars") and Decoding.from_dict(chars.to_dict()) == chars
+    plan = steerable.plan([iv, Intervention("de", 4, positions="first:2")], chars)
     assert plan.whole_characters and plan.n_units == 4 and not steerable.plan([Intervention("de", 4)]).whole_characters
     model, tok = steerable.loaded.model, steerable.loaded.tokenizer  # byte-level BPE: no <0xAB> tokens
     sampling = Sampling(max_new_tokens=12)
-    assert generate_batch(model, tok, [[2], [2]], [3, 4], sampling, steerable.plan([iv])) == \
+    assert generate_batch(model, tok, [[2], [2]], [3, 4], sampling, steerable.plan([iv], chars)) == \
         generate_batch(model, tok, [[2], [2]], [3, 4], sampling)

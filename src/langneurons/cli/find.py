@@ -90,14 +90,14 @@ def find(
                     lape_top_rate=lape_top_rate, lape_quantile=lape_quantile)
     if info is None:  # a torchrun rank other than 0: rank 0 reports
         return
-    if "lape" in info:
-        counts = ", ".join(f"{l} {k}" for l, k in info["lape"]["per_language"].items())
-        console.print(f"LAPE: {info['lape']['selected']} of {info['lape']['neurons']:,} activation units "
-                      f"(τ = {info['lape']['threshold']:.4f}); per language: {counts}")
-    t = info["timings"]
+    if info.lape is not None:
+        counts = ", ".join(f"{l} {k}" for l, k in info.lape["per_language"].items())
+        console.print(f"LAPE: {info.lape['selected']} of {info.lape['neurons']:,} activation units "
+                      f"(τ = {info.lape['threshold']:.4f}); per language: {counts}")
+    t = info.timings
     console.print(
-        f"[green]done[/green]: {info['neurons']:,} neurons in {info['modules']} modules, "
-        f"{info['unique_sentences']:,} unique sentences, {', '.join(info['languages'])}; "
+        f"[green]done[/green]: {info.neurons:,} neurons in {info.modules} modules, "
+        f"{info.unique_sentences:,} unique sentences, {', '.join(info.languages)}; "
         f"recorded {t['sentences_computed']:,} sentences in {t['record_seconds']:.1f} s, "
         f"expertise in {t['expertise_seconds']:.1f} s → {out}"
     )
@@ -116,7 +116,7 @@ def top(
 ) -> None:
     """Print or export a language's top/bottom/both N neurons by AP."""
     from ..find.tables import select
-    from ..find.run import load_run
+    from ..find.info import load_run
     from ..io import write_table
 
     _, expertise = load_run(run)

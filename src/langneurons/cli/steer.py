@@ -46,16 +46,18 @@ def interventions_from(steerable, language: str | None, n: int | None, selection
                        modules: str = "", guard: bool = False, whole_characters: bool = False,
                        opening_temperature: float | None = None, start: bool = False,
                        start_temperature: float | None = None):
-    from ..steer.intervene import Intervention, load_interventions
+    """The setting the options (or an intervention file) describe: the edit and its decoding rules."""
+    from ..steer.decoding import Decoding
+    from ..steer.intervene import Intervention, Setting, load_interventions
     from ..steer.sweep import method_defaults
 
     if file:
-        return load_interventions(file, steerable.info["fingerprint"])
+        return load_interventions(file, steerable.info.fingerprint)
     if not language:
         raise LangneuronsError("--language is needed (or --interventions FILE)")
     n, selection = method_defaults(steerable, method, language, n, selection)
-    return [Intervention(language, n, selection, value, positions, seed, blocks, method, modules, guard,
-                         whole_characters, opening_temperature, start, start_temperature)]
+    edit = Intervention(language, n, selection, value, positions, seed, blocks, method, modules)
+    return Setting((edit,), Decoding(guard, whole_characters, opening_temperature, start, start_temperature))
 
 
 @app.command(rich_help_panel="Steer")
@@ -109,18 +111,20 @@ def generate(
     ensure_writable(Path(out).parent)
     steerable = open_run(run, device, dtype_or(dtype, None), trust_remote_code=trust_remote_code,
                          device_map=device_map)
-    ivs = interventions_from(steerable, language, n, selection and str(selection), value, positions, random_seed,
-                             blocks, interventions, str(method), modules, guard, whole_characters, opening_temperature, start,
-                             start_temperature)
+    setting = interventions_from(steerable, language, n, selection and str(selection), value, positions, random_seed,
+                                 blocks, interventions, str(method), modules, guard, whole_characters,
+                                 opening_temperature, start, start_temperature)
+    ivs = list(setting.interventions)
     if save_intervention:
-        save_interventions(save_intervention, ivs, steerable.info["fingerprint"])
+        save_interventions(save_intervention, setting, steerable.info.fingerprint)
     target = language or ivs[0].language
     if translate:
         pairs = translation_pairs(translate, target, limit)
         records = sample_records(steerable, ivs, "translation", [], [p[0] for p in pairs],
-                                 batch_size=batch_size, references=[p[1] for p in pairs])
+                                 batch_size=batch_size, references=[p[1] for p in pairs], decoding=setting.decoding)
     else:
-        records = sample_records(steerable, ivs, "unconditional", parse_seeds(seeds), None, prompt, batch_size)
+        records = sample_records(steerable, ivs, "unconditional", parse_seeds(seeds), None, prompt, batch_size,
+                                 decoding=setting.decoding)
     write_jsonl(out, records)
     share = language_share([r["text"] for r in records], target)
     typer.echo(f"{len(records)} samples → {out}; target language {target}: {share['target_share']:.2f} "
@@ -168,12 +172,12 @@ def perplexity(
     steerable = open_run(run, device, dtype_or(dtype, None), trust_remote_code=trust_remote_code,
                          device_map=device_map)
     lm = steerable.loaded
-    ivs = interventions_from(steerable, language, n, selection and str(selection), value, "all", 0, "", None,
-                             str(method))
+    ivs = list(interventions_from(steerable, language, n, selection and str(selection), value, "all", 0, "", None,
+                                  str(method)).interventions)
     plan = steerable.plan(ivs)
     table = Table("evaluated", "no intervention", f"{language} {ivs[0].selection} {ivs[0].n}" +
                   (" lape" if method == "lape" else ""))
-    for lang in steerable.info["languages"]:
+    for lang in steerable.info.languages:
         texts = heldout_sentences(lang, sentences)
         table.add_row(lang, f"{ppl(lm.model, lm.tokenizer, texts):.2f}",
                       f"{ppl(lm.model, lm.tokenizer, texts, plan):.2f}")
@@ -215,7 +219,7 @@ def sweep(
         n_values = [int(x) for x in ns.split(",")]
     except ValueError:
         raise LangneuronsError(f"--ns {ns!r}: comma-separated integers, e.g. 0,20,2000") from None
-    table = run_sweep(steerable, parse_languages(languages) or steerable.info["languages"], n_values,
+    table = run_sweep(steerable, parse_languages(languages) or steerable.info.languages, n_values,
                       parse_languages(selections or ("top" if method == "lape" else "both")),
                       parse_languages(modes), parse_seeds(seeds), value, positions, translate, limit,
                       ppl_sentences, batch_size, method=str(method))

@@ -24,6 +24,7 @@ from ..errors import LangneuronsError
 from ..io import write_table
 from ..sites import Site, Sites
 from .expertise import compute_expertise
+from .info import RunInfo
 from .record import COUNT, TOKENS
 from .store import ResponseStore
 
@@ -155,8 +156,8 @@ def write_lape(out: Path, store: ResponseStore, sites: Sites, labelset: LabelSet
     return {"modules": len(sites), "neurons": sites.total, **summary, "sites": sites.to_records()}
 
 
-def run_activation_sites(info: dict) -> Sites:
-    """The activation sites recorded in run.json (`info["lape"]["sites"]`)."""
-    sites = tuple(Site(**record) for record in info["lape"]["sites"])
+def run_activation_sites(info: RunInfo) -> Sites:
+    """The activation sites recorded in run.json (`info.lape["sites"]`)."""
+    sites = tuple(Site(**record) for record in info.lape["sites"])
     first = sites[0]
-    return Sites(first.name[: -len(f".{first.block}.{first.local}")], info["blocks"], sites)
+    return Sites(first.name[: -len(f".{first.block}.{first.local}")], info.blocks, sites)

@@ -13,6 +13,7 @@ import hashlib
 import json
 import shutil
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,12 +24,20 @@ import transformers
 from .. import __version__
 from ..data import LabelSet, build_labels, load_corpus
 from ..errors import LangneuronsError
-from ..io import ensure_writable, write_json, write_jsonl, write_table
-from ..model import LoadedModel, load_model, named_weights
+from ..io import ensure_writable, write_jsonl, write_table
+from ..model import (
+    LoadedModel,
+    activation_sites,
+    discover_sites,
+    load_model,
+    named_weights,
+)
 from ..progress import console
-from ..sites import Sites, activation_sites, discover_sites
+from ..sites import Sites
 from .distributed import join
-from .expertise import BLOCK_ELEMENTS, COLUMNS, compute_expertise
+from .info import RunInfo, load_run, sites_from_run  # noqa: F401  re-exported: their earlier home
+from .expertise import BLOCK_ELEMENTS, compute_expertise
+from .tables import COLUMNS
 from .lape import QUANTILE, TOP_RATE, check_settings, store_widths, write_lape
 from .record import record_responses
 from .store import STORE_DTYPES, ResponseStore
@@ -52,14 +61,45 @@ def run_fingerprint(loaded: LoadedModel, sites: Sites, labelset: LabelSet, store
     return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
 
-def find(out: Path, *args, **kwargs) -> dict | None:
-    """Find the expertise of every neuron for every language (see `find_locked`), holding the RUN's
-    lock (lock.py) for the whole run, so a second writer is refused at once."""
-    with main_rank_lock(Path(out), "find"):
-        return find_locked(out, *args, **kwargs)
+@dataclass(frozen=True)
+class FindSettings:
+    """What `find` records and how: model and hardware, corpus and languages, method and its settings."""
+
+    model: str = "gemma-3-270m"
+    corpus: str = "builtin"
+    languages: tuple[str, ...] | None = None  # None: every language of the corpus
+    positives: int | None = None  # sentences per language; None: all
+    device: str = "auto"
+    dtype: str = "float32"
+    batch_size: int = 16
+    store_dtype: str = "float32"
+    trust_remote_code: bool = False
+    device_map: str | None = None
+    method: str = "ap"
+    lape_top_rate: float = TOP_RATE
+    lape_quantile: float = QUANTILE
+
+    def __post_init__(self) -> None:
+        if self.languages is not None:
+            object.__setattr__(self, "languages", tuple(self.languages))
+        if self.method not in METHODS:
+            raise LangneuronsError(f"--method {self.method!r} is not one of {', '.join(METHODS)}")
+        if self.batch_size < 1:
+            raise LangneuronsError(f"--batch-size {self.batch_size}: must be 1 or more")
+        check_settings(self.lape_top_rate, self.lape_quantile)
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "languages": None if self.languages is None else list(self.languages)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "FindSettings":
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise LangneuronsError(f"find settings have unknown field(s) {sorted(unknown)}")
+        return cls(**data)
 
 
-def find_locked(
+def find(
     out: Path,
     model: str = "gemma-3-270m",
     corpus: str = "builtin",
@@ -76,29 +116,44 @@ def find_locked(
     method: str = "ap",
     lape_top_rate: float = TOP_RATE,
     lape_quantile: float = QUANTILE,
-) -> dict | None:
+) -> RunInfo | None:
     """Find the expertise of every neuron for every language; returns the content of run.json.
 
     `method`: `ap` (every linear's AP), `lape` (LAPE of the MLP activations) or `both`, recorded
     in the same forward passes. Under torchrun each rank records its share (see distributed.py);
-    ranks other than 0 return None.
+    ranks other than 0 return None. The keywords are those of `FindSettings` (see `find_with`).
     """
-    if method not in METHODS:
-        raise LangneuronsError(f"--method {method!r} is not one of {', '.join(METHODS)}")
-    check_settings(lape_top_rate, lape_quantile)
+    settings = FindSettings(model, corpus, languages, positives, device, dtype, batch_size, store_dtype,
+                            trust_remote_code, device_map, method, lape_top_rate, lape_quantile)
+    return find_with(out, settings, progress, loaded)
+
+
+def find_with(out: Path, settings: FindSettings, progress: bool = True,
+              loaded: LoadedModel | None = None) -> RunInfo | None:
+    """`find` with its settings as one object (`loaded`: a model already loaded, for tests); it holds
+    the RUN's lock (lock.py) for its whole run, so a second writer is refused at once."""
+    with main_rank_lock(Path(out), f"find --model {settings.model} --corpus {settings.corpus}"):
+        return find_locked(out, settings, progress, loaded)
+
+
+def find_locked(out: Path, settings: FindSettings, progress: bool = True,
+                loaded: LoadedModel | None = None) -> RunInfo | None:
+    model, corpus, dtype, store_dtype, method = (settings.model, settings.corpus, settings.dtype,
+                                                 settings.store_dtype, settings.method)
     out = ensure_writable(Path(out))
-    ranks, device = join(device, device_map)
+    ranks, device = join(settings.device, settings.device_map)
     progress = progress and ranks.main
-    labelset = build_labels(load_corpus(corpus), languages, positives)
+    labelset = build_labels(load_corpus(corpus), settings.languages and list(settings.languages),
+                            settings.positives)
     started = time.perf_counter()
-    loaded = loaded or load_model(model, device, dtype, trust_remote_code, device_map)
+    loaded = loaded or load_model(model, device, dtype, settings.trust_remote_code, settings.device_map)
     load_seconds = time.perf_counter() - started
     sites = discover_sites(loaded.model)
     act = activation_sites(loaded.model, sites) if "lape" in METHODS[method] else None
     fingerprint = run_fingerprint(loaded, sites, labelset, store_dtype)
     previous = out / "run.json"
     with ranks.main_first():  # rank 0 checks RUN and creates the store, then the other ranks open it
-        if previous.exists() and json.loads(previous.read_text()).get("fingerprint") != fingerprint:
+        if previous.exists() and RunInfo.read(out).fingerprint != fingerprint:
             raise LangneuronsError(
                 f"{out} already holds a run of another model, corpus or settings; choose another --out"
             )
@@ -118,7 +173,7 @@ def find_locked(
                                                    len(labelset.texts), "float32", ranks.rank)))
         if ranks.main:  # only after the run and store checks: a refused run leaves the RUN as it was
             write_jsonl(out / "sentences.jsonl", labelset.records())
-    recorded = record_responses(loaded.model, loaded.tokenizer, labelset.texts, *stores[0], batch_size,
+    recorded = record_responses(loaded.model, loaded.tokenizer, labelset.texts, *stores[0], settings.batch_size,
                                 dtype, progress, ranks.shard, stores[1] if len(stores) > 1 else None)
     for _, store in stores:
         store.close()
@@ -130,42 +185,42 @@ def find_locked(
         write_outputs(out, compute_expertise(stores[0][1], sites, labelset, loaded.device, progress=progress))
     expertise_seconds = time.perf_counter() - started
     if act is not None:
-        lape = write_lape(out, stores[-1][1], act, labelset, lape_top_rate, lape_quantile, loaded.device, progress)
+        lape = write_lape(out, stores[-1][1], act, labelset, settings.lape_top_rate, settings.lape_quantile,
+                          loaded.device, progress)
         recorded["lape_seconds"] = round(time.perf_counter() - started - expertise_seconds, 3)
-    info = {
-        "langneurons": __version__,
-        "torch": torch.__version__,
-        "transformers": transformers.__version__,
-        "model": model if loaded.spec is None else loaded.spec,
-        "model_class": type(loaded.model).__name__,
-        "device": str(loaded.device),
-        "device_map": getattr(loaded.model, "hf_device_map", None),
-        "dtype": loaded.dtype,
-        "store_dtype": store_dtype,
-        "corpus": corpus,
-        "languages": labelset.languages,
-        "positives_per_language": {l: len(labelset.positives[l]) for l in labelset.languages},
-        "negatives_per_language": {l: len(labelset.negatives[l]) for l in labelset.languages},
-        "unique_sentences": len(labelset.texts),
-        "modules": len(sites),
-        "neurons": sites.total,
-        "blocks": sites.n_blocks,
-        "batch_size": batch_size,
-        "fingerprint": fingerprint,
-        "sites": sites.to_records(),
-        "timings": {"load_seconds": round(load_seconds, 3), **recorded,
-                    "expertise_seconds": round(expertise_seconds, 3)},
-    }
-    if act is not None:  # an `ap` run.json stays as it was before LAPE existed
-        info["method"] = method
-        info["lape"] = {**lape, "fingerprint": lape_fingerprint}
-    write_json(out / "run.json", info)
+    info = RunInfo(
+        langneurons=__version__,
+        torch=torch.__version__,
+        transformers=transformers.__version__,
+        model=model if loaded.spec is None else loaded.spec,
+        model_class=type(loaded.model).__name__,
+        device=str(loaded.device),
+        device_map=getattr(loaded.model, "hf_device_map", None),
+        dtype=loaded.dtype,
+        store_dtype=store_dtype,
+        corpus=corpus,
+        languages=labelset.languages,
+        positives_per_language={l: len(labelset.positives[l]) for l in labelset.languages},
+        negatives_per_language={l: len(labelset.negatives[l]) for l in labelset.languages},
+        unique_sentences=len(labelset.texts),
+        modules=len(sites),
+        neurons=sites.total,
+        blocks=sites.n_blocks,
+        batch_size=settings.batch_size,
+        fingerprint=fingerprint,
+        sites=sites.to_records(),
+        timings={"load_seconds": round(load_seconds, 3), **recorded,
+                 "expertise_seconds": round(expertise_seconds, 3)},
+        method=method,
+        lape=None if act is None else {**lape, "fingerprint": lape_fingerprint},
+    )
+    info.write(out)
     return info
 
 
 def check_methods(previous: Path, method: str) -> None:
     """Refuse a --method that would leave some of an earlier run's results stale."""
-    before = json.loads(previous.read_text()).get("method", "ap") if previous.exists() else method
+    before = RunInfo.read(previous.parent).method if previous.exists() else method
     dropped = set(METHODS[before]) - set(METHODS[method])
     if dropped:
         raise LangneuronsError(
@@ -209,25 +264,3 @@ def write_outputs(out: Path, table: pd.DataFrame) -> None:
     for lang, part in table.groupby("concept", sort=False):
         write_table(part[COLUMNS], out / "expertise" / f"{lang}.csv")
     write_table(table, out / "expertise.parquet")
-
-
-def load_run(run: Path) -> tuple[dict, pd.DataFrame]:
-    """Read a RUN folder's run.json and expertise table, with clear errors when incomplete."""
-    run = Path(run)
-    info_path, table_path = run / "run.json", run / "expertise.parquet"
-    if info_path.exists() and json.loads(info_path.read_text()).get("method") == "lape":
-        raise LangneuronsError(f"{run}: a --method lape run has no AP results, which this needs; run "
-                               f"`langneurons find --method both --out {run}` (it keeps the LAPE recording)")
-    if not info_path.exists() or not table_path.exists():
-        raise LangneuronsError(
-            f"{run}: not a finished run (no run.json/expertise.parquet); run `langneurons find --out {run}`"
-        )
-    return json.loads(info_path.read_text()), pd.read_parquet(table_path)
-
-
-def sites_from_run(info: dict) -> Sites:
-    """The neuron sites recorded in run.json."""
-    from ..sites import Site
-
-    sites = tuple(Site(**record) for record in info["sites"])
-    return Sites(sites[0].name.rsplit(".", 2)[0] if sites else "", info["blocks"], sites)

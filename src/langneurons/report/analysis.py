@@ -1,6 +1,6 @@
 """Analyses of a RUN folder: overlap of language sets, where the experts sit, AP, steering sweep.
 
-Everything here is a pure function of the run's tables (`run.load_run`, `sweep.parquet`,
+Everything here is a pure function of the run's tables (`find.info.load_run`, `sweep.parquet`,
 `sweep/*.jsonl`) and returns DataFrames or sentences; `report.py` draws them. The trap: a small
 model can have fewer neurons per language than the N asked for, so every set size goes through
 `effective_n`, and every sentence quotes the N actually used.
@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import LangneuronsError
+from ..find.info import RunInfo
 from ..find.tables import select
 from ..io import read_jsonl
 
@@ -58,12 +59,12 @@ def overlap_matrix(table: pd.DataFrame, value: str = "percent") -> pd.DataFrame:
     return table.pivot(index="language", columns="other", values=value).loc[order, order]
 
 
-def site_table(info: dict) -> pd.DataFrame:
+def site_table(info: RunInfo) -> pd.DataFrame:
     """The run's neuron sites, one row per module: name, block, local, kind, width, offset."""
-    return pd.DataFrame(info["sites"])
+    return pd.DataFrame(info.sites)
 
 
-def layer_distribution(expertise: pd.DataFrame, info: dict, n: int = 1000) -> pd.DataFrame:
+def layer_distribution(expertise: pd.DataFrame, info: RunInfo, n: int = 1000) -> pd.DataFrame:
     """Counts of each language's top and bottom n neurons per block, module kind and module.
 
     Returns columns language, side, block, kind, local, count (only non-zero counts).
@@ -83,12 +84,12 @@ def edge_blocks(blocks: int, fraction: float = EDGE_FRACTION) -> tuple[range, ra
     return range(0, min(k, blocks)), range(max(0, blocks - k), blocks)
 
 
-def edge_share(dist: pd.DataFrame, info: dict, fraction: float = EDGE_FRACTION) -> pd.DataFrame:
+def edge_share(dist: pd.DataFrame, info: RunInfo, fraction: float = EDGE_FRACTION) -> pd.DataFrame:
     """Per language and side: share of the chosen neurons in the first / last `fraction` of blocks.
 
     Returns columns language, side, neurons, first, last, edge (shares in 0..1).
     """
-    first, last = edge_blocks(info["blocks"], fraction)
+    first, last = edge_blocks(info.blocks, fraction)
     rows = []
     for (lang, side), part in dist.groupby(["language", "side"], sort=False):
         total = part["count"].sum()
@@ -189,7 +190,7 @@ class Analysis:
     samples: pd.DataFrame | None = None
 
 
-def analyze(info: dict, expertise: pd.DataFrame, n: int = 1000, run: Path | None = None,
+def analyze(info: RunInfo, expertise: pd.DataFrame, n: int = 1000, run: Path | None = None,
             per_setting: int = 3) -> Analysis:
     """Every analysis of a run; the sweep parts only when `run` holds a sweep."""
     if n < 1:
@@ -234,7 +235,7 @@ def overlap_sentence(table: pd.DataFrame, side: str) -> str:
 
 def edge_sentence(result: Analysis) -> str:
     """Share of top and bottom neurons in the first and last 20% of blocks, vs all neurons."""
-    first, last = edge_blocks(result.info["blocks"], EDGE_FRACTION)
+    first, last = edge_blocks(result.info.blocks, EDGE_FRACTION)
     sites = site_table(result.info)
     everyone = sites.loc[sites["block"].isin(set(first) | set(last)), "width"].sum() / sites["width"].sum()
     edges = result.edges.assign(inside=result.edges["edge"] * result.edges["neurons"])

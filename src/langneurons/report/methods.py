@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from ..find.info import RunInfo
 from ..io import write_table
 from ..study.agreement import comparison_tables, perplexity_matrix
 from .page import escape, figure_grid, heatmap, html_table, new_figure, section
@@ -86,14 +87,14 @@ def read_csv(path: Path) -> pd.DataFrame | None:
     return pd.read_csv(path) if path.exists() else None
 
 
-def methods_section(run: Path, info: dict, langs: list[str], figures: Path) -> str:
+def methods_section(run: Path, info: RunInfo, langs: list[str], figures: Path) -> str:
     """The HTML section, or "" for a run without LAPE; writes compare_overlap/layers CSVs."""
     tables = comparison_tables(run)
     if tables is None:
         return ""
     for name, table in tables.items():
         write_table(table, run / "analysis" / f"{name}.csv")
-    lape = info["lape"]
+    lape = info.lape
     facts = (f"LAPE kept {lape['selected']} of {lape['neurons']:,} activation units (top_rate "
              f"{lape['top_rate']}, τ = {lape['threshold']:.4f}, the {lape['quantile']} quantile of all P).")
     parts = [f"<p>{escape(EXPLANATION)}</p><p>{escape(facts)}</p>", html_table(tables["compare_overlap"]),

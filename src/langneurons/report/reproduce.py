@@ -49,8 +49,8 @@ def reproduce(out: Path, model: str = "gemma-3-270m", corpus: str = "builtin", f
     stage("find", lambda: find(run, model, corpus, None, plan["positives"], device, dtype,
                                trust_remote_code=trust_remote_code, device_map=device_map))
     steerable = open_run(run, device, dtype, trust_remote_code=trust_remote_code, device_map=device_map)
-    languages = [l for l in steerable.info["languages"] if l not in STEER_LANGUAGES_EXCLUDE]
-    fits = lambda ns: [n for n in ns if n <= steerable.info["neurons"]]  # small models have fewer
+    languages = [l for l in steerable.info.languages if l not in STEER_LANGUAGES_EXCLUDE]
+    fits = lambda ns: [n for n in ns if n <= steerable.info.neurons]  # small models have fewer
     stage("sweep", lambda: sweep(steerable, languages, fits(plan["ns"]), ["both"], ["unconditional"],
                                  plan["seeds"], ppl_sentences=plan["ppl_sentences"], batch_size=batch_size))
     if all(l in ("en", "de", "fr", "es", "zh", "ja") for l in languages):

@@ -15,7 +15,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import LogFormatter
 
-from ..find.run import load_run
+from ..find.info import RunInfo, load_run
 from ..io import write_table, write_text
 from ..lock import run_lock
 from .analysis import (
@@ -62,7 +62,7 @@ def layers_figure(result: Analysis, side: str, langs: list[str]) -> Figure:
     """Neurons per language and block: a heatmap of counts."""
     part = result.layers[result.layers["side"] == side]
     counts = part.pivot_table(index="language", columns="block", values="count", aggfunc="sum")
-    counts = counts.reindex(index=langs, columns=range(result.info["blocks"]), fill_value=0).fillna(0)
+    counts = counts.reindex(index=langs, columns=range(result.info.blocks), fill_value=0).fillna(0)
     fig = new_figure(4.8, 1.4 + 0.3 * len(langs))
     ax = fig.add_subplot()
     image = heatmap(ax, counts, "viridis", None)
@@ -203,13 +203,13 @@ def samples_html(samples: pd.DataFrame) -> str:
     return "".join(parts)
 
 
-def run_facts(info: dict, sweep: pd.DataFrame | None) -> pd.DataFrame:
+def run_facts(info: RunInfo, sweep: pd.DataFrame | None) -> pd.DataFrame:
     """Counts, settings and timings of the run as a two-column table."""
     keys = ["model", "model_class", "method", "corpus", "languages", "positives_per_language",
             "negatives_per_language", "unique_sentences", "modules", "neurons", "blocks", "device",
             "dtype", "store_dtype", "batch_size", "langneurons", "torch", "transformers"]
-    facts = [(k, info[k]) for k in keys if k in info]
-    facts += [(f"timings.{k}", v) for k, v in info.get("timings", {}).items()]
+    facts = [(k, getattr(info, k)) for k in keys]
+    facts += [(f"timings.{k}", v) for k, v in info.timings.items()]
     if sweep is not None:
         facts.append(("sweep cells", len(sweep)))
         if "seconds" in sweep:
@@ -248,7 +248,7 @@ def steering_sections(result: Analysis, langs: list[str], figures: Path) -> list
 def neuron_sections(result: Analysis, expertise: pd.DataFrame, langs: list[str], figures: Path) -> list[str]:
     """Overlap, location (blocks and modules) and AP of the language neurons."""
     overlaps = {"top": result.overlap_top, "bottom": result.overlap_bottom}
-    first, last = edge_blocks(result.info["blocks"])
+    first, last = edge_blocks(result.info.blocks)
     where = [(f"{kind}-{side}", draw(result, side, langs)) for side in SIDES
              for kind, draw in (("blocks", layers_figure), ("modules", modules_figure))]
     return [
@@ -282,7 +282,7 @@ def write_report_locked(run: Path, n: int = 1000, per_setting: int = 3) -> Path:
     info, expertise = load_run(run)
     result = analyze(info, expertise, n, run, per_setting)
     write_tables(result, run / "analysis")
-    langs, figures = list(info["languages"]), run / "figures"
+    langs, figures = list(info.languages), run / "figures"
     sentences = "".join(f"<li>{escape(s)}</li>" for s in summary_sentences(result))
     body = [section("Summary", f'<ul class="summary">{sentences}</ul>'),
             *neuron_sections(result, expertise, langs, figures),
@@ -290,8 +290,8 @@ def write_report_locked(run: Path, n: int = 1000, per_setting: int = 3) -> Path:
             *steering_sections(result, langs, figures),
             frontier_section(run, langs, figures),
             section("Run", html_table(run_facts(info, result.sweep)))]
-    meta = (f"corpus {escape(info['corpus'])} · languages {escape(', '.join(langs))} · "
-            f"{info['neurons']:,} neurons in {info['modules']} modules, {info['blocks']} blocks")
+    meta = (f"corpus {escape(info.corpus)} · languages {escape(', '.join(langs))} · "
+            f"{info.neurons:,} neurons in {info.modules} modules, {info.blocks} blocks")
     path = run / "report.html"
-    write_text(path, page(f"Language neurons of {info['model']}", meta, "".join(body)))
+    write_text(path, page(f"Language neurons of {info.model}", meta, "".join(body)))
     return path

@@ -1,4 +1,4 @@
-"""Interventions as data, and the context manager that applies them (DESIGN §5).
+"""Interventions as data, and the context manager that applies them (docs/method.md §5).
 
 An `Intervention` says which neurons (language, selection, N) get which value at which positions;
 `resolve()` turns one or more of them into a `Plan` of per-module unit indices and values, and
@@ -21,11 +21,13 @@ import torch
 from torch import nn
 
 from ..errors import LangneuronsError
-from ..find.expertise import select
-from ..find.lape import select_lape
+from ..find.tables import select
+from ..find.tables import select_lape
 from ..hooks import hooks
 from ..io import write_json
-from ..sites import modules_by_name, output_width
+from ..model import modules_by_name, output_width
+from ..schema import migrate, stamp
+from .decoding import Decoding
 
 SELECTIONS = ("top", "bottom", "both", "random")
 METHODS = ("ap", "lape")  # how the neurons were found: AP over linears, LAPE over MLP activations
@@ -48,18 +50,7 @@ class Intervention:
     method: `ap` (the AP experts among all linears) or `lape` (the language's LAPE neurons at the
     MLP activations, lowest entropy first; selection `top` or `random`); the statistics of a LAPE
     neuron are those of its mean activation. modules: e.g. `mlp`, to choose only in such modules.
-    guard (with `first:K`/`prefix:K`): the tokens written under the edit are words (a letter or
-    mark in them) and none repeats an earlier one of them: a forced opening of "，" or "im im"
-    is what the unedited model goes on to loop. whole_characters: while the plan is applied, no
-    token is sampled that would put "�" in the text (one that holds it, or a byte token `<0xE3>`
-    that breaks UTF-8): Gemma-3-270M loops on "���" once it has written one.
-    opening_temperature (with `first:K`/`prefix:K`): sample the opening's tokens at this temperature
-    instead of the sampling's (0.8 from BOS), the edited model's next-token distribution being flat
-    (tried for Japanese on Gemma-3-270M: lower perplexity and diversity, no fewer degenerate texts).
-    start (with `first:K`/`prefix:K`): the first new token is one that begins the run's sentences
-    more often than its share of all their tokens (any language; `generate.sentence_starts`): the
-    edited model otherwise often opens mid-phrase ("など", "すれば", "か"), which the plain model
-    then loops or pads. start_temperature (with start): sample that first token at this temperature.
+    The sampling rules that go with an edit (guard, start rule, temperatures) are a `Decoding`.
     """
 
     language: str
@@ -71,11 +62,6 @@ class Intervention:
     blocks: str = ""  # e.g. "0-3,14-17": choose neurons only in these decoder blocks
     method: str = "ap"
     modules: str = ""  # e.g. "mlp" or "gate_proj,up_proj": only in modules whose path contains one
-    guard: bool = False
-    whole_characters: bool = False
-    opening_temperature: float | None = None
-    start: bool = False
-    start_temperature: float | None = None
 
     def __post_init__(self) -> None:
         if self.selection not in SELECTIONS:
@@ -85,19 +71,7 @@ class Intervention:
         if self.method == "lape" and self.selection not in ("top", "random"):
             raise LangneuronsError(f"selection {self.selection!r} ranks by AP; LAPE neurons are chosen "
                                    "with top (lowest entropy first) or random")
-        if not is_opening(self.positions) and self.guard:  # positions are checked either way
-            raise LangneuronsError(f"guard: only for the tokens of an opening (positions first:K or "
-                                   f"prefix:K), not positions {self.positions!r}")
-        if self.opening_temperature is not None and not (is_opening(self.positions)
-                                                         and self.opening_temperature > 0):
-            raise LangneuronsError(f"opening_temperature {self.opening_temperature}: a temperature above 0, "
-                                   f"only for an opening (positions first:K or prefix:K), not {self.positions!r}")
-        if self.start and not is_opening(self.positions):
-            raise LangneuronsError(f"start: only for the first token of an opening (positions first:K or "
-                                   f"prefix:K), not positions {self.positions!r}")
-        if self.start_temperature is not None and not (self.start and self.start_temperature > 0):
-            raise LangneuronsError(f"start_temperature {self.start_temperature}: a temperature above 0, only "
-                                   "with start (the opening's first token from the sentence starts)")
+        parse_positions(self.positions)
         if self.n < 0:
             raise LangneuronsError(f"n {self.n}: must be 0 or more")
         parse_value(self.value)
@@ -105,24 +79,79 @@ class Intervention:
 
     @property
     def label(self) -> str:
+        """The edit's name in file keys; a `Setting` adds its decoding's suffix."""
         return f"{self.language}-{self.selection}-{self.n}-{self.value}-{self.positions}" + (
             f"-seed{self.seed}" if self.selection == "random" else "") + (
             f"-blocks{self.blocks}" if self.blocks else "") + ("-lape" if self.method == "lape" else "") + (
-            f"-modules{self.modules}" if self.modules else "") + ("-guard" if self.guard else "") + (
-            "-chars" if self.whole_characters else "") + (
-            f"-T{self.opening_temperature:g}" if self.opening_temperature is not None else "") + (
-            "-start" if self.start else "") + (
-            f"-S{self.start_temperature:g}" if self.start_temperature is not None else "")
+            f"-modules{self.modules}" if self.modules else "")
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> "Intervention":
+        """The intervention of `to_dict`'s layout (decoding rules live in a `Decoding`)."""
         unknown = set(data) - set(cls.__dataclass_fields__)
         if unknown:
             raise LangneuronsError(f"intervention has unknown field(s) {sorted(unknown)}")
         return cls(**data)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """Interventions applied together and the decoding rules their text is sampled under."""
+
+    interventions: tuple[Intervention, ...] = ()
+    decoding: Decoding = field(default_factory=Decoding)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "interventions", tuple(self.interventions))
+        if self.decoding.needs_opening and not self.openings:
+            positions = ", ".join(repr(iv.positions) for iv in self.interventions) or "none"
+            if self.decoding.guard:
+                problem = "guard: only for the tokens of an opening (positions first:K or prefix:K), not positions"
+            elif self.decoding.start:
+                problem = "start: only for the first token of an opening (positions first:K or prefix:K), not positions"
+            else:
+                problem = (f"opening_temperature {self.decoding.opening_temperature}: a temperature above 0, only "
+                           "for an opening (positions first:K or prefix:K), not")
+            raise LangneuronsError(f"{problem} {positions}")
+
+    @property
+    def openings(self) -> list[str]:
+        """The positions of the interventions that edit only the first K new tokens."""
+        return list(dict.fromkeys(iv.positions for iv in self.interventions if is_opening(iv.positions)))
+
+    @property
+    def labels(self) -> list[str]:
+        """Each intervention's label; the decoding's suffix goes on the first opening (else the first)."""
+        labels = [iv.label for iv in self.interventions]
+        if labels and self.decoding.suffix:
+            at = next((i for i, iv in enumerate(self.interventions) if is_opening(iv.positions)), 0)
+            labels[at] += self.decoding.suffix
+        return labels
+
+    @property
+    def label(self) -> str:
+        return "+".join(self.labels)
+
+    def columns(self) -> dict:
+        """The setting as a score row holds it: the first intervention's fields, the decoding's,
+        the labels of the other interventions in `also`."""
+        first = self.interventions[0].to_dict() if self.interventions else {}
+        return {**first, **self.decoding.to_dict(), "also": " + ".join(self.labels[1:])}
+
+    def to_dict(self) -> dict:
+        return {"interventions": [iv.to_dict() for iv in self.interventions], "decoding": self.decoding.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: dict | list) -> "Setting":
+        """A setting from `to_dict`'s layout, or from an older version's list of interventions (each
+        with its decoding rules inside), migrated."""
+        if isinstance(data, list):
+            data = migrate("interventions", {"interventions": data})
+        return cls(tuple(Intervention.from_dict(d) for d in data["interventions"]),
+                   Decoding.from_dict(data.get("decoding", {})))
 
 
 def parse_value(value: str) -> tuple[str, float, str]:
@@ -274,28 +303,28 @@ def chosen_neurons(expertise: pd.DataFrame | None, iv: Intervention, block_of: d
 
 def resolve(interventions: list[Intervention], expertise: pd.DataFrame | None, widths: dict[str, int],
             block_of: dict[str, int] | None = None, activation: pd.DataFrame | None = None,
-            starts: torch.Tensor | None = None) -> Plan:
+            starts: torch.Tensor | None = None, decoding: Decoding | None = None) -> Plan:
     """Turn interventions into per-module edits; a later intervention wins on a shared unit.
 
     `widths` and `block_of` cover every module edited (linears, and activations for LAPE); `starts`
-    (which tokens may open a text, `generate.sentence_starts`) is needed when one has `start`.
+    (which tokens may open a text, `generate.sentence_starts`) is needed when `decoding` has `start`.
     """
-    starting = [iv for iv in interventions if iv.start]
-    if starting and starts is None:
+    setting = Setting(tuple(interventions), decoding or Decoding())  # checks the rules meet an opening
+    rules = setting.decoding
+    if rules.start and starts is None:
         raise LangneuronsError("start: this plan needs the run's sentence-start tokens (resolve it through "
-                               "steering.Steerable.plan)")
+                               "sweep.Steerable.plan)")
     merged: dict[tuple[str, str], dict[int, tuple[float, float, float, float]]] = {}
-    for iv in (iv for iv in interventions if iv.n > 0):  # N = 0 edits nothing; its flags still hold
+    for iv in (iv for iv in interventions if iv.n > 0):  # N = 0 edits nothing; its positions still count
         rows = chosen_neurons(expertise, iv, block_of or {}, activation)
         terms = edit_terms(*parse_value(iv.value), rows)
         for layer, unit, *values in zip(rows["layer"], rows["unit"], *terms.values()):
             merged.setdefault((layer, iv.positions), {})[int(unit)] = tuple(map(float, values))
-    plan = Plan(widths=dict(widths), guards={iv.positions for iv in interventions if iv.guard},
-                temperatures={iv.positions: iv.opening_temperature for iv in interventions
-                              if iv.opening_temperature is not None},
-                whole_characters=any(iv.whole_characters for iv in interventions),
-                starts=starts if starting else None,
-                start_temperature=next((iv.start_temperature for iv in starting if iv.start_temperature), None))
+    openings = setting.openings
+    plan = Plan(widths=dict(widths), guards=set(openings) if rules.guard else set(),
+                temperatures={p: rules.opening_temperature for p in openings if rules.opening_temperature},
+                whole_characters=rules.whole_characters, starts=starts if rules.start else None,
+                start_temperature=rules.start_temperature)
     for (layer, positions), units in merged.items():
         order = sorted(units)
         keep, add, low, high = (torch.tensor([units[u][i] for u in order], dtype=torch.float32) for i in range(4))
@@ -373,15 +402,17 @@ def steer(model: nn.Module, plan: Plan | None) -> Iterator[Steering]:
         yield state
 
 
-def save_interventions(path: Path, interventions: list[Intervention], run_fingerprint: str) -> None:
-    write_json(path, {"run": run_fingerprint, "interventions": [iv.to_dict() for iv in interventions]})
+def save_interventions(path: Path, setting: Setting, run_fingerprint: str) -> None:
+    """Write a setting (interventions and decoding) as an intervention file for the run it was made for."""
+    write_json(path, stamp("interventions", {"run": run_fingerprint, **setting.to_dict()}))
 
 
-def load_interventions(path: Path, run_fingerprint: str | None = None) -> list[Intervention]:
-    """Read an intervention file; refuse one made for another run when a fingerprint is given."""
+def load_interventions(path: Path, run_fingerprint: str | None = None) -> Setting:
+    """Read an intervention file (of this version or an older one); refuse one made for another run
+    when a fingerprint is given."""
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        items = data["interventions"]
+        data = migrate("interventions", json.loads(Path(path).read_text(encoding="utf-8")))
+        data["interventions"]  # noqa: B018  a file without any is no intervention file
     except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
         raise LangneuronsError(f"{path}: not an intervention file ({exc})") from None
     if run_fingerprint and data.get("run") not in (None, run_fingerprint):
@@ -389,4 +420,4 @@ def load_interventions(path: Path, run_fingerprint: str | None = None) -> list[I
             f"{path}: made for another run/model (fingerprint {str(data['run'])[:12]}, this run "
             f"{run_fingerprint[:12]}); resolve it against the run it came from"
         )
-    return [Intervention.from_dict(item) for item in items]
+    return Setting.from_dict(data)

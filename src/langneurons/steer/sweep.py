@@ -1,4 +1,4 @@
-"""Generation and evaluation under interventions for a RUN, and the resumable sweep (DESIGN §5–7).
+"""Generation and evaluation under interventions for a RUN, and the resumable sweep (docs/method.md §5–7).
 
 A sweep cell is one (mode, language, selection, N, value, positions) setting: its samples go to
 `RUN/sweep/<cell>.jsonl` and its metrics to `RUN/sweep/<cell>.json`; `RUN/sweep.parquet` and
@@ -23,11 +23,13 @@ from ..data import builtin_groups, load_corpus, parse_json_line, read_lines
 from ..errors import LangneuronsError
 from ..io import check_run_languages
 from ..lock import run_lock
-from ..find.lape import lape_sizes, load_activation
-from ..find.run import load_run
+from ..find.tables import lape_sizes, load_activation
+from ..find.info import RunInfo, load_run
 from ..io import read_jsonl, write_json, write_jsonl, write_table
 from ..model import LoadedModel, load_model
 from ..progress import console
+from ..schema import SCHEMAS, migrate
+from .decoding import Decoding
 from .evaluate import (
     bootstrap_ci,
     detect_language,
@@ -55,7 +57,7 @@ class Steerable:
     """A finished run with its model loaded: what generation and evaluation need."""
 
     run: Path
-    info: dict
+    info: RunInfo
     expertise: pd.DataFrame | None  # None for a `find --method lape` run
     loaded: LoadedModel
     activation: pd.DataFrame | None = None  # the activation sites' table of a run with LAPE
@@ -63,7 +65,7 @@ class Steerable:
     @property
     def site_records(self) -> list[dict]:
         """Every module an intervention may edit: the linears, and the activations with LAPE."""
-        return self.info["sites"] + self.info.get("lape", {}).get("sites", [])
+        return self.info.site_records
 
     @property
     def widths(self) -> dict[str, int]:
@@ -75,14 +77,15 @@ class Steerable:
         texts = [s["text"] for s in read_jsonl(self.run / "sentences.jsonl")]
         return sentence_starts(self.loaded.tokenizer, texts)
 
-    def plan(self, interventions: list[Intervention]) -> Plan | None:
-        """The edits of `interventions`; None when they change nothing (N = 0 edits nothing, but its
-        whole-characters rule, opening temperature and start rule hold)."""
-        if not any(iv.n > 0 or iv.whole_characters or iv.opening_temperature or iv.start for iv in interventions):
+    def plan(self, interventions: list[Intervention], decoding: Decoding | None = None) -> Plan | None:
+        """The edits of `interventions` and the rules of `decoding`; None when they change nothing
+        (N = 0 edits nothing, but the decoding rules hold)."""
+        decoding = decoding or Decoding()
+        if not (any(iv.n > 0 for iv in interventions) or decoding.active):
             return None
         block_of = {s["name"]: s["block"] for s in self.site_records}
-        starts = self.sentence_starts if any(iv.start for iv in interventions) else None
-        return resolve(interventions, self.expertise, self.widths, block_of, self.activation, starts)
+        starts = self.sentence_starts if decoding.start else None
+        return resolve(interventions, self.expertise, self.widths, block_of, self.activation, starts, decoding)
 
 
 def open_run(run: Path, device: str = "auto", dtype: str | None = None,
@@ -92,10 +95,10 @@ def open_run(run: Path, device: str = "auto", dtype: str | None = None,
     `device_map` if given)."""
     activation = load_activation(run)
     if activation is not None and not (Path(run) / "expertise.parquet").exists():  # --method lape
-        info, expertise = json.loads((Path(run) / "run.json").read_text()), None
+        info, expertise = RunInfo.read(run), None
     else:
         info, expertise = load_run(run)
-    loaded = loaded or load_model(info["model"], device, dtype or info["dtype"], trust_remote_code, device_map)
+    loaded = loaded or load_model(info.model, device, dtype or info.dtype, trust_remote_code, device_map)
     return Steerable(Path(run), info, expertise, loaded, activation)
 
 
@@ -150,10 +153,11 @@ def translation_pairs(source: str, language: str, limit: int | None = None) -> l
 def sample_records(steerable: Steerable, ivs: list[Intervention], mode: str, seeds: list[int],
                    sources: list[str] | None = None, prompt: str | list[str] | None = None,
                    batch_size: int = 50, progress: bool = True,
-                   references: list[str] | None = None) -> list[dict]:
+                   references: list[str] | None = None, decoding: Decoding | None = None) -> list[dict]:
     """Generate one sample per seed (from BOS, or continuing `prompt`: one text for every seed or
-    one per seed) or per source (translation)."""
-    lm, plan = steerable.loaded, steerable.plan(ivs)
+    one per seed) or per source (translation), under the edits of `ivs` and the rules of `decoding`."""
+    decoding = decoding or Decoding()
+    lm, plan = steerable.loaded, steerable.plan(ivs, decoding)
     if mode == "translation":
         prompts = [TRANSLATE_PROMPT.format(source=s) for s in sources]
         seeds = list(range(len(prompts)))
@@ -166,7 +170,8 @@ def sample_records(steerable: Steerable, ivs: list[Intervention], mode: str, see
     for i, (seed, raw) in enumerate(zip(seeds, texts)):
         text = raw.strip()
         top = detect_language(text, k=3)
-        records.append({"setting": setting, "mode": mode, "seed": seed,
+        records.append({"schema": SCHEMAS["samples"], "setting": setting, "decoding": decoding.to_dict(),
+                        "mode": mode, "seed": seed,
                         "prompt": "<bos>" if prompts is None else prompts[i], "text": text,
                         "padding": padding(raw),
                         "lang": top[0][0], "lang_prob": round(top[0][1], 6),
@@ -179,9 +184,9 @@ def sample_records(steerable: Steerable, ivs: list[Intervention], mode: str, see
 def stored_samples(path: Path, make: Callable[[], list[dict]]) -> list[dict]:
     """The samples at `path`, else `make()`'s, written there first: a finished cell is not generated
     again, and unforced (N = 0) samples, the same for every language, are generated once. Samples
-    an older version stored without `padding` (stripped of their trailing blanks) are made again."""
-    stored = read_jsonl(path) if path.exists() else []
-    if current_samples(stored):
+    an older version stored are migrated, or made again where they cannot be (`schema.migrate`)."""
+    stored = current_samples(read_jsonl(path) if path.exists() else [])
+    if stored:
         return stored
     records = make()
     write_jsonl(path, records)
@@ -191,7 +196,7 @@ def stored_samples(path: Path, make: Callable[[], list[dict]]) -> list[dict]:
 def score_cell(records: list[dict], language: str, references: list[str] | None) -> dict:
     """Target share, languages and fluency of a cell's samples; `usable_share`: the share that is
     in the target language and not degenerate (both at once, per sample)."""
-    texts, paddings = [r["text"] for r in records], [r.get("padding", 0) for r in records]  # older: unknown
+    texts, paddings = [r["text"] for r in records], [r.get("padding", 0) for r in records]  # unknown: 0
     share = language_share(texts, language)
     usable = np.array([top == language and not is_degenerate(t, p)
                        for top, t, p in zip(share["tops"], texts, paddings)], float)
@@ -205,16 +210,16 @@ def score_cell(records: list[dict], language: str, references: list[str] | None)
     return row
 
 
-def current_samples(records: list[dict]) -> bool:
-    """Whether stored samples are this version's: each keeps `padding` (older ones were stripped of it)."""
-    return bool(records) and all("padding" in r for r in records)
+def current_samples(records: list[dict]) -> list[dict]:
+    """Stored samples at this version's schema; [] when there are none or some must be made again."""
+    migrated = [migrate("samples", r) for r in records]
+    return migrated if migrated and all(r is not None for r in migrated) else []
 
 
 def current_score(path: Path) -> dict | None:
-    """The metrics stored at `path` if this version wrote them (they count padding), else None:
-    missing, or scored by an older version on samples stripped of their padding."""
-    row = json.loads(path.read_text()) if path.exists() else {}
-    return row if "padded_share" in row else None
+    """The metrics stored at `path` at this version's schema, else None: missing, or to be scored
+    again (`schema.migrate`)."""
+    return migrate("score", json.loads(path.read_text())) if path.exists() else None
 
 
 def heldout_sentences(language: str, limit: int) -> list[str]:
@@ -224,55 +229,93 @@ def heldout_sentences(language: str, limit: int) -> list[str]:
     return corpus.positives[language][:limit]
 
 
+@dataclass(frozen=True)
+class SweepSettings:
+    """The cells of a sweep: modes × languages × selections × Ns (N = 0 once), each with the same
+    value, positions and method, on `seeds` (unconditional) or the translation pairs of `translate`."""
+
+    languages: tuple[str, ...]
+    ns: tuple[int, ...]
+    selections: tuple[str, ...]
+    modes: tuple[str, ...]
+    seeds: tuple[int, ...]
+    value: str = "on_p50"
+    positions: str = "all"
+    translate: str = "heldout"
+    translate_limit: int | None = None
+    ppl_sentences: int = 50
+    batch_size: int = 50
+    method: str = "ap"
+
+    def __post_init__(self) -> None:
+        for name in ("languages", "ns", "selections", "modes", "seeds"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        bad = [m for m in self.modes if m not in MODES]
+        if bad:
+            raise LangneuronsError(f"--modes: {bad} not in {', '.join(MODES)}")
+
+    @property
+    def cells(self) -> list[tuple[str, str, str, int]]:
+        """(mode, language, selection, N) of every cell; N = 0 once per mode and language."""
+        return [(m, l, s, n) for m in self.modes for l in self.languages for s in self.selections for n in self.ns
+                if n > 0 or s == self.selections[0]]
+
+    def key(self, mode: str, language: str, selection: str, n: int) -> str:
+        """A cell's file stem in RUN/sweep."""
+        return f"{mode}-{language}-{selection}-{n}-{self.value}-{self.positions}".replace(":", "_") + (
+            "-lape" if self.method == "lape" else "")
+
+
+def sweep(steerable: Steerable, languages: list[str], ns: list[int], selections: list[str],
+          modes: list[str], seeds: list[int], value: str = "on_p50", positions: str = "all",
+          translate: str = "heldout", translate_limit: int | None = None, ppl_sentences: int = 50,
+          batch_size: int = 50, progress: bool = True, method: str = "ap") -> pd.DataFrame:
+    """Run every cell not yet finished; return (and write) the table of all finished cells.
+
+    `method="lape"` forces LAPE neurons; those cells get a `-lape` key (every cell names its `method`).
+    The keywords are those of `SweepSettings` (see `sweep_with`).
+    """
+    settings = SweepSettings(languages, ns, selections, modes, seeds, value, positions, translate,
+                             translate_limit, ppl_sentences, batch_size, method)
+    return sweep_with(steerable, settings, progress)
+
+
 
 def run_languages(steerable) -> list[str]:
     info = steerable.info
     return list(info["languages"] if isinstance(info, dict) else info.languages)
 
 
-def sweep(steerable: Steerable, languages: list[str], *args, **kwargs) -> pd.DataFrame:
+def sweep_with(steerable: Steerable, settings: SweepSettings, progress: bool = True) -> pd.DataFrame:
     """`sweep_locked` after checking the languages (as file-name labels and against the run's), with
     the RUN's lock held for the whole sweep (a second writer is refused at once)."""
-    check_run_languages(list(languages), run_languages(steerable), "--languages")
+    check_run_languages(list(settings.languages), run_languages(steerable), "--languages")
     with run_lock(steerable.run, "sweep"):
-        return sweep_locked(steerable, languages, *args, **kwargs)
+        return sweep_locked(steerable, settings, progress)
 
 
-def sweep_locked(steerable: Steerable, languages: list[str], ns: list[int], selections: list[str],
-          modes: list[str], seeds: list[int], value: str = "on_p50", positions: str = "all",
-          translate: str = "heldout", translate_limit: int | None = None, ppl_sentences: int = 50,
-          batch_size: int = 50, progress: bool = True, method: str = "ap") -> pd.DataFrame:
-    """Run every cell not yet finished; return (and write) the table of all finished cells.
-
-    `method="lape"` forces LAPE neurons; those cells get a `-lape` key and a `method` column.
-    """
-    folder = steerable.run / "sweep"
-    bad = [m for m in modes if m not in MODES]
-    if bad:
-        raise LangneuronsError(f"--modes: {bad} not in {', '.join(MODES)}")
-    lm = steerable.loaded
-    cells = [(m, l, s, n) for m in modes for l in languages for s in selections for n in ns
-             if n > 0 or s == selections[0]]
+def sweep_locked(steerable: Steerable, settings: SweepSettings, progress: bool = True) -> pd.DataFrame:
+    """`sweep` with its settings as one object."""
+    folder, lm, cells = steerable.run / "sweep", steerable.loaded, settings.cells
     for index, (mode, lang, selection, n) in enumerate(cells, start=1):
-        iv = Intervention(lang, n, selection, value, positions, method=method)
-        key = f"{mode}-{lang}-{selection}-{n}-{value}-{positions}".replace(":", "_") + (
-            "-lape" if method == "lape" else "")
+        iv = Intervention(lang, n, selection, settings.value, settings.positions, method=settings.method)
+        key = settings.key(mode, lang, selection, n)
         if current_score(folder / f"{key}.json") is not None:
             continue
         started = time.perf_counter()
         console.print(f"[{index}/{len(cells)}] {key}")
         sources = refs = None
         if mode == "translation":
-            pairs = translation_pairs(translate, lang, translate_limit)
+            pairs = translation_pairs(settings.translate, lang, settings.translate_limit)
             sources, refs = [p[0] for p in pairs], [p[1] for p in pairs]
         samples_file = folder / (f"{mode}-none.jsonl" if n == 0 else f"{key}.jsonl")  # N = 0: shared
         records = stored_samples(samples_file, lambda: sample_records(
-            steerable, [iv], mode, seeds, sources, None, batch_size, progress, refs))
-        row = {"mode": mode, "language": lang, "selection": selection, "n": n, "value": value,
-               "positions": positions, **({"method": method} if method != "ap" else {}),
+            steerable, [iv], mode, list(settings.seeds), sources, None, settings.batch_size, progress, refs))
+        row = {"schema": SCHEMAS["score"], "mode": mode, "language": lang, "selection": selection, "n": n,
+               "value": settings.value, "positions": settings.positions, "method": settings.method,
                **score_cell(records, lang, refs)}
-        if ppl_sentences:
-            held = heldout_sentences(lang, ppl_sentences)
+        if settings.ppl_sentences:
+            held = heldout_sentences(lang, settings.ppl_sentences)
             row["perplexity"] = perplexity(lm.model, lm.tokenizer, held, steerable.plan([iv]))
         row["seconds"] = round(time.perf_counter() - started, 2)
         write_json(folder / f"{key}.json", row)
@@ -281,10 +324,8 @@ def sweep_locked(steerable: Steerable, languages: list[str], ns: list[int], sele
 
 def collect(run: Path) -> pd.DataFrame:
     """Gather all finished cells of a run's sweep into sweep.parquet and sweep.csv."""
-    rows = [json.loads(p.read_text()) for p in sorted((Path(run) / "sweep").glob("*.json"))]
-    table = pd.DataFrame(rows)
-    if "method" in table:  # cells without it are AP cells (and sweeps from before LAPE)
-        table["method"] = table["method"].fillna("ap")
+    rows = [current_score(p) for p in sorted((Path(run) / "sweep").glob("*.json"))]
+    table = pd.DataFrame([row for row in rows if row is not None])
     if not table.empty:
         table = table.sort_values([c for c in ("mode", "language", "method", "selection", "n") if c in table],
                                   kind="stable")

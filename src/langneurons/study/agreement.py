@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..find.run import load_run, sites_from_run
+from ..find.info import RunInfo, load_run, sites_from_run
 from ..find.tables import lape_sizes, load_activation, select
 from ..sites import feeding_sites
 
@@ -32,7 +32,7 @@ def keys(rows: pd.DataFrame) -> set[tuple[str, int]]:
     return set(zip(rows["layer"], rows["unit"].astype(int)))
 
 
-def method_overlap(info: dict, expertise: pd.DataFrame, activation: pd.DataFrame) -> pd.DataFrame:
+def method_overlap(info: RunInfo, expertise: pd.DataFrame, activation: pd.DataFrame) -> pd.DataFrame:
     """Per language: the LAPE set against AP's top-N (N = the LAPE set's size).
 
     Returns columns language, n, jaccard_gate (AP top-N among the gate_proj units), shared_gate,
@@ -54,18 +54,18 @@ def method_overlap(info: dict, expertise: pd.DataFrame, activation: pd.DataFrame
     return pd.DataFrame(rows)
 
 
-def method_layers(info: dict, expertise: pd.DataFrame, activation: pd.DataFrame) -> pd.DataFrame:
+def method_layers(info: RunInfo, expertise: pd.DataFrame, activation: pd.DataFrame) -> pd.DataFrame:
     """Neurons per block of each method's set (AP: top-N over all linears, N = LAPE size).
 
     Returns columns method, language, block, count (zero counts included).
     """
-    block_of = {s["name"]: s["block"] for s in info["sites"]}
+    block_of = {s["name"]: s["block"] for s in info.sites}
     rows = []
     for lang, n in lape_sizes(activation).items():
         ap = select(expertise, lang, n, "top")["layer"].map(block_of)
         lape = activation.loc[(activation["concept"] == lang) & activation["lape_set"], "block"]
         for method, blocks in (("ap", ap), ("lape", lape)):
-            counts = blocks.value_counts().reindex(range(info["blocks"]), fill_value=0)
+            counts = blocks.value_counts().reindex(range(info.blocks), fill_value=0)
             rows += [{"method": method, "language": lang, "block": b, "count": int(c)} for b, c in counts.items()]
     return pd.DataFrame(rows)
 

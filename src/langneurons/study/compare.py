@@ -26,7 +26,7 @@ def deactivation_perplexity(steerable: Steerable, sentences: int = 50, progress:
     if steerable.activation is None or steerable.expertise is None:
         raise LangneuronsError(f"{steerable.run}: the comparison needs both methods; run "
                                f"`langneurons find --method both --out {steerable.run}`")
-    lm, langs = steerable.loaded, list(steerable.info["languages"])
+    lm, langs = steerable.loaded, list(steerable.info.languages)
     texts = {lang: heldout_sentences(lang, sentences) for lang in langs}
     baseline = {lang: perplexity(lm.model, lm.tokenizer, texts[lang]) for lang in langs}
     rows = [{"method": "none", "mask": "none", "n": 0, "evaluated": e, "perplexity": baseline[e],

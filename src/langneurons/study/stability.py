@@ -20,18 +20,11 @@ import torch
 
 from ..data import LabelSet, build_labels, load_corpus
 from ..errors import LangneuronsError
-from ..find.expertise import BLOCK_ELEMENTS, average_precision_rows, select, sort_rows
-from ..find.lape import (
-    Selection,
-    activation_probability,
-    language_sets,
-    lape_sizes,
-    load_activation,
-    row_weights,
-    run_activation_sites,
-    select_units,
-)
-from ..find.run import load_run, sites_from_run
+from ..find.expertise import BLOCK_ELEMENTS, average_precision_rows, sort_rows
+from ..find.tables import select
+from ..find.lape import Selection, activation_probability, language_sets, row_weights, run_activation_sites, select_units
+from ..find.tables import lape_sizes, load_activation
+from ..find.info import RunInfo, load_run, sites_from_run
 from ..find.store import ResponseStore
 from ..io import read_jsonl, write_table
 from ..progress import bar
@@ -115,13 +108,13 @@ def site_names(sites: Sites) -> np.ndarray:
     return np.array([(s.name, u) for s in sites for u in range(s.width)], dtype=object)
 
 
-def labelset_from_run(run: Path, info: dict) -> LabelSet:
+def labelset_from_run(run: Path, info: RunInfo) -> LabelSet:
     """The run's sentence sets, rebuilt from its corpus and checked against sentences.jsonl."""
-    n = max(info["positives_per_language"].values())
-    labelset = build_labels(load_corpus(info["corpus"]), info["languages"], n)
+    n = max(info.positives_per_language.values())
+    labelset = build_labels(load_corpus(info.corpus), info.languages, n)
     texts = [row["text"] for row in read_jsonl(run / "sentences.jsonl")]
     if texts != labelset.texts:
-        raise LangneuronsError(f"{run}: the corpus {info['corpus']} changed since `find`; its "
+        raise LangneuronsError(f"{run}: the corpus {info.corpus} changed since `find`; its "
                                "sentences no longer match sentences.jsonl")
     return labelset
 
@@ -180,12 +173,12 @@ def stability(run: Path, resamples: int = 20, n: int | None = None, seed: int = 
     run = Path(run)
     info, expertise = load_run(run)
     labelset = labelset_from_run(run, info)
-    runs, langs, lape = variants(labelset, resamples, seed), list(info["languages"]), info.get("lape")
+    runs, langs, lape = variants(labelset, resamples, seed), list(info.languages), info.lape
     activation = load_activation(run)
     sizes = lape_sizes(activation) if activation is not None else {}
     ns = {lang: n if n is not None else sizes.get(lang, 1000) for lang in langs}
     sites = sites_from_run(info)
-    store = ResponseStore.open(run / "store", info["fingerprint"], {}, 0)
+    store = ResponseStore.open(run / "store", info.fingerprint, {}, 0)
     parts = [ap_stability(expertise, sites, ap_scores(store, sites, runs, progress), ns)]
     store.close()
     if lape and activation is not None:

@@ -1,0 +1,111 @@
+"""`run.json`: what a finished `find` recorded (settings, fingerprint, counts, sites, timings), as one class.
+
+Torch-free on purpose: the report and the studies read a run through this module. The trap:
+run.json is written by every `find` and kept for years; an older one (no `schema` field) is
+migrated in `schema.migrate`, a damaged or newer one is refused with "rerun `langneurons find`".
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import LangneuronsError
+from ..io import write_json
+from ..schema import migrate, stamp
+from ..sites import Site, Sites
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """The content of run.json. `sites` and `lape["sites"]` are `Site` records (name, block, width...);
+    `lape` is None for a run without LAPE (`method` ap)."""
+
+    model: str
+    dtype: str
+    corpus: str
+    languages: list[str]
+    fingerprint: str
+    sites: list[dict]
+    neurons: int
+    modules: int
+    blocks: int
+    unique_sentences: int
+    positives_per_language: dict[str, int]
+    negatives_per_language: dict[str, int]
+    store_dtype: str = "float32"
+    batch_size: int = 16
+    method: str = "ap"
+    lape: dict | None = None
+    timings: dict = field(default_factory=dict)
+    model_class: str = ""
+    device: str = ""
+    device_map: dict | None = None
+    langneurons: str = ""
+    torch: str = ""
+    transformers: str = ""
+
+    def __post_init__(self) -> None:
+        if self.method not in ("ap", "lape", "both"):
+            raise LangneuronsError(f"run.json: method {self.method!r} is not one of ap, lape, both")
+        if (self.lape is None) != (self.method == "ap"):
+            raise LangneuronsError(f"run.json: method {self.method} {'without' if self.lape is None else 'with'} "
+                                   "LAPE results")
+
+    @property
+    def site_records(self) -> list[dict]:
+        """Every module an intervention may edit: the linears, and the activations with LAPE."""
+        return self.sites + (self.lape or {}).get("sites", [])
+
+    def to_dict(self) -> dict:
+        return stamp("run", asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: dict, run: Path | str = "RUN") -> "RunInfo":
+        """run.json's content at this version's schema (an older one migrated); refuses a damaged or
+        newer one with the command that makes it again."""
+        rerun = f"langneurons find --out {run}"
+        if not isinstance(data, dict):
+            raise LangneuronsError(f"{run}/run.json is damaged; rerun `{rerun}`")
+        data = migrate("run", data, rerun)
+        known = {f.name for f in fields(cls)}
+        try:
+            return cls(**{k: v for k, v in data.items() if k in known})
+        except TypeError as exc:
+            raise LangneuronsError(f"{run}/run.json is damaged ({exc}); rerun `{rerun}`") from None
+
+    @classmethod
+    def read(cls, run: Path) -> "RunInfo":
+        """RUN/run.json, read and checked."""
+        path = Path(run) / "run.json"
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            raise LangneuronsError(f"{path} is damaged; rerun `langneurons find --out {run}`") from None
+        return cls.from_dict(data, run)
+
+    def write(self, run: Path) -> None:
+        write_json(Path(run) / "run.json", self.to_dict())
+
+
+def load_run(run: Path) -> tuple[RunInfo, pd.DataFrame]:
+    """Read a RUN folder's run.json and expertise table, with clear errors when incomplete."""
+    run = Path(run)
+    info = RunInfo.read(run) if (run / "run.json").exists() else None
+    if info is not None and info.method == "lape":
+        raise LangneuronsError(f"{run}: a --method lape run has no AP results, which this needs; run "
+                               f"`langneurons find --method both --out {run}` (it keeps the LAPE recording)")
+    if info is None or not (run / "expertise.parquet").exists():
+        raise LangneuronsError(
+            f"{run}: not a finished run (no run.json/expertise.parquet); run `langneurons find --out {run}`"
+        )
+    return info, pd.read_parquet(run / "expertise.parquet")
+
+
+def sites_from_run(info: RunInfo) -> Sites:
+    """The neuron sites (linears) recorded in run.json."""
+    sites = tuple(Site(**record) for record in info.sites)
+    return Sites(sites[0].name.rsplit(".", 2)[0] if sites else "", info.blocks, sites)

@@ -1,0 +1,73 @@
+"""Decoding rules apart from the edits: which tokens may be sampled, and at what temperature.
+
+An `Intervention` (intervene.py) says which neurons get which edit; a `Decoding` says how the
+steered text is sampled (guard, whole characters, opening and start temperatures, start rule);
+`intervene.Setting` is the two together. The trap: the guard, opening temperature and start rule
+act on an opening (positions first:K or prefix:K), which lives on the interventions, so that
+combination is checked where both meet, in `Setting`, not here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from ..errors import LangneuronsError
+from ..schema import DECODING_FIELDS
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """How to sample under an edit (each off by default: the sampling's own rules).
+
+    guard: the tokens written under an opening are words (a letter or mark in them) and none repeats
+    an earlier one of them: a forced opening of "，" or "im im" is what the unedited model goes on
+    to loop. whole_characters: no token is sampled that would put "�" in the text (one that holds
+    it, or a byte token `<0xE3>` that breaks UTF-8): Gemma-3-270M loops on "���" once it has written
+    one. opening_temperature: sample the opening's tokens at this temperature instead of the
+    sampling's, the edited model's next-token distribution being flat. start: the first new token is
+    one that begins the run's sentences more often than its share of all their tokens
+    (`generate.sentence_starts`): the edited model otherwise often opens mid-phrase ("など", "か").
+    start_temperature (with start): sample that first token at this temperature.
+    """
+
+    guard: bool = False
+    whole_characters: bool = False
+    opening_temperature: float | None = None
+    start: bool = False
+    start_temperature: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.opening_temperature is not None and not self.opening_temperature > 0:
+            raise LangneuronsError(f"opening_temperature {self.opening_temperature}: a temperature above 0, "
+                                   "only for an opening (positions first:K or prefix:K)")
+        if self.start_temperature is not None and not (self.start and self.start_temperature > 0):
+            raise LangneuronsError(f"start_temperature {self.start_temperature}: a temperature above 0, only "
+                                   "with start (the opening's first token from the sentence starts)")
+
+    @property
+    def needs_opening(self) -> bool:
+        """Whether a rule here acts on an opening's tokens (guard, opening temperature, start)."""
+        return self.guard or self.opening_temperature is not None or self.start
+
+    @property
+    def active(self) -> bool:
+        """Whether any rule is on (a plan is needed even when no neuron is edited)."""
+        return self != Decoding()
+
+    @property
+    def suffix(self) -> str:
+        """The part of a setting's label (and file key) that names the rules, "" when none is on."""
+        return ("-guard" if self.guard else "") + ("-chars" if self.whole_characters else "") + (
+            f"-T{self.opening_temperature:g}" if self.opening_temperature is not None else "") + (
+            "-start" if self.start else "") + (
+            f"-S{self.start_temperature:g}" if self.start_temperature is not None else "")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Decoding":
+        unknown = set(data) - set(DECODING_FIELDS)
+        if unknown:
+            raise LangneuronsError(f"decoding has unknown field(s) {sorted(unknown)}")
+        return cls(**data)
