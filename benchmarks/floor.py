@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from common import Context, corpus_spec, emit, rounded, sync
+
 from langneurons.data import build_labels, load_corpus
-from langneurons.model import context_length, pad_batch
 from langneurons.find.record import plan_batches, tokenize
 from langneurons.find.run import find
+from langneurons.model import context_length, pad_batch
 
 NAME = "floor"
 REPEATS = 2  # below LARGE positives per language; one pass of each above (minutes each)
@@ -55,7 +55,7 @@ def find_once(loaded, spec: str, n: int) -> dict:
         info = find(Path(tmp) / "run", corpus=spec, positives=n, batch_size=BATCH_SIZE,
                     loaded=loaded, progress=False)
         total, cpu = time.perf_counter() - started, time.process_time() - cpu
-    t = info["timings"]
+    t = info.timings
     return {"total": total, "cpu": cpu, "record": t["record_seconds"], "expertise": t["expertise_seconds"],
             "tokens": t["tokens_computed"]}
 

@@ -30,15 +30,25 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from common import (
+    GEMMA_NEURONS,
+    PAPER_FORWARDS,
+    PAPER_LANGUAGES,
+    PAPER_POSITIVES,
+    PAPER_SET_SIZE,
+    PAPER_UNIQUE,
+    Context,
+    corpus_spec,
+    emit,
+    rounded,
+    sync,
+)
 from sklearn.metrics import average_precision_score
 
-from common import (GEMMA_NEURONS, PAPER_FORWARDS, PAPER_LANGUAGES, PAPER_POSITIVES, PAPER_SET_SIZE,
-                    PAPER_UNIQUE, Context, corpus_spec, emit, rounded, sync)
 from langneurons.data import LabelSet, build_labels, load_corpus
 from langneurons.find.expertise import BLOCK_ELEMENTS, neuron_stats
-from langneurons.model import context_length
 from langneurons.find.run import find
-from langneurons.sites import discover_sites
+from langneurons.model import context_length, discover_sites
 
 NAME = "paper_style"
 TOLERANCE = 1e-9
@@ -221,14 +231,14 @@ def calibrate(neurons: int, device: torch.device, cores: int) -> dict:
             "langneurons_stats_s_per_neuron_language": (time.perf_counter() - started) / neurons}
 
 
-def full_scale(paper: dict, info: dict, neurons: int, calib: dict) -> dict:
+def full_scale(paper: dict, info, neurons: int, calib: dict) -> dict:
     """The paper's setting scaled up from the per-sentence and per-neuron costs measured here."""
     neuron_languages = neurons * PAPER_LANGUAGES
     forward_per = paper["seconds"]["forward"] / paper["forwards"]
     theirs = {"forward": PAPER_FORWARDS * forward_per,
               "ap": neuron_languages * calib["sklearn_pool_s_per_neuron_language"],
               "stats": neuron_languages * calib["numpy_stats_s_per_neuron_language"]}
-    t = info["timings"]
+    t = info.timings
     record_per = t["record_seconds"] / max(1, t["sentences_computed"])
     ours = {"record": PAPER_UNIQUE * record_per,
             "expertise": neuron_languages * calib["langneurons_stats_s_per_neuron_language"]}
@@ -292,7 +302,7 @@ def main(ctx: Context) -> None:
     find_seconds = time.perf_counter() - started
     ctx.runs[n] = run  # the steering benchmark may reuse it
     checks = compare(paper, pd.read_parquet(run / "expertise.parquet"), run, labelset, names, widths)
-    t = info["timings"]
+    t = info.timings
     emit(ctx, NAME, "subset", loaded.device, corpus=spec,
          sizes={"positives_per_language": n, "languages": len(labelset.languages),
                 "forwards_paper_style": paper["forwards"], "unique_sentences": len(labelset.texts),

@@ -155,9 +155,8 @@ def child(argv: list[str]) -> None:
         import torch
 
         torch.set_num_threads(args.threads)
-    from langneurons.model import load_model
     from langneurons.find.run import find
-    from langneurons.sites import discover_sites
+    from langneurons.model import discover_sites, load_model
 
     started = time.perf_counter()
     loaded = make_tiny(args.mlp_width) if args.tiny else load_model(args.model, args.device)
@@ -173,8 +172,8 @@ def child(argv: list[str]) -> None:
         info = find(Path(args.out), corpus=args.corpus, loaded=loaded, progress=False)
         if phases:
             result["phase_peak_rss_mb"] = {k: round(v, 1) for k, v in phases.peaks.items()}
-        result.update(find=time.perf_counter() - started, record=info["timings"]["record_seconds"],
-                      expertise=info["timings"]["expertise_seconds"], languages=len(info["languages"]))
+        result.update(find=time.perf_counter() - started, record=info.timings["record_seconds"],
+                      expertise=info.timings["expertise_seconds"], languages=len(info.languages))
     print(json.dumps(result))
 
 

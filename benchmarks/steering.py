@@ -21,14 +21,20 @@ import contextlib
 import tempfile
 import time
 from dataclasses import replace
-from unittest import mock
 from pathlib import Path
+from unittest import mock
 
 from common import Context, corpus_spec, emit, rounded, sync
-from langneurons.steer import generate
-from langneurons.steer.generate import UNCONDITIONAL, generate_batch, opening_vocabulary, start_token
-from langneurons.steer.intervene import Intervention
+
 from langneurons.find.run import find
+from langneurons.steer import generate
+from langneurons.steer.generate import (
+    UNCONDITIONAL,
+    generate_batch,
+    opening_vocabulary,
+    start_token,
+)
+from langneurons.steer.intervene import Intervention
 from langneurons.steer.sweep import open_run
 
 NAME = "steering"
@@ -55,13 +61,13 @@ def timed_generation(steerable, seeds: list[int], tokens: int, plan) -> dict:
 
 def measure(ctx: Context, run: Path, source: str) -> None:
     steerable = open_run(run, loaded=ctx.loaded())
-    languages = steerable.info["languages"]
+    languages = steerable.info.languages
     language = "de" if "de" in languages else languages[1]
-    n = min(N_FORCED, steerable.info["neurons"] // 2)  # a tiny model has fewer than 2,000 neurons
+    n = min(N_FORCED, steerable.info.neurons // 2)  # a tiny model has fewer than 2,000 neurons
     started = time.perf_counter()
     plan = steerable.plan([Intervention(language, n, "both")])
     plan_seconds = time.perf_counter() - started
-    opening_units = min(2 * n, steerable.info["neurons"])
+    opening_units = min(2 * n, steerable.info.neurons)
     opening = steerable.plan([Intervention(language, opening_units, "both", "on_p50", "prefix:3")])
     guarded = steerable.plan([Intervention(language, opening_units, "both", "on_p50", "prefix:3", guard=True)])
     whole = steerable.plan([Intervention(language, opening_units, "both", "on_p50", "prefix:3", guard=True,
