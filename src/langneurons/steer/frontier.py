@@ -310,8 +310,7 @@ class FrontierSettings:
 def frontier(steerable: Steerable, language: str, settings: list, *args, **kwargs) -> tuple[pd.DataFrame, pd.Series]:
     """`frontier_locked` after checking `language` and every `modules` value (they become file names)
     against the run, with the RUN's lock held for the whole run (a second writer is refused at once)."""
-    info = steerable.info
-    check_run_languages([language], list(info["languages"] if isinstance(info, dict) else info.languages), "-l")
+    check_run_languages([language], list(steerable.info.languages), "-l")
     for setting in settings:
         ivs = getattr(setting, "interventions", setting)
         for iv in ivs if isinstance(ivs, tuple) else (ivs,):

@@ -281,15 +281,10 @@ def sweep(steerable: Steerable, languages: list[str], ns: list[int], selections:
 
 
 
-def run_languages(steerable) -> list[str]:
-    info = steerable.info
-    return list(info["languages"] if isinstance(info, dict) else info.languages)
-
-
 def sweep_with(steerable: Steerable, settings: SweepSettings, progress: bool = True) -> pd.DataFrame:
     """`sweep_locked` after checking the languages (as file-name labels and against the run's), with
     the RUN's lock held for the whole sweep (a second writer is refused at once)."""
-    check_run_languages(list(settings.languages), run_languages(steerable), "--languages")
+    check_run_languages(list(settings.languages), list(steerable.info.languages), "--languages")
     with run_lock(steerable.run, "sweep"):
         return sweep_locked(steerable, settings, progress)
 
