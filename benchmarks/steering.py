@@ -28,13 +28,10 @@ from common import Context, corpus_spec, emit, rounded, sync
 
 from langneurons.find.run import find
 from langneurons.steer import generate
-from langneurons.steer.generate import (
-    UNCONDITIONAL,
-    generate_batch,
-    opening_vocabulary,
-    start_token,
-)
+from langneurons.steer.decoding import Decoding
+from langneurons.steer.generate import UNCONDITIONAL, generate_batch, start_token
 from langneurons.steer.intervene import Intervention
+from langneurons.steer.rules import opening_vocabulary
 from langneurons.steer.sweep import open_run
 
 NAME = "steering"
@@ -68,15 +65,14 @@ def measure(ctx: Context, run: Path, source: str) -> None:
     plan = steerable.plan([Intervention(language, n, "both")])
     plan_seconds = time.perf_counter() - started
     opening_units = min(2 * n, steerable.info.neurons)
-    opening = steerable.plan([Intervention(language, opening_units, "both", "on_p50", "prefix:3")])
-    guarded = steerable.plan([Intervention(language, opening_units, "both", "on_p50", "prefix:3", guard=True)])
-    whole = steerable.plan([Intervention(language, opening_units, "both", "on_p50", "prefix:3", guard=True,
-                                         whole_characters=True)])
+    edit = [Intervention(language, opening_units, "both", "on_p50", "prefix:3")]
+    opening = steerable.plan(edit)
+    guarded = steerable.plan(edit, Decoding(guard=True))
+    whole = steerable.plan(edit, Decoding(guard=True, whole_characters=True))
     started = time.perf_counter()
     steerable.sentence_starts  # the start rule's table: the run's sentences tokenized once, kept per run
     starts_seconds = time.perf_counter() - started
-    with_start = steerable.plan([Intervention(language, opening_units, "both", "on_p50", "prefix:3", guard=True,
-                                              start=True)])
+    with_start = steerable.plan(edit, Decoding(guard=True, start=True))
     started = time.perf_counter()
     opening_vocabulary(steerable.loaded.tokenizer, steerable.loaded.model.get_output_embeddings().out_features)
     vocabulary_seconds = time.perf_counter() - started

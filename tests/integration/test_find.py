@@ -8,9 +8,9 @@ import pytest
 from conftest import make_model, read_jsonl
 
 from langneurons.errors import LangneuronsError
-from langneurons.find.tables import COLUMNS, select
 from langneurons.find.run import find, load_run
 from langneurons.find.store import ResponseStore
+from langneurons.find.tables import COLUMNS, select
 
 
 def test_outputs_have_the_reference_format(tiny, corpus_dir, tmp_path):

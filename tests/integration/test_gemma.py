@@ -3,10 +3,8 @@
 import pytest
 import torch
 
-from langneurons.model import load_model
-from langneurons.model import pad_batch
 from langneurons.find.record import record
-from langneurons.sites import discover_sites
+from langneurons.model import discover_sites, load_model, pad_batch
 
 pytestmark = pytest.mark.slow
 

@@ -4,6 +4,7 @@ tiny run (with and without a sweep), and the report rendered by a headless Chrom
 import json
 import re
 import subprocess
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -213,3 +214,14 @@ def test_report_renders_in_a_browser(tiny_run, tmp_path):
     dom = chromium("--dump-dom", report.as_uri(), cwd=tmp_path).stdout
     assert "Summary" in dom and "Sample generations" in dom
     assert external_references(dom) == []  # the page as the browser built it fetches nothing
+
+
+def test_report_of_a_run_imports_no_torch(tiny_run):
+    """`langneurons report RUN` reads tables only: the whole command runs without importing torch."""
+    fabricate_sweep(tiny_run, ["de", "fr"])
+    probe = ("import sys\nfrom langneurons.cli import app\ntry:\n"
+             f"    app(['report', {str(tiny_run)!r}])\nexcept SystemExit as exit:\n    assert not exit.code, exit\n"
+             "print('torch' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert (tiny_run / "report.html").is_file()
+    assert result.stdout.strip().endswith("False"), result.stdout + result.stderr

@@ -1,6 +1,5 @@
 """The decoding rules as transformers logits processors, plugged into `model.generate`."""
 
-import torch
 from transformers import LogitsProcessorList
 
 from langneurons.steer.rules import GuardOpening, SentenceStart, opening_vocabulary, sentence_starts

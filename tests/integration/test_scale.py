@@ -12,13 +12,13 @@ import pytest
 import torch
 
 from langneurons.errors import LangneuronsError
-from langneurons.steer.generate import Sampling, generate
-from langneurons.model import load_model
 from langneurons.find.record import plan_batches
 from langneurons.find.run import find, run_fingerprint
-from langneurons.sites import discover_sites
-from langneurons.steer.sweep import open_run
 from langneurons.find.store import ResponseStore
+from langneurons.model import load_model
+from langneurons.model import discover_sites
+from langneurons.steer.generate import Sampling, generate
+from langneurons.steer.sweep import open_run
 
 from conftest import make_model, read_jsonl
 
@@ -206,8 +206,8 @@ import numpy as np
 from langneurons.data import LabelSet
 from langneurons.find.expertise import compute_expertise
 from langneurons.find.run import expertise_ram, write_outputs
-from langneurons.sites import Site, Sites
 from langneurons.find.store import ResponseStore
+from langneurons.sites import Site, Sites
 
 per, n_lang, n_mod, width = map(int, sys.argv[1:5])
 langs = [f"l{i}" for i in range(n_lang)]

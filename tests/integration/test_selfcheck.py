@@ -9,10 +9,11 @@ import torch
 from torch.nn import functional as F
 
 from langneurons.errors import LangneuronsError
-from langneurons.steer.intervene import Edit, Plan, steer
-from langneurons.hooks import hooks
 from langneurons.find.record import pooled_values, record
-from langneurons.sites import activation_sites, discover_sites, feeding_sites
+from langneurons.hooks import hooks
+from langneurons.model import activation_sites, discover_sites
+from langneurons.sites import feeding_sites
+from langneurons.steer.intervene import Edit, Plan, steer
 
 from conftest import make_model
 

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from langneurons.errors import LangneuronsError
-from langneurons.steer.intervene import Edit, Plan, steer
 from langneurons.find.record import check_finite, tokenize
+from langneurons.steer.intervene import Edit, Plan, steer
 
 
 def test_non_finite_activations_name_the_modules_and_suggest_a_dtype():

@@ -4,8 +4,8 @@
 import numpy as np
 import pandas as pd
 
-from langneurons.steer.frontier import baseline_ppl, kinds, meets_goal, pareto_front, recommend, usable
 from langneurons.report.frontier import choice_seeds, load_frontiers, recommendations
+from langneurons.steer.pareto import baseline_ppl, kinds, meets_goal, pareto_front, recommend, usable
 
 
 def brute_force(table):

@@ -9,8 +9,8 @@ from langneurons.errors import LangneuronsError
 from langneurons.find.lape import (activation_probability, check_settings, neuron_table, row_weights,
                                    select_units, store_widths)
 from langneurons.find.record import COUNT, TOKENS
-from langneurons.sites import ACTIVATION, Site, Sites
 from langneurons.find.store import ResponseStore
+from langneurons.sites import ACTIVATION, Site, Sites
 
 LANGS = ["en", "de", "fr"]
 

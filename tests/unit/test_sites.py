@@ -4,7 +4,7 @@ import pytest
 
 from langneurons.errors import LangneuronsError
 from langneurons.hooks import hooks
-from langneurons.sites import discover_sites, output_width
+from langneurons.model import discover_sites, output_width
 
 EXPECTED_LOCAL = {
     "tiny-llama": ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",

@@ -4,8 +4,8 @@ read back as written."""
 import numpy as np
 import pytest
 
-from langneurons.find import store as store_module
 from langneurons.errors import LangneuronsError
+from langneurons.find import store as store_module
 from langneurons.find.store import ResponseStore
 from langneurons.io import read_jsonl, write_jsonl
 

@@ -270,16 +270,9 @@ def frontier(
     batch_size: int = typer.Option(100, rich_help_panel=HARDWARE, help="samples generated together"),
 ) -> None:
     """Grid of steering strategies: target share vs fluency, its Pareto front and a recommendation."""
-    from ..steer.frontier import (
-        GOAL_PPL_RATIO,
-        SETTING,
-        grid,
-        load_points,
-        meets_goal,
-        same_setting,
-        seed_range,
-    )
     from ..steer.frontier import frontier as run_frontier
+    from ..steer.frontier import grid, load_points, seed_range
+    from ..steer.pareto import GOAL_PPL_RATIO, SETTING, meets_goal, same_setting
     from ..steer.sweep import open_run, parse_seeds
 
     try:

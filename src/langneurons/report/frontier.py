@@ -14,7 +14,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import LogLocator, NullFormatter, StrMethodFormatter
 
-from ..steer.frontier import (
+from ..steer.pareto import (
     GOAL_PPL_RATIO,
     GOAL_SHARE,
     SETTING,

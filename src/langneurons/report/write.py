@@ -28,6 +28,8 @@ from .analysis import (
     site_table,
     summary_sentences,
 )
+from .frontier import frontier_section
+from .methods import methods_section
 from .page import (
     escape,
     figure_grid,
@@ -263,22 +265,20 @@ def neuron_sections(result: Analysis, expertise: pd.DataFrame, langs: list[str],
 
 
 def write_report(run: Path, n: int = 1000, per_setting: int = 3) -> Path:
-    """`write_report_locked` with the RUN's lock held (a second writer is refused at once)."""
-    with run_lock(Path(run), "report"):
-        return write_report_locked(run, n, per_setting)
-
-
-def write_report_locked(run: Path, n: int = 1000, per_setting: int = 3) -> Path:
-    """Analyse RUN and write RUN/report.html (self-contained), RUN/figures/, RUN/analysis/.
+    """Analyse RUN and write RUN/report.html (self-contained), RUN/figures/, RUN/analysis/, holding the
+    RUN's lock (a second writer is refused at once).
 
     Args:
         n: size of the top and bottom sets compared (capped at the neurons per language).
         per_setting: sample generations shown per sweep setting.
     """
-    from .frontier import frontier_section
-    from .methods import methods_section
-
     run = Path(run)
+    with run_lock(run, "report"):
+        return write_pages(run, n, per_setting)
+
+
+def write_pages(run: Path, n: int, per_setting: int) -> Path:
+    """The body of `write_report`, under the lock."""
     info, expertise = load_run(run)
     result = analyze(info, expertise, n, run, per_setting)
     write_tables(result, run / "analysis")

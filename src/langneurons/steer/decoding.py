@@ -26,7 +26,7 @@ class Decoding:
     one. opening_temperature: sample the opening's tokens at this temperature instead of the
     sampling's, the edited model's next-token distribution being flat. start: the first new token is
     one that begins the run's sentences more often than its share of all their tokens
-    (`generate.sentence_starts`): the edited model otherwise often opens mid-phrase ("など", "か").
+    (`rules.sentence_starts`): the edited model otherwise often opens mid-phrase ("など", "か").
     start_temperature (with start): sample that first token at this temperature.
     """
 

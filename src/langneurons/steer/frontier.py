@@ -21,84 +21,30 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import LangneuronsError
-from ..io import check_label, check_run_languages, read_jsonl, write_json, write_jsonl, write_table
+from ..io import (
+    check_label,
+    check_run_languages,
+    read_jsonl,
+    write_json,
+    write_jsonl,
+    write_table,
+)
 from ..lock import run_lock
 from ..progress import console
 from ..schema import SCHEMAS, migrate
 from .decoding import Decoding
 from .evaluate import openings, perplexity
 from .intervene import Intervention, Setting, is_opening, save_interventions
+from .pareto import (
+    FLAGS,
+    TEMPERATURES,
+    baseline_ppl,
+    fill_setting_columns,
+    pareto_front,
+    recommend,
+    same_setting,
+)
 from .sweep import Steerable, current_samples, current_score, sample_records, score_cell
-
-AXES = {"target_share": "max", "generated_ppl": "min", "degenerate_share": "min"}
-GOAL_SHARE, GOAL_DEGENERATE, GOAL_PPL_RATIO = 0.9, 0.05, 1.5  # the issue's goal for a usable setting
-SETTING = ["value", "positions", "selection", "n", "blocks", "modules", "guard", "whole_characters",
-           "opening_temperature", "start", "start_temperature", "also"]  # `also`: further interventions
-FLAGS = ("guard", "whole_characters", "start")  # setting columns that are False when missing
-TEMPERATURES = ("opening_temperature", "start_temperature")  # setting columns that are NaN when missing
-
-
-def pareto_front(table: pd.DataFrame, axes: dict[str, str] = AXES) -> pd.DataFrame:
-    """Rows not dominated by any other row (at least as good on every axis, better on one)."""
-    signs = {col: (-1 if how == "max" else 1) for col, how in axes.items()}
-    values = table[list(axes)].to_numpy() * [signs[c] for c in axes]  # smaller is better everywhere
-    keep = []
-    for i, row in enumerate(values):
-        dominated = ((values <= row).all(axis=1) & (values < row).any(axis=1)).any()
-        keep.append(not dominated)
-    return table[keep]
-
-
-def kinds(table: pd.DataFrame) -> pd.Series:
-    """`forced`, `unforced` or `reference` per row (tables without a kind column: by N; without
-    either, all forced)."""
-    if "kind" in table.columns:
-        return table["kind"]
-    if "n" not in table.columns:
-        return pd.Series("forced", index=table.index)
-    return table["n"].map(lambda n: "unforced" if n == 0 else "forced")
-
-
-def baseline_ppl(table: pd.DataFrame) -> float:
-    """The perplexity the goal is relative to: the `reference` row's (the model's own text in the
-    language) when the table has one, else the unforced N = 0 row's; NaN when it has neither."""
-    kind = kinds(table)
-    for name in ("reference", "unforced"):
-        if (kind == name).any():
-            return float(table.loc[kind == name, "generated_ppl"].min())
-    return float("nan")
-
-
-def usable(table: pd.DataFrame) -> pd.Series:
-    """Share of samples in the target language and not degenerate; for rows scored without it,
-    its lower bound target share − degenerate share."""
-    bound = (table["target_share"] - table["degenerate_share"]).clip(lower=0)
-    return table["usable_share"].fillna(bound) if "usable_share" in table.columns else bound
-
-
-def recommend(table: pd.DataFrame, share: float = GOAL_SHARE, degenerate: float = GOAL_DEGENERATE,
-              ppl_ratio: float = GOAL_PPL_RATIO) -> pd.Series:
-    """The steering setting to use among the forced points: of those meeting all three goals
-    (share ≥ `share`, degenerate share ≤ `degenerate`, generated-text perplexity ≤ `ppl_ratio` ×
-    `baseline_ppl` when the table has one), the one with the most usable samples (in the language
-    and not degenerate); else, of those meeting the share and degenerate goals, the most fluent;
-    else the one with the most usable samples. Ties: the lower perplexity."""
-    forced = table[kinds(table) == "forced"].assign(usable=lambda t: usable(t))
-    base = baseline_ppl(table)
-    limit = ppl_ratio * base if base == base else float("inf")
-    sound = (forced["target_share"] >= share) & (forced["degenerate_share"] <= degenerate)
-    most_usable = (["usable", "generated_ppl"], [False, True])
-    tiers = [(sound & (forced["generated_ppl"] <= limit), most_usable),
-             (sound, (["generated_ppl", "usable"], [True, False])),
-             (pd.Series(True, index=forced.index), most_usable)]
-    rows, (columns, ascending) = next((rows, order) for rows, order in tiers if rows.any())
-    return forced[rows].sort_values(columns, ascending=ascending, kind="stable").iloc[0].drop("usable")
-
-
-def meets_goal(row: pd.Series, baseline: float) -> bool:
-    """Whether a scored setting meets all three goals (never without a baseline perplexity)."""
-    return bool(row["target_share"] >= GOAL_SHARE and row["degenerate_share"] <= GOAL_DEGENERATE
-                and row["generated_ppl"] <= GOAL_PPL_RATIO * baseline)
 
 
 def grid(language: str, values: list[str], positions: list[str], selections: list[str], ns: list[int],
@@ -242,26 +188,6 @@ def setting_of(row: pd.Series) -> Setting:
                    decoding)
 
 
-def fill_setting_columns(table: pd.DataFrame) -> None:
-    """Give `blocks`, `modules` and `also` "" (all blocks / all modules / no further
-    interventions) and `guard`, `whole_characters` and `start` False where empty or missing, and the
-    temperatures NaN (the sampling's) where missing: points and tables of older versions lack some."""
-    for column in ("blocks", "modules", "also"):
-        table[column] = table.get(column, pd.Series("", index=table.index)).fillna("")
-    for column in FLAGS:
-        table[column] = table.get(column, pd.Series(False, index=table.index)).fillna(False).astype(bool)
-    for column in TEMPERATURES:
-        table[column] = table.get(column, pd.Series(float("nan"), index=table.index)).astype(float)
-
-
-def same_setting(table: pd.DataFrame, setting: pd.Series | dict) -> pd.Series:
-    """Which rows of `table` hold `setting` (its SETTING fields), on whatever seeds; a missing value
-    (no opening temperature) matches a missing one."""
-    wanted = pd.Series({k: setting[k] for k in SETTING}, dtype=object)
-    both_missing = table[SETTING].isna() & wanted.isna()
-    return ((table[SETTING] == wanted) | both_missing).all(axis=1)
-
-
 def load_table(steerable: Steerable, language: str) -> pd.DataFrame:
     """Every point scored so far for `language`, with its kind, its perplexity over the seed set's
     baseline (`ppl_ratio`), whether it is the paper's setting and whether it is on that seed set's
@@ -302,25 +228,16 @@ class FrontierSettings:
         object.__setattr__(self, "heldout_seeds", tuple(self.heldout_seeds or ()))
         if not self.seeds:
             raise LangneuronsError("frontier: no seeds to score the points on")
+        for point in self.points:  # a `modules` value becomes part of file names
+            for iv in point.interventions:
+                if iv.modules:
+                    check_label(iv.modules, "modules")
         stray = [p.label for p in self.points if any(iv.language != self.language for iv in p.interventions)]
         if stray:
             raise LangneuronsError(f"frontier for {self.language}: point(s) {stray} force another language")
 
 
-def frontier(steerable: Steerable, language: str, settings: list, *args, **kwargs) -> tuple[pd.DataFrame, pd.Series]:
-    """`frontier_locked` after checking `language` and every `modules` value (they become file names)
-    against the run, with the RUN's lock held for the whole run (a second writer is refused at once)."""
-    check_run_languages([language], list(steerable.info.languages), "-l")
-    for setting in settings:
-        ivs = getattr(setting, "interventions", setting)
-        for iv in ivs if isinstance(ivs, tuple) else (ivs,):
-            if getattr(iv, "modules", None):  # "" (every module) names no file
-                check_label(iv.modules, "modules")
-    with run_lock(steerable.run, f"frontier -l {language}"):
-        return frontier_locked(steerable, language, settings, *args, **kwargs)
-
-
-def frontier_locked(steerable: Steerable, language: str,
+def frontier(steerable: Steerable, language: str,
              settings: list[Intervention | tuple[Intervention, ...] | Setting], seeds: list[int],
              heldout_seeds: list[int] | None = None, batch_size: int = 100,
              progress: bool = True) -> tuple[pd.DataFrame, pd.Series]:
@@ -329,15 +246,22 @@ def frontier_locked(steerable: Steerable, language: str,
     scored on those seeds; with `heldout_seeds`, score the recommendation, the paper's setting and
     both baselines again on those. Writes RUN/frontier/<lang>.csv and the recommendation as an
     intervention file (RUN/frontier/<lang>-recommended.json); the table's `recommended` column marks
-    the choice. Returns the table and the recommended row. The keywords are those of
-    `FrontierSettings` (see `frontier_with`)."""
+    the choice. Returns the table and the recommended row."""
     return frontier_with(steerable, FrontierSettings(language, tuple(settings), tuple(seeds),
                                                      tuple(heldout_seeds or ()), batch_size), progress)
 
 
 def frontier_with(steerable: Steerable, study: FrontierSettings,
                   progress: bool = True) -> tuple[pd.DataFrame, pd.Series]:
-    """`frontier` with its settings as one object."""
+    """`frontier` with its settings as one object, holding the RUN's lock for the whole run (a second
+    writer is refused at once); the language is checked against the run before anything is written."""
+    check_run_languages([study.language], list(steerable.info.languages), "-l")
+    with run_lock(steerable.run, f"frontier -l {study.language}"):
+        return score_frontier(steerable, study, progress)
+
+
+def score_frontier(steerable: Steerable, study: FrontierSettings, progress: bool) -> tuple[pd.DataFrame, pd.Series]:
+    """The body of `frontier_with`, under the lock."""
     language, batch_size = study.language, study.batch_size
     seeds, heldout_seeds = list(study.seeds), list(study.heldout_seeds)
 

@@ -307,7 +307,7 @@ def resolve(interventions: list[Intervention], expertise: pd.DataFrame | None, w
     """Turn interventions into per-module edits; a later intervention wins on a shared unit.
 
     `widths` and `block_of` cover every module edited (linears, and activations for LAPE); `starts`
-    (which tokens may open a text, `generate.sentence_starts`) is needed when `decoding` has `start`.
+    (which tokens may open a text, `rules.sentence_starts`) is needed when `decoding` has `start`.
     """
     setting = Setting(tuple(interventions), decoding or Decoding())  # checks the rules meet an opening
     rules = setting.decoding
