@@ -50,6 +50,8 @@ class FindMethod(StrEnum):
     ap = "ap"
     lape = "lape"
     both = "both"
+    diffmean = "diffmean"
+    all = "all"
 
 
 class Method(StrEnum):

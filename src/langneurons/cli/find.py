@@ -66,8 +66,9 @@ def find(
     positives: int = typer.Option(None, rich_help_panel=CORPUS,
                                   help="first N positives (and N negatives per other language)"),
     method: FindMethod = typer.Option(FindMethod.ap, rich_help_panel=METHOD_PANEL,
-                                      help="ap (AP of every linear), lape (LAPE of the MLP activations) "
-                                      "or both, recorded in one pass"),
+                                      help="ap (AP of every linear), lape (LAPE of the MLP activations), "
+                                      "both, diffmean (each block's mean output: residual language "
+                                      "directions) or all, recorded in one pass"),
     lape_top_rate: float = typer.Option(0.01, rich_help_panel=METHOD_PANEL,
                                         help="LAPE: share of all activation units kept"),
     lape_quantile: float = typer.Option(0.95, rich_help_panel=METHOD_PANEL,
@@ -94,6 +95,9 @@ def find(
         counts = ", ".join(f"{l} {k}" for l, k in info.lape["per_language"].items())
         console.print(f"LAPE: {info.lape['selected']} of {info.lape['neurons']:,} activation units "
                       f"(τ = {info.lape['threshold']:.4f}); per language: {counts}")
+    if info.diffmean is not None:
+        console.print(f"DiffMean: language directions of {info.diffmean['blocks']} blocks → "
+                      f"{out / info.diffmean['file']}, norms in {out / info.diffmean['summary']}")
     t = info.timings
     console.print(
         f"[green]done[/green]: {info.neurons:,} neurons in {info.modules} modules, "

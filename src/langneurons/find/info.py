@@ -19,10 +19,15 @@ from ..schema import migrate, stamp
 from ..sites import Site, Sites
 
 
+RUN_METHODS = {"ap": ("ap",), "lape": ("lape",), "both": ("ap", "lape"), "diffmean": ("diffmean",),
+               "all": ("ap", "lape", "diffmean")}  # find --method → the methods a run computed
+
+
 @dataclass(frozen=True)
 class RunInfo:
     """The content of run.json. `sites` and `lape["sites"]` are `Site` records (name, block, width...);
-    `lape` is None for a run without LAPE (`method` ap)."""
+    `lape` is None for a run without LAPE (`method` ap or diffmean), `diffmean` (the residual sites and
+    the file of the directions, find/diffmean.py) None for a run without DiffMean."""
 
     model: str
     dtype: str
@@ -40,6 +45,7 @@ class RunInfo:
     batch_size: int = 16
     method: str = "ap"
     lape: dict | None = None
+    diffmean: dict | None = None
     timings: dict = field(default_factory=dict)
     model_class: str = ""
     device: str = ""
@@ -49,11 +55,17 @@ class RunInfo:
     transformers: str = ""
 
     def __post_init__(self) -> None:
-        if self.method not in ("ap", "lape", "both"):
-            raise LangneuronsError(f"run.json: method {self.method!r} is not one of ap, lape, both")
-        if (self.lape is None) != (self.method == "ap"):
-            raise LangneuronsError(f"run.json: method {self.method} {'without' if self.lape is None else 'with'} "
-                                   "LAPE results")
+        if self.method not in RUN_METHODS:
+            raise LangneuronsError(f"run.json: method {self.method!r} is not one of {', '.join(RUN_METHODS)}")
+        for part, results in (("lape", self.lape), ("diffmean", self.diffmean)):
+            if (results is None) == (part in RUN_METHODS[self.method]):
+                raise LangneuronsError(f"run.json: method {self.method} {'without' if results is None else 'with'} "
+                                       f"{part.upper()} results")
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        """The methods this run computed: of ap, lape, diffmean."""
+        return RUN_METHODS[self.method]
 
     @property
     def site_records(self) -> list[dict]:
@@ -95,9 +107,9 @@ def load_run(run: Path) -> tuple[RunInfo, pd.DataFrame]:
     """Read a RUN folder's run.json and expertise table, with clear errors when incomplete."""
     run = Path(run)
     info = RunInfo.read(run) if (run / "run.json").exists() else None
-    if info is not None and info.method == "lape":
-        raise LangneuronsError(f"{run}: a --method lape run has no AP results, which this needs; run "
-                               f"`langneurons find --method both --out {run}` (it keeps the LAPE recording)")
+    if info is not None and "ap" not in info.methods:
+        raise LangneuronsError(f"{run}: a --method {info.method} run has no AP results, which this needs; run "
+                               f"`langneurons find --method all --out {run}` (it keeps what is recorded)")
     if info is None or not (run / "expertise.parquet").exists():
         raise LangneuronsError(
             f"{run}: not a finished run (no run.json/expertise.parquet); run `langneurons find --out {run}`"

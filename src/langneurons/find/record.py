@@ -21,6 +21,7 @@ from ..hooks import HookFn, hooks
 from ..model import context_length, input_device, pad_batch
 from ..progress import bar
 from ..sites import ACTIVATION, Sites
+from .diffmean import NORM, RESIDUAL
 from .store import ResponseStore
 
 COUNT = ".count"  # store array suffix: per sentence, the tokens on which each activation unit is > 0
@@ -46,10 +47,15 @@ class MeanCache:
         self.weights: dict[torch.device, torch.Tensor] = {}  # device -> [batch, pos]: mask / tokens
         self.means: dict[str, torch.Tensor] = {}
         self.counts: dict[str, torch.Tensor] = {}
+        self.norms: dict[str, torch.Tensor] = {}  # `[batch, 1]`: mean per-token norm after the first token
+        self.later: dict[torch.device, torch.Tensor] = {}  # device -> [batch, pos]: weights without token 0
 
     def set_mask(self, attention_mask: torch.Tensor) -> None:
         mask = attention_mask.float()
         self.weights = {mask.device: mask / mask.sum(dim=1, keepdim=True)}
+        later = mask.clone()
+        later[:, 0] *= (mask.sum(dim=1) == 1).float()  # the first token only where it is the only one
+        self.later = {mask.device: later / later.sum(dim=1, keepdim=True)}
 
     def weights_on(self, device: torch.device) -> torch.Tensor:
         """The batch's mean weights on `device`, copied there once per batch."""
@@ -57,29 +63,48 @@ class MeanCache:
             self.weights[device] = next(iter(self.weights.values())).to(device)
         return self.weights[device]
 
-    def hook(self, name: str, count: bool = False) -> HookFn:
-        def pool(out: torch.Tensor) -> None:
+    def later_on(self, device: torch.device) -> torch.Tensor:
+        if device not in self.later:
+            self.later[device] = next(iter(self.later.values())).to(device)
+        return self.later[device]
+
+    def hook(self, name: str, count: bool = False, norm: bool = False) -> HookFn:
+        """`norm`: a decoder block (its output a tuple whose first element is the hidden state); also
+        pool the per-token norm over the tokens after the first."""
+        def pool(out: torch.Tensor | tuple) -> None:
+            if isinstance(out, tuple):
+                out = out[0]
             weights = self.weights_on(out.device)
-            self.means[name] = token_sum(out.float(), weights)
+            states = out.float()
+            self.means[name] = token_sum(states, weights)
             if count:  # exact in float32 up to 2**24 tokens per sentence
                 self.counts[name] = token_sum((out > 0).float(), (weights > 0).float())
+            if norm:
+                self.norms[name] = token_sum(states.norm(dim=-1, keepdim=True), self.later_on(out.device))
 
         return pool
 
 
 @contextmanager
-def record(model: nn.Module, names: list[str], counted: frozenset[str] = frozenset()) -> Iterator[MeanCache]:
+def record(model: nn.Module, names: list[str], counted: frozenset[str] = frozenset(),
+           normed: frozenset[str] = frozenset()) -> Iterator[MeanCache]:
     """`with record(model, names) as cache:` fills `cache.means` (and `cache.counts` for the
-    `counted` names) on every forward."""
+    `counted` names, `cache.norms` for the `normed` ones: decoder blocks) on every forward."""
     cache = MeanCache()
-    with hooks(model, {name: cache.hook(name, name in counted) for name in names}):
+    with hooks(model, {name: cache.hook(name, name in counted, name in normed) for name in names}):
         yield cache
 
 
 def pooled_values(cache: MeanCache, sites: Sites, mask: torch.Tensor) -> dict[str, np.ndarray]:
     """One batch's store rows for `sites`: the means; activation sites add `<name>.count`, and
-    then `tokens` (the tokens of each sentence, from the batch's `mask` `[batch, pos]`)."""
+    then `tokens` (the tokens of each sentence, from the batch's `mask` `[batch, pos]`); residual
+    sites (block outputs) add `<name>.norm`."""
     values = {s.name: cache.means[s.name].cpu().numpy() for s in sites}
+    for site in (s for s in sites if s.kind == RESIDUAL):
+        if values[site.name].shape[1] != site.width:
+            raise LangneuronsError(f"{site.name} outputs {values[site.name].shape[1]} features, not the "
+                                   f"model's hidden size {site.width}")
+        values[site.name + NORM] = cache.norms[site.name].cpu().numpy()
     for site in (s for s in sites if s.kind == ACTIVATION):
         if values[site.name].shape[1] != site.width:
             raise LangneuronsError(
@@ -139,12 +164,13 @@ def record_responses(
     dtype: str = "float32",
     progress: bool = True,
     shard: tuple[int, int] = (0, 1),
-    extra: tuple[Sites, ResponseStore] | None = None,
+    extra: tuple[Sites, ResponseStore] | list[tuple[Sites, ResponseStore]] | None = None,
 ) -> dict:
     """Fill `store` with each unique sentence's mean response of every neuron; skip stored rows.
 
-    `extra` is a second set of sites with its own store, filled in the same forward passes
-    (`find --method both`); activation sites also store their counts (see `pooled_values`).
+    `extra` is a second set of sites with its own store (or a list of such pairs), filled in the same
+    forward passes (`find --method both` or `all`); activation sites also store their counts and
+    residual sites (block outputs) their per-token norms (see `pooled_values`).
 
     `shard=(rank, world)` records only the sentences of batches i % world == rank of the plan over
     all sentences (data parallelism under torchrun): which rank owns a sentence does not depend on
@@ -159,16 +185,18 @@ def record_responses(
         raise LangneuronsError(f"sentence {int(np.argmax(lengths == 0))} encodes to no tokens")
     mine = plan_batches(lengths, np.arange(len(texts)), batch_size)[shard[0] :: shard[1]]
     owned = np.concatenate([np.zeros(0, dtype=np.int64), *mine])  # a rank may own no batch
-    targets = [(sites, store), *([extra] if extra else [])]
+    extras = [] if extra is None else [extra] if isinstance(extra, tuple) else list(extra)
+    targets = [(sites, store), *extras]
     held = [target.done_mask() for _, target in targets]  # rows each store already has
     pending = owned[~np.logical_and.reduce(held)[owned]]
     active = [(s, t, h) for (s, t), h in zip(targets, held) if not h[owned].all()]
     names = [name for s, _, _ in active for name in s.names]
     counted = frozenset(site.name for s, _, _ in active for site in s if site.kind == ACTIVATION)
+    normed = frozenset(site.name for s, _, _ in active for site in s if site.kind == RESIDUAL)
     batches = plan_batches(lengths, pending, batch_size)
     device = input_device(model)
     start, tokens = time.perf_counter(), 0
-    with record(model, names, counted) as cache, bar(
+    with record(model, names, counted, normed) as cache, bar(
         "recording", len(owned), progress, completed=len(owned) - len(pending)
     ) as progress_bar:
         for rows in batches:

@@ -3,7 +3,9 @@
 Layout of RUN: `run.json` (settings, fingerprint, counts, timings), `sentences.jsonl`,
 `store/` (responses, resumable), `expertise/<lang>.csv` and `expertise.parquet`; with
 `method="lape"` or `"both"` also `lape_store/` (activation means and counts, float32),
-`lape/<lang>.csv`, `lape.parquet` and `activation_expertise.parquet` (lape.py).
+`lape/<lang>.csv`, `lape.parquet` and `activation_expertise.parquet` (lape.py); with
+`method="diffmean"` or `"all"` also `diffmean_store/` (each block's mean-pooled output and per-token
+norm, float32), `diffmean.npz` and `diffmean.parquet` (diffmean.py).
 Rerunning the same command continues a killed run; a different model or corpus is refused.
 """
 
@@ -35,15 +37,17 @@ from ..model import (
 from ..progress import console
 from ..sites import Sites
 from .distributed import join
-from .info import RunInfo, load_run, sites_from_run  # noqa: F401  re-exported: their earlier home
+from .info import RUN_METHODS, RunInfo, load_run, sites_from_run  # noqa: F401  re-exported: their earlier home
 from .expertise import BLOCK_ELEMENTS, compute_expertise
 from .tables import COLUMNS
 from .lape import QUANTILE, TOP_RATE, check_settings, store_widths, write_lape
+from .diffmean import residual_sites, write_diffmean
+from .diffmean import store_widths as residual_widths
 from .record import record_responses
 from .store import STORE_DTYPES, ResponseStore
 from ..lock import main_rank_lock
 
-METHODS = {"ap": ("ap",), "lape": ("lape",), "both": ("ap", "lape")}  # --method → methods computed
+METHODS = RUN_METHODS  # --method → methods computed
 
 
 def model_signature(model: torch.nn.Module) -> str:
@@ -119,8 +123,9 @@ def find(
 ) -> RunInfo | None:
     """Find the expertise of every neuron for every language; returns the content of run.json.
 
-    `method`: `ap` (every linear's AP), `lape` (LAPE of the MLP activations) or `both`, recorded
-    in the same forward passes. Under torchrun each rank records its share (see distributed.py);
+    `method`: `ap` (every linear's AP), `lape` (LAPE of the MLP activations), `both`, `diffmean`
+    (each block's mean output, for residual directions) or `all`, recorded in the same forward passes.
+    Under torchrun each rank records its share (see distributed.py);
     ranks other than 0 return None. The keywords are those of `FindSettings` (see `find_with`).
     """
     settings = FindSettings(model, corpus, languages, positives, device, dtype, batch_size, store_dtype,
@@ -150,6 +155,8 @@ def find_locked(out: Path, settings: FindSettings, progress: bool = True,
     load_seconds = time.perf_counter() - started
     sites = discover_sites(loaded.model)
     act = activation_sites(loaded.model, sites) if "lape" in METHODS[method] else None
+    res = (residual_sites(sites.blocks_path, sites.n_blocks, hidden_size(loaded.model))
+           if "diffmean" in METHODS[method] else None)
     fingerprint = run_fingerprint(loaded, sites, labelset, store_dtype)
     previous = out / "run.json"
     with ranks.main_first():  # rank 0 checks RUN and creates the store, then the other ranks open it
@@ -171,10 +178,15 @@ def find_locked(out: Path, settings: FindSettings, progress: bool = True,
             check_disk(out / "lape_store", len(labelset.texts), 2 * act.total + 1, "float32", progress)
             stores.append((act, ResponseStore.open(out / "lape_store", lape_fingerprint, store_widths(act),
                                                    len(labelset.texts), "float32", ranks.rank)))
+        if res is not None:
+            res_fingerprint = run_fingerprint(loaded, res, labelset, "float32")
+            check_disk(out / "diffmean_store", len(labelset.texts), res.total + res.n_blocks, "float32", progress)
+            stores.append((res, ResponseStore.open(out / "diffmean_store", res_fingerprint, residual_widths(res),
+                                                   len(labelset.texts), "float32", ranks.rank)))
         if ranks.main:  # only after the run and store checks: a refused run leaves the RUN as it was
             write_jsonl(out / "sentences.jsonl", labelset.records())
     recorded = record_responses(loaded.model, loaded.tokenizer, labelset.texts, *stores[0], settings.batch_size,
-                                dtype, progress, ranks.shard, stores[1] if len(stores) > 1 else None)
+                                dtype, progress, ranks.shard, stores[1:])
     for _, store in stores:
         store.close()
     recorded = ranks.finish(recorded)  # rank 0 waits for every rank; the others are done
@@ -185,9 +197,13 @@ def find_locked(out: Path, settings: FindSettings, progress: bool = True,
         write_outputs(out, compute_expertise(stores[0][1], sites, labelset, loaded.device, progress=progress))
     expertise_seconds = time.perf_counter() - started
     if act is not None:
-        lape = write_lape(out, stores[-1][1], act, labelset, settings.lape_top_rate, settings.lape_quantile,
+        lape = write_lape(out, next(st for s, st in stores if s is act), act, labelset, settings.lape_top_rate, settings.lape_quantile,
                           loaded.device, progress)
         recorded["lape_seconds"] = round(time.perf_counter() - started - expertise_seconds, 3)
+    if res is not None:
+        begun = time.perf_counter()
+        diffmean = write_diffmean(out, next(st for s, st in stores if s is res), res, labelset)
+        recorded["diffmean_seconds"] = round(time.perf_counter() - begun, 3)
     info = RunInfo(
         langneurons=__version__,
         torch=torch.__version__,
@@ -213,6 +229,7 @@ def find_locked(out: Path, settings: FindSettings, progress: bool = True,
                  "expertise_seconds": round(expertise_seconds, 3)},
         method=method,
         lape=None if act is None else {**lape, "fingerprint": lape_fingerprint},
+        diffmean=None if res is None else {**diffmean, "fingerprint": res_fingerprint},
     )
     info.write(out)
     return info
@@ -225,8 +242,24 @@ def check_methods(previous: Path, method: str) -> None:
     if dropped:
         raise LangneuronsError(
             f"{previous.parent} holds a --method {before} run; --method {method} would leave its "
-            f"{', '.join(sorted(dropped)).upper()} results stale; use --method both or another --out"
+            f"{', '.join(sorted(dropped)).upper()} results stale; use --method {widest(before, method)} "
+            "or another --out"
         )
+
+
+def widest(before: str, method: str) -> str:
+    """The narrowest --method that keeps the methods of both."""
+    wanted = set(METHODS[before]) | set(METHODS[method])
+    return min((m for m, parts in METHODS.items() if wanted <= set(parts)), key=lambda m: len(METHODS[m]))
+
+
+def hidden_size(model: torch.nn.Module) -> int:
+    """The width of the residual stream (a block's output)."""
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    for key in ("hidden_size", "n_embd", "d_model"):
+        if isinstance(getattr(config, key, None), int):
+            return getattr(config, key)
+    raise LangneuronsError(f"{type(model).__name__}: no hidden size in its config; DiffMean cannot size its store")
 
 
 def store_bytes(n_rows: int, neurons: int, store_dtype: str) -> int:
