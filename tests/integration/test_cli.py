@@ -239,11 +239,12 @@ def test_cli_starts_without_torch(code):
 
 def test_help_groups_options_and_shows_choices():
     """Options sit in panels (model and hardware, neurons, edit, decoding, ...); fixed sets show their choices."""
-    output = runner.invoke(app, ["generate", "--help"], env={"COLUMNS": "200", "TERMINAL_WIDTH": "200"}).output
+    wide = {"COLUMNS": "200", "TERMINAL_WIDTH": "200"}  # narrower help cuts long option names ("--trust-remote-co…")
+    output = runner.invoke(app, ["generate", "--help"], env=wide).output
     for panel in ("Neurons", "Edit", "Decoding", "Sampling", "Output", "Model and hardware"):
         assert f"─ {panel} " in output, panel
     assert "top|bottom|both|random" in output and "float32|bfloat16|float16" in output
     for command in ("sites", "find", "generate", "perplexity", "sweep", "frontier", "compare", "reproduce"):
-        code, output = invoke(command, "--help")
+        output = runner.invoke(app, [command, "--help"], env=wide).output
         assert all(o in output for o in ("--device", "--dtype", "--device-map", "--trust-remote-code")), command
 

@@ -107,3 +107,95 @@ def test_padding_is_excluded(corpus_dir, tmp_path):
     a, b = Directions.read(tmp_path / "one"), Directions.read(tmp_path / "many")
     np.testing.assert_allclose(a.diffmean, b.diffmean, atol=2e-5)
     np.testing.assert_allclose(a.typical_norm, b.typical_norm, rtol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def gemma_run(tmp_path_factory):
+    from conftest import SAMPLE
+
+    folder = tmp_path_factory.mktemp("dm")
+    corpus = folder / "corpus"
+    corpus.mkdir()
+    for lang, sentences in SAMPLE.items():
+        (corpus / f"{lang}.txt").write_text("\n".join(sentences) + "\n", encoding="utf-8")
+    loaded = make_model("gemma3")
+    counted_find(folder / "run", corpus, loaded, "diffmean")
+    return folder / "run", loaded
+
+
+def block_outputs(loaded, ids, steering=None, fed=0):
+    """Each block's output hidden state for one forward of `ids`, under `steering` (a Plan)."""
+    from langneurons.hooks import hooks
+    from langneurons.steer.intervene import steer
+
+    path, blocks = find_blocks(loaded.model)
+    seen = {}
+    grab = lambda i: (lambda out: seen.__setitem__(i, (out[0] if isinstance(out, tuple) else out).clone()))
+    with steer(loaded.model, steering) as state, hooks(loaded.model, {f"{path}.{i}": grab(i)
+                                                                        for i in range(len(blocks))}):
+        state.fed = fed
+        with torch.no_grad():
+            loaded.model(input_ids=ids)
+    return seen
+
+
+def test_shift_adds_alpha_norm_direction_at_its_block_and_positions(gemma_run):
+    from langneurons.steer.intervene import Intervention, parse_strength
+    from langneurons.steer.sweep import open_run
+
+    run, loaded = gemma_run
+    steerable = open_run(run, loaded=loaded)
+    d = steerable.directions
+    ids = torch.tensor([loaded.tokenizer("Die Katze schläft.")["input_ids"]])
+    plain = block_outputs(loaded, ids)
+    iv = Intervention("de", value="add:3", blocks="1", method="diffmean")
+    assert parse_strength(iv.value) == 3.0 and iv.label == "de-diffmean-add:3-all-blocks1"
+    v = d.vector("de", 1)
+    expected = torch.from_numpy(3 * d.typical_norm[1] * v / np.linalg.norm(v))
+    edited = block_outputs(loaded, ids, steerable.plan([iv]))
+    torch.testing.assert_close(edited[0], plain[0], rtol=0, atol=0)  # before the block: untouched
+    torch.testing.assert_close(edited[1] - plain[1], expected.expand_as(plain[1]), rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(edited[2], plain[2])  # later blocks read the edited stream
+    # positions: `generated` edits nothing in the prompt pass, everything once tokens are fed back
+    later = steerable.plan([Intervention("de", value="add:3", positions="generated", blocks="1", method="diffmean")])
+    torch.testing.assert_close(block_outputs(loaded, ids, later)[1], plain[1], rtol=0, atol=0)
+    torch.testing.assert_close(block_outputs(loaded, ids, later, fed=1)[1] - plain[1], expected.expand_as(plain[1]),
+                               rtol=1e-5, atol=1e-5)
+    # norm restoration: the direction's angle, the state's own norm
+    restored = block_outputs(loaded, ids, steerable.plan([Intervention("de", value="add:3", blocks="1",
+                                                                         method="diffmean", restore_norm=True)]))
+    torch.testing.assert_close(restored[1].norm(dim=-1), plain[1].norm(dim=-1), rtol=1e-5, atol=1e-5)
+    added = plain[1] + expected
+    torch.testing.assert_close(restored[1], added * (plain[1].norm(dim=-1, keepdim=True) /
+                                                     added.norm(dim=-1, keepdim=True)), rtol=1e-5, atol=1e-5)
+    # a range of blocks, and the source language's direction subtracted
+    two = steerable.plan([Intervention("de", value="add:1", blocks="0-1", method="diffmean", subtract="en")])
+    assert set(two.edits) == {d.blocks[0], d.blocks[1]}
+    u = d.vector("de", 0) - d.vector("en", 0)
+    torch.testing.assert_close(two.edits[d.blocks[0]]["all"].vector,
+                               torch.from_numpy((d.typical_norm[0] * u / np.linalg.norm(u)).astype(np.float32)))
+    with pytest.raises(LangneuronsError, match="blocks 0-2"):
+        steerable.plan([Intervention("de", value="add:1", blocks="7", method="diffmean")])
+
+
+def test_diffmean_interventions_are_checked_and_round_trip(gemma_run, tmp_path):
+    from langneurons.steer.decoding import Decoding
+    from langneurons.steer.intervene import Intervention, Setting, load_interventions, save_interventions
+
+    for kwargs, message in [({"n": 5}, "n 5: not used by method diffmean"),
+                            ({"selection": "top"}, "selection 'top': not used"),
+                            ({"modules": "mlp"}, "modules 'mlp': not used"),
+                            ({"blocks": ""}, "needs the block"),
+                            ({"value": "on_p50"}, "add:α"), ({"value": "add:x"}, "add:α"),
+                            ({"subtract": "de"}, "the target language itself")]:
+        with pytest.raises(LangneuronsError, match=message):
+            Intervention("de", **{"value": "add:2", "blocks": "1", "method": "diffmean", **kwargs})
+    for field in ({"restore_norm": True}, {"subtract": "en"}):
+        with pytest.raises(LangneuronsError, match="only for method diffmean"):
+            Intervention("de", 10, **field)
+    setting = Setting((Intervention("de", value="add:2", positions="first:4", blocks="1-2", method="diffmean",
+                                    restore_norm=True, subtract="en"),), Decoding())
+    save_interventions(tmp_path / "iv.json", setting, "fp")
+    assert load_interventions(tmp_path / "iv.json", "fp") == setting
+    with pytest.raises(LangneuronsError, match="restore_norm 'yes'"):
+        Intervention.from_dict({**setting.interventions[0].to_dict(), "restore_norm": "yes"})

@@ -55,7 +55,7 @@ def test_device_map_with_offloaded_weights_gives_the_same_results(saved_tiny, co
     assert mapped.model.model.layers[1].mlp.up_proj.weight.device.type == "meta"
     a = find(tmp_path / "a", corpus=str(corpus_dir), loaded=plain, progress=False)
     b = find(tmp_path / "b", corpus=str(corpus_dir), loaded=mapped, progress=False)
-    assert a["fingerprint"] == b["fingerprint"]  # offloaded weights are read for the signature
+    assert a.fingerprint == b.fingerprint  # offloaded weights are read for the signature
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "a" / "expertise.parquet"),
                                   pd.read_parquet(tmp_path / "b" / "expertise.parquet"))
     assert steered_texts(tmp_path / "a", plain) == steered_texts(tmp_path / "b", mapped)
@@ -128,7 +128,7 @@ def test_torchrun_two_processes_equal_one_process(saved_tiny, corpus_dir, tmp_pa
     loaded = load_model(str(saved_tiny), "cpu")
     lengths = np.array([len(ids) for ids in loaded.tokenizer(load_run_texts(tmp_path / "one"))["input_ids"]])
     kept = plan_batches(lengths, np.arange(len(lengths)), 4)[-1]  # stored by an earlier, killed run;
-    done = np.zeros(one["unique_sentences"], bool)  # every other row is zeroed and redone
+    done = np.zeros(one.unique_sentences, bool)  # every other row is zeroed and redone
     done[kept] = True
     np.save(two / "store" / "done.npy", done)
     for name in json.loads((two / "store" / "meta.json").read_text())["widths"]:
@@ -143,7 +143,7 @@ def test_torchrun_two_processes_equal_one_process(saved_tiny, corpus_dir, tmp_pa
     assert result.returncode == 0, result.stdout + result.stderr
     info = json.loads((two / "run.json").read_text())
     assert info["timings"]["ranks"] == 2
-    assert info["timings"]["sentences_computed"] == one["unique_sentences"] - len(kept)
+    assert info["timings"]["sentences_computed"] == one.unique_sentences - len(kept)
     rank1 = np.load(two / "store" / "done.rank1.npy")
     assert rank1.any() and not rank1[kept].any() and not (rank1 & np.load(two / "store" / "done.npy") & ~done).any()
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "one" / "expertise.parquet"),
@@ -171,7 +171,7 @@ def test_outputs_on_another_device_than_the_mask(tiny_llama, corpus_dir, tmp_pat
     for name in names:
         torch.testing.assert_close(cache.means[name].cpu(), reference.means[name], rtol=1e-4, atol=1e-5)
     plan = resolve([Intervention("de", 12)], pd.read_parquet(tmp_path / "cpu" / "expertise.parquet"),
-                   {s["name"]: s["width"] for s in cpu_run["sites"]})
+                   {s["name"]: s["width"] for s in cpu_run.sites})
     with steer(gpu.model, plan):
         gpu.model(input_ids=ids.cuda())
 
@@ -260,7 +260,7 @@ def test_float16_store_end_to_end(tiny_llama, corpus_dir, tmp_path):
     b = find(tmp_path / "b", corpus=str(corpus_dir), loaded=tiny_llama, store_dtype="float16", progress=False)
     arrays = [np.load(p, mmap_mode="r") for p in (tmp_path / "b" / "store").glob("model.*.npy")]
     assert {x.dtype for x in arrays} == {np.dtype(np.float16)}
-    assert sum(x.nbytes for x in arrays) == store_bytes(24, b["neurons"], "float16") == store_bytes(24, a["neurons"], "float32") // 2
+    assert sum(x.nbytes for x in arrays) == store_bytes(24, b.neurons, "float16") == store_bytes(24, a.neurons, "float32") // 2
     ta, tb = pd.read_parquet(tmp_path / "a" / "expertise.parquet"), pd.read_parquet(tmp_path / "b" / "expertise.parquet")
     np.testing.assert_allclose(tb["on_p50"], ta["on_p50"], rtol=2e-3, atol=2e-3)
     assert (tb["ap"] - ta["ap"]).abs().mean() < 0.01  # float16 rounding makes a few ties

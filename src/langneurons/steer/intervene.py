@@ -30,7 +30,8 @@ from ..schema import migrate, stamp
 from .decoding import Decoding
 
 SELECTIONS = ("top", "bottom", "both", "random")
-METHODS = ("ap", "lape")  # how the neurons were found: AP over linears, LAPE over MLP activations
+METHODS = ("ap", "lape", "diffmean")  # AP over linears, LAPE over MLP activations, residual directions
+DIFFMEAN_UNUSED = ("n", "selection", "seed", "modules")  # neuron fields a DiffMean edit has no use for
 POSITIONS = ("all", "prompt", "generated", "first:K", "prefix:K")
 OPENINGS = ("first", "prefix")  # positions that edit only the first K new tokens
 BASE_VALUES = ("on_p50", "on_p90", "off_mean", "off_p50", "zero")
@@ -50,6 +51,12 @@ class Intervention:
     method: `ap` (the AP experts among all linears) or `lape` (the language's LAPE neurons at the
     MLP activations, lowest entropy first; selection `top` or `random`); the statistics of a LAPE
     neuron are those of its mean activation. modules: e.g. `mlp`, to choose only in such modules.
+    method `diffmean` adds the language's residual direction (find/diffmean.py) to the output of
+    each block of `blocks` (e.g. "12" or "10-12"): value `add:α` adds α·typical_norm(ℓ)·v̂ (α in units
+    of the block's typical per-token hidden-state norm, so one α means the same on any model);
+    `restore_norm` rescales each edited state to its norm before the edit; `subtract` (a language)
+    uses the unit direction of v_language − v_subtract instead. n, selection, seed and modules are
+    neuron fields and stay at their defaults.
     The sampling rules that go with an edit (guard, start rule, temperatures) are a `Decoding`.
     """
 
@@ -62,8 +69,17 @@ class Intervention:
     blocks: str = ""  # e.g. "0-3,14-17": choose neurons only in these decoder blocks
     method: str = "ap"
     modules: str = ""  # e.g. "mlp" or "gate_proj,up_proj": only in modules whose path contains one
+    restore_norm: bool = False  # diffmean: each edited hidden state keeps its norm
+    subtract: str = ""  # diffmean: a source language whose direction is subtracted
 
     def __post_init__(self) -> None:
+        if self.method == "diffmean":
+            self.check_diffmean()
+            return
+        for name, default in (("restore_norm", False), ("subtract", "")):
+            if getattr(self, name) != default:
+                raise LangneuronsError(f"{name} {getattr(self, name)!r}: only for method diffmean (residual "
+                                       f"directions), not {self.method}")
         if self.selection not in SELECTIONS:
             raise LangneuronsError(f"selection {self.selection!r} is not one of {', '.join(SELECTIONS)}")
         if self.method not in METHODS:
@@ -77,9 +93,29 @@ class Intervention:
         parse_value(self.value)
         parse_blocks(self.blocks)
 
+    def check_diffmean(self) -> None:
+        for name in DIFFMEAN_UNUSED:
+            default = type(self).__dataclass_fields__[name].default
+            if getattr(self, name) != default:
+                raise LangneuronsError(f"{name} {getattr(self, name)!r}: not used by method diffmean (it adds a "
+                                       f"direction; its strength is value add:α); leave {name} at {default!r}")
+        parse_strength(self.value)
+        parse_positions(self.positions)
+        if not parse_blocks(self.blocks):
+            raise LangneuronsError("blocks: method diffmean needs the block(s) whose output gets the direction, "
+                                   "e.g. 12 or 10-12")
+        if not isinstance(self.restore_norm, bool):
+            raise LangneuronsError(f"restore_norm {self.restore_norm!r}: true or false")
+        if self.subtract == self.language:
+            raise LangneuronsError(f"subtract {self.subtract!r}: the target language itself; give the source "
+                                   "language (or leave it out)")
+
     @property
     def label(self) -> str:
         """The edit's name in file keys; a `Setting` adds its decoding's suffix."""
+        if self.method == "diffmean":
+            return (f"{self.language}-diffmean-{self.value}-{self.positions}-blocks{self.blocks}"
+                    + ("-restore" if self.restore_norm else "") + (f"-minus{self.subtract}" if self.subtract else ""))
         return f"{self.language}-{self.selection}-{self.n}-{self.value}-{self.positions}" + (
             f"-seed{self.seed}" if self.selection == "random" else "") + (
             f"-blocks{self.blocks}" if self.blocks else "") + ("-lape" if self.method == "lape" else "") + (
@@ -181,6 +217,19 @@ def parse_value(value: str) -> tuple[str, float, str]:
     )
 
 
+def parse_strength(value: str) -> float:
+    """A DiffMean value `add:α` → α (in units of the block's typical hidden-state norm)."""
+    kind, _, number = value.partition(":")
+    try:
+        alpha = float(number) if kind == "add" else None
+    except ValueError:
+        alpha = None
+    if alpha is None or not np.isfinite(alpha):
+        raise LangneuronsError(f"value {value!r}: method diffmean takes add:α, α in units of the block's typical "
+                               "hidden-state norm (e.g. add:4)")
+    return alpha
+
+
 def parse_positions(spec: str) -> tuple[str, int]:
     """`all`/`prompt`/`generated` → (spec, 0); `first:K`/`prefix:K` → (kind, K) with K ≥ 1."""
     if spec in POSITIONS[:3]:
@@ -233,6 +282,42 @@ class Edit:
         out[..., self.index] = edited
 
 
+@dataclass(frozen=True)
+class Shift:
+    """Add `vector` to every hidden state of a block's output; `restore`: then rescale each state to
+    the norm it had before (ReCoVeR's norm restoration)."""
+
+    vector: torch.Tensor  # [hidden]
+    restore: bool = False
+
+    def to(self, device: torch.device, dtype: torch.dtype) -> "Shift":
+        return Shift(self.vector.to(device, dtype), self.restore)
+
+    def apply(self, out: torch.Tensor) -> None:
+        """Edit `out` [..., hidden] in place."""
+        before = out.float().norm(dim=-1, keepdim=True) if self.restore else None
+        out.add_(self.vector)
+        if before is not None:
+            out.mul_((before / out.float().norm(dim=-1, keepdim=True).clamp_min(1e-12)).to(out.dtype))
+
+
+def shift_vectors(iv: Intervention, directions) -> dict[int, np.ndarray]:
+    """Block → α·typical_norm(block)·v̂ of a DiffMean intervention (`directions`: find.diffmean.Directions)."""
+    if directions is None:
+        raise LangneuronsError("method diffmean: this run has no DiffMean directions; run "
+                               "`langneurons find --method all` (or diffmean) to record them")
+    alpha, shifts = parse_strength(iv.value), {}
+    for block in sorted(parse_blocks(iv.blocks)):
+        v = directions.vector(iv.language, block).astype(np.float64)
+        if iv.subtract:
+            v = v - directions.vector(iv.subtract, block)
+        norm = np.linalg.norm(v)
+        if not norm > 0:
+            raise LangneuronsError(f"block {block}: the direction of {iv.language} is zero; choose another block")
+        shifts[block] = (alpha * float(directions.typical_norm[block]) * v / norm).astype(np.float32)
+    return shifts
+
+
 def edit_terms(kind: str, factor: float, base: str, rows: pd.DataFrame) -> dict[str, np.ndarray]:
     """keep, add, low and high per chosen neuron (see `Edit`)."""
     ones, zeros, inf = np.ones(len(rows)), np.zeros(len(rows)), np.full(len(rows), np.inf)
@@ -252,7 +337,7 @@ def edit_terms(kind: str, factor: float, base: str, rows: pd.DataFrame) -> dict[
 class Plan:
     """Resolved edits: module → positions → `Edit` of its chosen units."""
 
-    edits: dict[str, dict[str, Edit]] = field(default_factory=dict)
+    edits: dict[str, dict[str, Edit | Shift]] = field(default_factory=dict)
     widths: dict[str, int] = field(default_factory=dict)
     guards: set[str] = field(default_factory=set)  # positions whose new tokens are guarded
     temperatures: dict[str, float] = field(default_factory=dict)  # positions → their opening temperature
@@ -262,7 +347,8 @@ class Plan:
 
     @property
     def n_units(self) -> int:
-        return sum(len(edit.index) for per in self.edits.values() for edit in per.values())
+        return sum(edit.vector.numel() if isinstance(edit, Shift) else len(edit.index)
+                   for per in self.edits.values() for edit in per.values())
 
     @property
     def rereads(self) -> set[int]:
@@ -303,8 +389,9 @@ def chosen_neurons(expertise: pd.DataFrame | None, iv: Intervention, block_of: d
 
 def resolve(interventions: list[Intervention], expertise: pd.DataFrame | None, widths: dict[str, int],
             block_of: dict[str, int] | None = None, activation: pd.DataFrame | None = None,
-            starts: torch.Tensor | None = None, decoding: Decoding | None = None) -> Plan:
-    """Turn interventions into per-module edits; a later intervention wins on a shared unit.
+            starts: torch.Tensor | None = None, decoding: Decoding | None = None, directions=None) -> Plan:
+    """Turn interventions into per-module edits; a later intervention wins on a shared unit; DiffMean
+    shifts (`directions`: the run's find.diffmean.Directions) of one block and positions add up.
 
     `widths` and `block_of` cover every module edited (linears, and activations for LAPE); `starts`
     (which tokens may open a text, `rules.sentence_starts`) is needed when `decoding` has `start`.
@@ -315,7 +402,15 @@ def resolve(interventions: list[Intervention], expertise: pd.DataFrame | None, w
         raise LangneuronsError("start: this plan needs the run's sentence-start tokens (resolve it through "
                                "sweep.Steerable.plan)")
     merged: dict[tuple[str, str], dict[int, tuple[float, float, float, float]]] = {}
-    for iv in (iv for iv in interventions if iv.n > 0):  # N = 0 edits nothing; its positions still count
+    shifts: dict[tuple[str, str], list] = {}
+    for iv in (iv for iv in interventions if iv.method == "diffmean"):
+        for block, vector in shift_vectors(iv, directions).items():
+            name = directions.blocks[block]
+            widths = {**widths, name: directions.hidden}
+            total = shifts.setdefault((name, iv.positions), [np.zeros_like(vector), False])
+            total[0] = total[0] + vector
+            total[1] = total[1] or iv.restore_norm
+    for iv in (iv for iv in interventions if iv.n > 0 and iv.method != "diffmean"):  # N = 0 edits nothing
         rows = chosen_neurons(expertise, iv, block_of or {}, activation)
         terms = edit_terms(*parse_value(iv.value), rows)
         for layer, unit, *values in zip(rows["layer"], rows["unit"], *terms.values()):
@@ -325,6 +420,8 @@ def resolve(interventions: list[Intervention], expertise: pd.DataFrame | None, w
                 temperatures={p: rules.opening_temperature for p in openings if rules.opening_temperature},
                 whole_characters=rules.whole_characters, starts=starts if rules.start else None,
                 start_temperature=rules.start_temperature)
+    for (name, positions), (vector, restore) in shifts.items():
+        plan.edits.setdefault(name, {})[positions] = Shift(torch.from_numpy(vector), restore)
     for (layer, positions), units in merged.items():
         order = sorted(units)
         keep, add, low, high = (torch.tensor([units[u][i] for u in order], dtype=torch.float32) for i in range(4))
@@ -384,7 +481,8 @@ def steer(model: nn.Module, plan: Plan | None) -> Iterator[Steering]:
     def editor(name: str):
         placed: dict[tuple, list] = {}  # (device, dtype) of the output -> edits moved there once
 
-        def edit(out: torch.Tensor) -> torch.Tensor:  # out: [batch, pos, width]
+        def edit(output: torch.Tensor | tuple) -> torch.Tensor | tuple:  # a block's output: a tuple
+            out = output[0] if isinstance(output, tuple) else output  # [batch, pos, width]
             where = (out.device, out.dtype)
             if where not in placed:
                 if out.shape[-1] != plan.widths.get(name, out.shape[-1]):
@@ -394,7 +492,7 @@ def steer(model: nn.Module, plan: Plan | None) -> Iterator[Steering]:
             for positions, edit in placed[where]:
                 if state.active(positions):
                     edit.apply(out)
-            return out
+            return output
 
         return edit
 

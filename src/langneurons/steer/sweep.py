@@ -24,6 +24,8 @@ from ..errors import LangneuronsError
 from ..io import check_run_languages
 from ..lock import run_lock
 from ..find.tables import lape_sizes, load_activation
+from ..find.diffmean import FILE as DIRECTIONS
+from ..find.diffmean import Directions
 from ..find.info import RunInfo, load_run
 from ..io import read_jsonl, write_json, write_jsonl, write_table
 from ..model import LoadedModel, load_model
@@ -61,6 +63,7 @@ class Steerable:
     expertise: pd.DataFrame | None  # None for a `find --method lape` run
     loaded: LoadedModel
     activation: pd.DataFrame | None = None  # the activation sites' table of a run with LAPE
+    directions: Directions | None = None  # the language directions of a run with DiffMean
 
     @property
     def site_records(self) -> list[dict]:
@@ -85,7 +88,8 @@ class Steerable:
             return None
         block_of = {s["name"]: s["block"] for s in self.site_records}
         starts = self.sentence_starts if decoding.start else None
-        return resolve(interventions, self.expertise, self.widths, block_of, self.activation, starts, decoding)
+        return resolve(interventions, self.expertise, self.widths, block_of, self.activation, starts, decoding,
+                       self.directions)
 
 
 def open_run(run: Path, device: str = "auto", dtype: str | None = None,
@@ -94,12 +98,14 @@ def open_run(run: Path, device: str = "auto", dtype: str | None = None,
     """Load a RUN folder (AP and/or LAPE results) and the model it was made with (sharded by
     `device_map` if given)."""
     activation = load_activation(run)
-    if activation is not None and not (Path(run) / "expertise.parquet").exists():  # --method lape
+    no_ap = not (Path(run) / "expertise.parquet").exists()
+    if no_ap and (activation is not None or (Path(run) / DIRECTIONS).exists()):  # --method lape or diffmean
         info, expertise = RunInfo.read(run), None
     else:
         info, expertise = load_run(run)
+    directions = Directions.read(run) if info.diffmean is not None else None
     loaded = loaded or load_model(info.model, device, dtype or info.dtype, trust_remote_code, device_map)
-    return Steerable(Path(run), info, expertise, loaded, activation)
+    return Steerable(Path(run), info, expertise, loaded, activation, directions)
 
 
 def method_defaults(steerable: Steerable, method: str, language: str, n: int | None,
