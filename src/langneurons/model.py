@@ -174,7 +174,24 @@ def parse_device_map(device_map: str | None) -> str | dict | None:
             f"--device-map {device_map!r}: use one of {', '.join(DEVICE_MAPS)} or a JSON object of "
             'module → device, e.g. \'{"model.embed_tokens": 0, "model.layers": 1, "lm_head": 1}\''
         )
+    for module, where in parsed.items():
+        check_map_device(module, where)
     return parsed
+
+
+def check_map_device(module: str, where: object) -> None:
+    """One device of a JSON --device-map: cpu, disk, a GPU index or cuda:INDEX of a GPU this machine has."""
+    gpus = torch.cuda.device_count()
+    index = where if isinstance(where, int) and not isinstance(where, bool) else None
+    if isinstance(where, str) and where.startswith("cuda"):
+        _, _, number = where.partition(":")
+        index = int(number) if number.isdigit() else (0 if not number else None)
+    if where in ("cpu", "disk") or (index is not None and 0 <= index < gpus):
+        return
+    raise LangneuronsError(f"--device-map: device {where!r} of {module!r} is not cpu, disk or a GPU of this "
+                           f"machine (it has {gpus} GPU(s): 0-{gpus - 1} or cuda:0-cuda:{gpus - 1})"
+                           if gpus else f"--device-map: device {where!r} of {module!r} is not cpu or disk "
+                           "(this machine has no GPU)")
 
 
 def input_device(model: nn.Module) -> torch.device:
@@ -195,6 +212,27 @@ def named_weights(model: nn.Module) -> Iterator[tuple[str, torch.Tensor]]:
         yield name, param
 
 
+ENCODER_HEADS = ("ForMaskedLM", "ForSequenceClassification", "ForTokenClassification", "ForQuestionAnswering",
+                 "ForMultipleChoice", "ForPreTraining", "ForNextSentencePrediction")
+ENCODERS = {"bert", "roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "electra", "ernie", "megatron-bert",
+            "data2vec-text", "xmod", "rembert", "roberta-prelayernorm", "bert-generation", "distilbert", "albert",
+            "deberta", "deberta-v2", "mpnet", "modernbert", "nomic_bert"}
+
+
+def check_causal(spec: str, config) -> None:
+    """Refuse an encoder-only model (BERT and the like): transformers would give it a causal head that
+    was never trained, and its text would be noise."""
+    architectures = getattr(config, "architectures", None) or []
+    causal = any("CausalLM" in a or "LMHead" in a for a in architectures)
+    encoder = config.model_type in ENCODERS or any(a.endswith(ENCODER_HEADS) for a in architectures)
+    if encoder and not causal and not getattr(config, "is_decoder", False):
+        raise LangneuronsError(
+            f"--model {spec}: an encoder-only model ({config.model_type}"
+            f"{', ' + ', '.join(architectures) if architectures else ''}), not a causal language model; "
+            "use a decoder that generates text (e.g. Llama, Gemma, Qwen, GPT-2)"
+        )
+
+
 def load_model(
     spec: str = EMBEDDED,
     device: str = "auto",
@@ -213,10 +251,17 @@ def load_model(
     source, local = resolve_source(spec)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from safetensors import SafetensorError
+    from transformers import AutoConfig
+
     kwargs = {"trust_remote_code": trust_remote_code, "local_files_only": True}
     try:
+        check_causal(spec, AutoConfig.from_pretrained(source, **kwargs))
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
         model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype, device_map=placement, **kwargs)
+    except SafetensorError as exc:
+        raise LangneuronsError(f"--model {spec}: a weights file is damaged or truncated ({exc}); copy or "
+                               "download the model again") from None
     except (OSError, ValueError) as exc:
         if local:
             raise LangneuronsError(f"--model {spec}: could not load it ({exc})") from exc

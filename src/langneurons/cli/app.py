@@ -130,7 +130,7 @@ POSITIONS = typer.Option("all", rich_help_panel=EDIT, metavar="POSITIONS",
                          "tokens; prefix: then continue unedited), e.g. prefix:3")
 SEEDS = typer.Option("1-100", rich_help_panel=SAMPLING, metavar="SEEDS",
                      help="one sample per seed: A-B or A,B,..., e.g. 1-100 or 1,5,9")
-BATCH_SIZE = typer.Option(50, rich_help_panel=HARDWARE, help="samples generated together")
+BATCH_SIZE = typer.Option(50, min=1, rich_help_panel=HARDWARE, help="samples generated together")
 
 
 def parse_temperatures(spec: str, option: str = "--opening-temperatures") -> list[float | None]:

@@ -78,7 +78,7 @@ def find(
     dtype: Dtype = DTYPE,
     device_map: str = DEVICE_MAP,
     trust_remote_code: bool = TRUST_REMOTE_CODE,
-    batch_size: int = typer.Option(16, rich_help_panel=HARDWARE, help="sentences per forward pass"),
+    batch_size: int = typer.Option(16, min=1, rich_help_panel=HARDWARE, help="sentences per forward pass"),
 ) -> None:
     """Record every neuron's response to every sentence and score each language's experts.
 
@@ -121,8 +121,10 @@ def top(
     """Print or export a language's top/bottom/both N neurons by AP."""
     from ..find.tables import select
     from ..find.info import load_run
-    from ..io import write_table
+    from ..io import check_not_run_file, write_table
 
+    if out:
+        check_not_run_file(out, "--out", run)
     _, expertise = load_run(run)
     chosen = select(expertise, language, n, str(selection))
     if out:

@@ -46,7 +46,7 @@ def reproduce(
     dtype: Dtype = DTYPE,
     device_map: str = DEVICE_MAP,
     trust_remote_code: bool = TRUST_REMOTE_CODE,
-    batch_size: int = typer.Option(100, rich_help_panel=HARDWARE, help="samples generated together"),
+    batch_size: int = typer.Option(100, min=1, rich_help_panel=HARDWARE, help="samples generated together"),
 ) -> None:
     """The paper's study in one command: find → sweep → translation → report (resumable)."""
     from ..report.reproduce import reproduce as run_reproduce

@@ -91,7 +91,7 @@ def generate(
     seeds: str = SEEDS,
     translate: str = typer.Option(None, rich_help_panel=SAMPLING, metavar="heldout|FILE",
                                   help="translate instead: heldout (built-in) or a JSONL of {en, <lang>} pairs"),
-    limit: int = typer.Option(None, rich_help_panel=SAMPLING, help="with --translate: only the first N sentences"),
+    limit: int = typer.Option(None, min=1, rich_help_panel=SAMPLING, help="with --translate: only the first N sentences"),
     prompt: str = typer.Option(None, rich_help_panel=SAMPLING, help="continue this text instead of BOS"),
     out: Path = typer.Option(..., "--out", "-o", rich_help_panel=OUTPUT, help="JSONL file of samples"),
     save_intervention: Path = typer.Option(None, rich_help_panel=OUTPUT,
@@ -103,18 +103,25 @@ def generate(
     batch_size: int = BATCH_SIZE,
 ) -> None:
     """Generate text while forcing a language's neurons; one JSON line per sample."""
-    from ..io import ensure_writable, write_jsonl
+    from ..io import check_not_run_file, check_run_languages, ensure_writable, write_jsonl
     from ..steer.evaluate import language_share
     from ..steer.intervene import save_interventions
     from ..steer.sweep import open_run, parse_seeds, sample_records, translation_pairs
 
+    check_not_run_file(out, "--out", run)  # before any work: never replace a run file or a folder
+    if save_intervention:
+        check_not_run_file(save_intervention, "--save-intervention", run)
     ensure_writable(Path(out).parent)
     steerable = open_run(run, device, dtype_or(dtype, None), trust_remote_code=trust_remote_code,
                          device_map=device_map)
+    if language:
+        check_run_languages([language], steerable.info.languages, "--language")
     setting = interventions_from(steerable, language, n, selection and str(selection), value, positions, random_seed,
                                  blocks, interventions, str(method), modules, guard, whole_characters,
                                  opening_temperature, start, start_temperature)
     ivs = list(setting.interventions)
+    check_run_languages([iv.language for iv in ivs], steerable.info.languages,
+                        f"{interventions}: language" if interventions else "--language")
     if save_intervention:
         save_interventions(save_intervention, setting, steerable.info.fingerprint)
     target = language or ivs[0].language
@@ -143,8 +150,16 @@ def evaluate(
 
     if not samples.is_file():
         raise LangneuronsError(f"{samples}: no such file")
-    records = [parse_json_line(samples, no, line) for no, line in read_lines(samples)]
-    refs = [r["reference"] for r in records] if records and "reference" in records[0] else None
+    records = []
+    for no, line in read_lines(samples):
+        record = parse_json_line(samples, no, line)
+        if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+            raise LangneuronsError(f'{samples}:{no}: a sample needs a "text" field (a JSON object written by '
+                                   "`langneurons generate`)")
+        records.append(record)
+    if not records:
+        raise LangneuronsError(f"{samples}: no samples in the file; write some with `langneurons generate`")
+    refs = [r["reference"] for r in records] if all("reference" in r for r in records) else None
     row = score_cell(records, language, refs)
     for key, value in row.items():
         typer.echo(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
@@ -200,7 +215,7 @@ def sweep(
     seeds: str = SEEDS,
     translate: str = typer.Option("heldout", rich_help_panel=SAMPLING, metavar="heldout|FILE",
                                   help="translation pairs: heldout or a JSONL file"),
-    limit: int = typer.Option(None, rich_help_panel=SAMPLING, help="translation: only the first N sentences"),
+    limit: int = typer.Option(None, min=1, rich_help_panel=SAMPLING, help="translation: only the first N sentences"),
     ppl_sentences: int = typer.Option(50, rich_help_panel=SAMPLING,
                                       help="held-out sentences for perplexity (0: skip)"),
     device: str = DEVICE,
@@ -267,7 +282,7 @@ def frontier(
     dtype: Dtype = DTYPE,
     device_map: str = DEVICE_MAP,
     trust_remote_code: bool = TRUST_REMOTE_CODE,
-    batch_size: int = typer.Option(100, rich_help_panel=HARDWARE, help="samples generated together"),
+    batch_size: int = typer.Option(100, min=1, rich_help_panel=HARDWARE, help="samples generated together"),
 ) -> None:
     """Grid of steering strategies: target share vs fluency, its Pareto front and a recommendation."""
     from ..steer.frontier import frontier as run_frontier

@@ -95,8 +95,14 @@ class RunInfo:
         path = Path(run) / "run.json"
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
-            raise LangneuronsError(f"{path} is damaged; rerun `langneurons find --out {run}`") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise LangneuronsError(f"{path} is damaged ({type(exc).__name__}); rerun "
+                                   f"`langneurons find --out {run}` with the run's settings (it rewrites run.json "
+                                   "and keeps the recording)") from None
+        except IsADirectoryError:
+            raise LangneuronsError(f"{path} is a folder, not the run's run.json") from None
+        except OSError as exc:
+            raise LangneuronsError(f"{path}: cannot be read ({exc.strerror or exc})") from None
         return cls.from_dict(data, run)
 
     def write(self, run: Path) -> None:
@@ -114,7 +120,21 @@ def load_run(run: Path) -> tuple[RunInfo, pd.DataFrame]:
         raise LangneuronsError(
             f"{run}: not a finished run (no run.json/expertise.parquet); run `langneurons find --out {run}`"
         )
-    return info, pd.read_parquet(run / "expertise.parquet")
+    return info, read_parquet(run / "expertise.parquet", f"langneurons find --out {run}")
+
+
+def read_parquet(path: Path, rerun: str) -> pd.DataFrame:
+    """A table of the run, or a clear error naming the file when it is damaged (truncated, not Parquet)."""
+    try:
+        return pd.read_parquet(path)
+    except OSError as exc:
+        if isinstance(exc, PermissionError):
+            raise LangneuronsError(f"{path}: cannot be read (permission denied); fix its permissions") from None
+        raise LangneuronsError(f"{path} is damaged ({str(exc).splitlines()[0][:120]}); delete it and rerun "
+                               f"`{rerun}` with the run's settings") from None
+    except (ValueError, TypeError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        raise LangneuronsError(f"{path} is damaged ({str(exc).splitlines()[0][:120]}); delete it and rerun "
+                               f"`{rerun}` with the run's settings") from None
 
 
 def sites_from_run(info: RunInfo) -> Sites:

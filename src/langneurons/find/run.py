@@ -15,6 +15,7 @@ import hashlib
 import json
 import shutil
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from ..data import LabelSet, build_labels, load_corpus
 from ..errors import LangneuronsError
 from ..io import ensure_writable, write_jsonl, write_table
 from ..model import (
+    EMBEDDED,
     LoadedModel,
     activation_sites,
     discover_sites,
@@ -90,6 +92,9 @@ class FindSettings:
             raise LangneuronsError(f"--method {self.method!r} is not one of {', '.join(METHODS)}")
         if self.batch_size < 1:
             raise LangneuronsError(f"--batch-size {self.batch_size}: must be 1 or more")
+        local = Path(self.model).expanduser()
+        if self.model != EMBEDDED and local.exists():  # stored absolute: steering works from any folder
+            object.__setattr__(self, "model", str(local.resolve()))
         check_settings(self.lape_top_rate, self.lape_quantile)
 
     def to_dict(self) -> dict:
@@ -160,11 +165,12 @@ def find_locked(out: Path, settings: FindSettings, progress: bool = True,
     fingerprint = run_fingerprint(loaded, sites, labelset, store_dtype)
     previous = out / "run.json"
     with ranks.main_first():  # rank 0 checks RUN and creates the store, then the other ranks open it
-        if previous.exists() and RunInfo.read(out).fingerprint != fingerprint:
+        before = previous_run(out)
+        if before is not None and before.fingerprint != fingerprint:
             raise LangneuronsError(
                 f"{out} already holds a run of another model, corpus or settings; choose another --out"
             )
-        check_methods(previous, method)
+        check_methods(previous, method, before)
         stores = []
         if "ap" in METHODS[method]:
             check_disk(out / "store", len(labelset.texts), sites.total, store_dtype, progress)
@@ -235,9 +241,22 @@ def find_locked(out: Path, settings: FindSettings, progress: bool = True,
     return info
 
 
-def check_methods(previous: Path, method: str) -> None:
+def previous_run(out: Path) -> RunInfo | None:
+    """The run.json already in `out`, None when absent or damaged: a damaged one is rewritten by
+    this run (the stores' own fingerprints still refuse a recording of other settings)."""
+    if not (Path(out) / "run.json").exists():
+        return None
+    try:
+        return RunInfo.read(out)
+    except LangneuronsError:
+        warnings.warn(f"{Path(out) / 'run.json'} is damaged; this run rewrites it", stacklevel=2)
+        return None
+
+
+def check_methods(previous: Path, method: str, info: RunInfo | None = None) -> None:
     """Refuse a --method that would leave some of an earlier run's results stale."""
-    before = RunInfo.read(previous.parent).method if previous.exists() else method
+    info = info if info is not None else previous_run(previous.parent)
+    before = info.method if info is not None else method
     dropped = set(METHODS[before]) - set(METHODS[method])
     if dropped:
         raise LangneuronsError(

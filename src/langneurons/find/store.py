@@ -27,6 +27,32 @@ def done_file(rank: int) -> str:
     return "done.npy" if rank == 0 else f"done.rank{rank}.npy"
 
 
+def read_meta(path: Path) -> dict:
+    """A store's meta.json, or a clear error naming it when it is damaged."""
+    try:
+        meta = json.loads(Path(path).read_text(encoding="utf-8"))
+        if not (isinstance(meta, dict) and isinstance(meta.get("fingerprint"), str)
+                and isinstance(meta.get("n_rows"), int) and meta.get("dtype") in STORE_DTYPES
+                and isinstance(meta.get("widths"), dict)):
+            raise ValueError("fields missing or mistyped")
+    except (ValueError, OSError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise LangneuronsError(f"{path} is damaged ({exc}); delete the folder {Path(path).parent} and rerun "
+                               "`langneurons find` with the run's settings to record it again") from None
+    return meta
+
+
+def load_array(path: Path, shape: tuple[int, ...], mode: str = "r") -> np.ndarray:
+    """One array of a store, memory-mapped; a missing, truncated or reshaped one is named."""
+    try:
+        array = np.load(path, mmap_mode=mode)
+        if array.shape != shape:
+            raise ValueError(f"shape {array.shape}, expected {shape}")
+    except (ValueError, OSError, EOFError) as exc:
+        raise LangneuronsError(f"{path} is damaged ({exc}); delete the folder {Path(path).parent} and rerun "
+                               "`langneurons find` with the run's settings to record it again") from None
+    return array
+
+
 class ResponseStore:
     """Per-module response arrays `[n_rows, width]` and per-row done flags, in one folder.
 
@@ -46,10 +72,10 @@ class ResponseStore:
             with disk_errors(done):
                 self._allocate(tmp, (meta["n_rows"],), np.bool_)
                 os.replace(tmp, done)
-        self.done = np.load(done, mmap_mode="r+")
+        self.done = load_array(done, (meta["n_rows"],), "r+")
+        self.offsets = {name: load_array(self.root / f"{name}.npy", (meta["n_rows"], width)).offset
+                        for name, width in meta["widths"].items()}
         self.files = {name: open(self.root / f"{name}.npy", "r+b") for name in meta["widths"]}
-        self.offsets = {name: np.load(self.root / f"{name}.npy", mmap_mode="r").offset
-                        for name in meta["widths"]}
 
     @classmethod
     def open(cls, root: Path, fingerprint: str, widths: dict[str, int], n_rows: int,
@@ -58,7 +84,7 @@ class ResponseStore:
         root = Path(root)
         meta_path = root / "meta.json"
         if meta_path.exists():
-            meta = json.loads(meta_path.read_text())
+            meta = read_meta(meta_path)
             if meta["fingerprint"] != fingerprint:
                 raise LangneuronsError(
                     f"{root} holds responses of another run (model, sentences or settings differ: "

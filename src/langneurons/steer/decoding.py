@@ -70,4 +70,10 @@ class Decoding:
         unknown = set(data) - set(DECODING_FIELDS)
         if unknown:
             raise LangneuronsError(f"decoding has unknown field(s) {sorted(unknown)}")
+        for name, value in data.items():  # a file edited by hand: name the mistyped field
+            number = name.endswith("temperature")
+            if (value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)))
+                    if number else not isinstance(value, bool)):
+                raise LangneuronsError(f"decoding field {name} {value!r}: must be "
+                                       f"{'a number or null' if number else 'true or false'}")
         return cls(**data)

@@ -130,6 +130,14 @@ class Intervention:
         unknown = set(data) - set(cls.__dataclass_fields__)
         if unknown:
             raise LangneuronsError(f"intervention has unknown field(s) {sorted(unknown)}")
+        for name, value in data.items():  # a file edited by hand: name the mistyped field
+            whole = name in ("n", "seed")
+            if name == "restore_norm":
+                if not isinstance(value, bool):
+                    raise LangneuronsError(f"intervention field {name} {value!r}: must be true or false")
+            elif (not isinstance(value, str)) if not whole else (isinstance(value, bool) or not isinstance(value, int)):
+                raise LangneuronsError(f"intervention field {name} {value!r}: must be "
+                                       f"{'a whole number' if whole else 'text'}")
         return cls(**data)
 
 
@@ -368,6 +376,9 @@ def chosen_neurons(expertise: pd.DataFrame | None, iv: Intervention, block_of: d
     allowed = parse_blocks(iv.blocks)
     if allowed is not None:
         expertise = expertise[expertise["layer"].map(block_of).isin(allowed)]
+        if expertise.empty:
+            raise LangneuronsError(f"blocks {iv.blocks!r}: no neuron of this run lies in these blocks (it has "
+                                   f"blocks 0-{max(block_of.values(), default=0)})")
     if iv.modules:
         parts = [p for p in iv.modules.split(",") if p]
         expertise = expertise[expertise["layer"].map(lambda name: any(p in name for p in parts))]

@@ -8,6 +8,7 @@ mode and scored for every language.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -152,7 +153,14 @@ def translation_pairs(source: str, language: str, limit: int | None = None) -> l
             obj = parse_json_line(path, number, line)
             if "en" not in obj or language not in obj:
                 raise LangneuronsError(f'{path}:{number}: needs keys "en" and "{language}"')
+            if not all(isinstance(obj[k], str) and obj[k].strip() for k in ("en", language)):
+                raise LangneuronsError(f'{path}:{number}: "en" and "{language}" must be non-empty text')
             pairs.append((obj["en"], obj[language]))
+        if not pairs:
+            raise LangneuronsError(f"--translate {source}: the file has no sentence pairs; add JSON lines "
+                                   f'{{"en": ..., "{language}": ...}}')
+    if limit is not None and limit < 1:
+        raise LangneuronsError(f"--limit {limit}: must be 1 or more (or leave it out for all sentences)")
     return pairs[:limit]
 
 
@@ -266,10 +274,29 @@ class SweepSettings:
         return [(m, l, s, n) for m in self.modes for l in self.languages for s in self.selections for n in self.ns
                 if n > 0 or s == self.selections[0]]
 
+    def samples_from(self, mode: str) -> str:
+        """Where a cell's samples come from: its seeds (unconditional), or its translation pairs (the
+        source, its content when a file, and the limit)."""
+        if mode == "translation":
+            source = self.translate
+            if source != "heldout" and Path(source).is_file():
+                source += f" sha256:{hashlib.sha256(Path(source).read_bytes()).hexdigest()[:12]}"
+            return source + ("" if self.translate_limit is None else f" limit {self.translate_limit}")
+        seeds = self.seeds
+        if seeds and seeds == tuple(range(seeds[0], seeds[-1] + 1)):
+            return f"seeds {seeds[0]}-{seeds[-1]}"
+        return "seeds " + ",".join(map(str, seeds))
+
+    def suffix(self, mode: str) -> str:
+        """The part of a cell's key that names its samples' source (`-from` and 8 hex digits): a rerun on
+        other seeds, pairs or limit makes new cells. Keys of versions before it have no such part; their
+        cells are not reused."""
+        return "-from" + hashlib.sha256(self.samples_from(mode).encode()).hexdigest()[:8]
+
     def key(self, mode: str, language: str, selection: str, n: int) -> str:
         """A cell's file stem in RUN/sweep."""
         return f"{mode}-{language}-{selection}-{n}-{self.value}-{self.positions}".replace(":", "_") + (
-            "-lape" if self.method == "lape" else "")
+            "-lape" if self.method == "lape" else "") + self.suffix(mode)
 
 
 def sweep(steerable: Steerable, languages: list[str], ns: list[int], selections: list[str],
@@ -309,12 +336,12 @@ def sweep_locked(steerable: Steerable, settings: SweepSettings, progress: bool =
         if mode == "translation":
             pairs = translation_pairs(settings.translate, lang, settings.translate_limit)
             sources, refs = [p[0] for p in pairs], [p[1] for p in pairs]
-        samples_file = folder / (f"{mode}-none.jsonl" if n == 0 else f"{key}.jsonl")  # N = 0: shared
+        samples_file = folder / (f"{mode}-none{settings.suffix(mode)}.jsonl" if n == 0 else f"{key}.jsonl")
         records = stored_samples(samples_file, lambda: sample_records(
             steerable, [iv], mode, list(settings.seeds), sources, None, settings.batch_size, progress, refs))
         row = {"schema": SCHEMAS["score"], "mode": mode, "language": lang, "selection": selection, "n": n,
                "value": settings.value, "positions": settings.positions, "method": settings.method,
-               **score_cell(records, lang, refs)}
+               "samples_from": settings.samples_from(mode), **score_cell(records, lang, refs)}
         if settings.ppl_sentences:
             held = heldout_sentences(lang, settings.ppl_sentences)
             row["perplexity"] = perplexity(lm.model, lm.tokenizer, held, steerable.plan([iv]))
