@@ -199,3 +199,64 @@ def test_diffmean_interventions_are_checked_and_round_trip(gemma_run, tmp_path):
     assert load_interventions(tmp_path / "iv.json", "fp") == setting
     with pytest.raises(LangneuronsError, match="restore_norm 'yes'"):
         Intervention.from_dict({**setting.interventions[0].to_dict(), "restore_norm": "yes"})
+
+
+def test_cli_generate_defaults_flags_and_export(saved_tiny, corpus_dir, tmp_path):
+    import json
+
+    from gguf import GGUFReader
+    from typer.testing import CliRunner
+
+    from langneurons.cli.app import app
+    from langneurons.steer.diffmean import recommended_file
+    from langneurons.steer.intervene import Intervention, Setting, save_interventions
+
+    def invoke(*args):
+        result = CliRunner().invoke(app, [str(a) for a in args])
+        return result.exit_code, result.output + (result.stderr if result.stderr_bytes is not None else "")
+
+    run = tmp_path / "run"
+    code, output = invoke("find", "--model", saved_tiny, "--corpus", corpus_dir, "--out", run, "--device", "cpu",
+                          "--method", "diffmean")
+    assert code == 0 and "DiffMean: language directions of 2 blocks" in output, output
+
+    def generated(*flags):
+        code, output = invoke("generate", run, "-l", "de", "--method", "diffmean", "--seeds", "1-2",
+                              "--out", tmp_path / "s.jsonl", *flags)
+        assert code == 0, output
+        return json.loads((tmp_path / "s.jsonl").read_text().splitlines()[0])["setting"]
+
+    # the documented defaults: block round(2/3 · 2) = 1, α 0.5, norm restored, every position
+    assert generated() == [Intervention("de", value="add:0.5", blocks="1", method="diffmean",
+                                        restore_norm=True).to_dict()]
+    assert generated("--blocks", "0-1", "--alpha", "2", "--no-restore-norm", "--subtract", "en")[0] | {} == \
+        Intervention("de", value="add:2", blocks="0-1", method="diffmean", subtract="en").to_dict()
+    assert generated("--value", "add:3")[0]["value"] == "add:3"
+    # a frontier's recommendation in the RUN replaces the defaults
+    info = RunInfo.read(run)
+    chosen = Setting((Intervention("de", value="add:1.5", positions="generated", blocks="1", method="diffmean"),))
+    recommended_file(run, "de").parent.mkdir(parents=True, exist_ok=True)
+    save_interventions(recommended_file(run, "de"), chosen, info.fingerprint)
+    assert generated() == [chosen.interventions[0].to_dict()]
+    code, output = invoke("generate", run, "-l", "de", "--alpha", "2", "--seeds", "1", "--out", tmp_path / "x.jsonl")
+    assert code != 0 and "only with --method diffmean" in output
+
+    # export: the recommended setting as llama.cpp reads it
+    code, output = invoke("export", run, "-l", "de", "--out", tmp_path / "de.gguf")
+    assert code == 0, output
+    reader = GGUFReader(str(tmp_path / "de.gguf"))
+    field = lambda key: reader.fields[key].parts[reader.fields[key].data[0]]
+    assert bytes(field("general.architecture")).decode() == "controlvector"
+    assert bytes(field("controlvector.model_hint")).decode() == info.model
+    assert int(field("controlvector.layer_count")[0]) == info.blocks - 1 == 1
+    assert [t.name for t in reader.tensors] == ["direction.1"]  # never direction.0
+    tensor = reader.tensors[0]
+    assert tuple(tensor.shape) == (32,) and tensor.data.dtype == np.float32
+    d = Directions.read(run)
+    v = d.vector("de", 1)
+    np.testing.assert_allclose(tensor.data, 1.5 * d.typical_norm[1] * v / np.linalg.norm(v), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(tensor.data), 1.5 * d.typical_norm[1], rtol=1e-5)
+    code, output = invoke("export", run, "-l", "de", "--blocks", "0", "--out", tmp_path / "bad.gguf")
+    assert code != 0 and "block 0" in output
+    code, output = invoke("export", run, "-l", "de", "--method", "ap", "--out", tmp_path / "bad.gguf")
+    assert code != 0 and "only a diffmean steering" in output

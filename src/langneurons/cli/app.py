@@ -57,6 +57,7 @@ class FindMethod(StrEnum):
 class Method(StrEnum):
     ap = "ap"
     lape = "lape"
+    diffmean = "diffmean"
 
 
 class Selection(StrEnum):
@@ -121,7 +122,8 @@ N = typer.Option(None, "--n", rich_help_panel=NEURONS,
 SELECTION = typer.Option(None, rich_help_panel=NEURONS, show_default=False,
                          help="which of the language's neurons; default both (--method lape: top)")
 METHOD = typer.Option(Method.ap, rich_help_panel=NEURONS,
-                      help="ap (AP experts among all linears) or lape (LAPE neurons at the MLP activations)")
+                      help="ap (AP experts among all linears), lape (LAPE neurons at the MLP activations) or "
+                      "diffmean (add the language's residual direction at --blocks)")
 VALUE = typer.Option("on_p50", rich_help_panel=EDIT, metavar="VALUE",
                      help="what the chosen neurons output: on_p50, on_p90, off_mean, off_p50, zero, "
                      "scale:K[:base], shift:A, mix:A or clamp[:base], e.g. scale:2, mix:0.7, clamp:on_p90")

@@ -12,6 +12,7 @@ from .app import (
     BATCH_SIZE,
     DECODING,
     DEVICE,
+    EDIT,
     DEVICE_MAP,
     DTYPE,
     GRID,
@@ -45,16 +46,29 @@ def interventions_from(steerable, language: str | None, n: int | None, selection
                        value: str, positions: str, seed: int, blocks: str, file: Path | None, method: str,
                        modules: str = "", guard: bool = False, whole_characters: bool = False,
                        opening_temperature: float | None = None, start: bool = False,
-                       start_temperature: float | None = None):
-    """The setting the options (or an intervention file) describe: the edit and its decoding rules."""
+                       start_temperature: float | None = None, alpha: float | None = None,
+                       restore_norm: bool | None = None, subtract: str | None = None):
+    """The setting the options (or an intervention file) describe: the edit and its decoding rules.
+    Method diffmean starts from the RUN's recommended DiffMean setting (else the defaults) and
+    replaces what --blocks, --alpha (or --value add:α), --restore-norm, --subtract and --positions give."""
     from ..steer.decoding import Decoding
-    from ..steer.intervene import Intervention, Setting, load_interventions
+    from ..steer.diffmean import default_setting, with_flags
+    from ..steer.intervene import Intervention, Setting, load_interventions, parse_strength
     from ..steer.sweep import method_defaults
 
     if file:
         return load_interventions(file, steerable.info.fingerprint)
     if not language:
         raise LangneuronsError("--language is needed (or --interventions FILE)")
+    if method == "diffmean":
+        if value != "on_p50" and alpha is None:  # --value add:α
+            alpha = parse_strength(value)
+        base = default_setting(steerable.run, language, steerable.info.blocks, steerable.info.fingerprint)
+        setting = with_flags(base, blocks, alpha, restore_norm, subtract, None if positions == "all" else positions)
+        rules = Decoding(guard, whole_characters, opening_temperature, start, start_temperature)
+        return Setting(setting.interventions, rules if rules.active else setting.decoding)
+    if alpha is not None or restore_norm is not None or subtract:
+        raise LangneuronsError("--alpha, --restore-norm and --subtract: only with --method diffmean")
     n, selection = method_defaults(steerable, method, language, n, selection)
     edit = Intervention(language, n, selection, value, positions, seed, blocks, method, modules)
     return Setting((edit,), Decoding(guard, whole_characters, opening_temperature, start, start_temperature))
@@ -76,6 +90,14 @@ def generate(
     interventions: Path = typer.Option(None, rich_help_panel=NEURONS,
                                        help="JSON file of interventions (combined), instead of the options above"),
     value: str = VALUE,
+    alpha: float = typer.Option(None, rich_help_panel=EDIT, metavar="ALPHA",
+                                help="diffmean: add α·v̂ in units of the block's typical hidden-state norm "
+                                "(default: the frontier's recommendation in RUN, else 0.5)"),
+    restore_norm: bool = typer.Option(None, "--restore-norm/--no-restore-norm", rich_help_panel=EDIT,
+                                      help="diffmean: rescale each edited hidden state to its norm before the "
+                                      "edit (default: the recommendation, else on)"),
+    subtract: str = typer.Option(None, rich_help_panel=EDIT, metavar="LANG",
+                                 help="diffmean: steer along v_language − v_LANG (the source language)"),
     positions: str = POSITIONS,
     guard: bool = typer.Option(False, rich_help_panel=DECODING,
                                help="with first:K/prefix:K: the opening's tokens are words, none repeated"),
@@ -102,7 +124,8 @@ def generate(
     trust_remote_code: bool = TRUST_REMOTE_CODE,
     batch_size: int = BATCH_SIZE,
 ) -> None:
-    """Generate text while forcing a language's neurons; one JSON line per sample."""
+    """Generate text while forcing a language's neurons (or adding its residual direction: --method
+    diffmean); one JSON line per sample."""
     from ..io import check_not_run_file, check_run_languages, ensure_writable, write_jsonl
     from ..steer.evaluate import language_share
     from ..steer.intervene import save_interventions
@@ -118,7 +141,7 @@ def generate(
         check_run_languages([language], steerable.info.languages, "--language")
     setting = interventions_from(steerable, language, n, selection and str(selection), value, positions, random_seed,
                                  blocks, interventions, str(method), modules, guard, whole_characters,
-                                 opening_temperature, start, start_temperature)
+                                 opening_temperature, start, start_temperature, alpha, restore_norm, subtract)
     ivs = list(setting.interventions)
     check_run_languages([iv.language for iv in ivs], steerable.info.languages,
                         f"{interventions}: language" if interventions else "--language")

@@ -1,0 +1,107 @@
+"""DiffMean steering defaults, the recommended setting of a run, and the llama.cpp control-vector export.
+
+`default_intervention` is what `generate --method diffmean` uses without flags: the frontier's
+recommendation written in the RUN (`RUN/frontier/<L>-diffmean-recommended.json`) when there is one,
+else the documented defaults (docs/steering.md): block round(2/3 · depth) (CLaS-Bench and ReCoVeR
+find language directions steer best in the later-middle layers), α = DEFAULT_ALPHA typical norms,
+norm restoration on (ReCoVeR), at every position. `export_control_vector` writes a setting as the
+GGUF that llama.cpp's `--control-vector` reads. Torch-free.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import LangneuronsError
+from ..find.diffmean import Directions
+from .intervene import Intervention, Setting, load_interventions, parse_blocks, parse_strength, shift_vectors
+
+DEPTH = 2 / 3  # default block: this share of the depth
+DEFAULT_ALPHA = 0.5  # in units of the block's typical per-token hidden-state norm
+DEFAULT_RESTORE = True  # rescale each edited state to its norm before the edit (ReCoVeR)
+ALPHAS = (0.25, 0.5, 1.0)  # the frontier's default α axis
+DEPTHS = (0.5, 2 / 3, 0.8)  # the frontier's default block axis, as shares of the depth
+
+
+def default_block(n_blocks: int) -> int:
+    """round(DEPTH · n_blocks), within the blocks (12 of Gemma-3-270M's 18)."""
+    return min(n_blocks - 1, max(0, round(DEPTH * n_blocks)))
+
+
+def default_blocks(n_blocks: int) -> list[str]:
+    """The frontier's default block axis: the blocks at DEPTHS of the depth, each alone."""
+    return [str(b) for b in dict.fromkeys(min(n_blocks - 1, round(d * n_blocks)) for d in DEPTHS)]
+
+
+def recommended_file(run: Path, language: str) -> Path:
+    return Path(run) / "frontier" / f"{language}-diffmean-recommended.json"
+
+
+def default_setting(run: Path, language: str, n_blocks: int, fingerprint: str | None = None) -> Setting:
+    """The frontier's DiffMean recommendation for `language` in the RUN, else the documented defaults."""
+    path = recommended_file(run, language)
+    if path.exists():
+        setting = load_interventions(path, fingerprint)
+        if setting.interventions and setting.interventions[0].method == "diffmean":
+            return setting
+    return Setting((Intervention(language, value=f"add:{DEFAULT_ALPHA:g}", blocks=str(default_block(n_blocks)),
+                                 method="diffmean", restore_norm=DEFAULT_RESTORE),))
+
+
+def with_flags(setting: Setting, blocks: str = "", alpha: float | None = None, restore_norm: bool | None = None,
+               subtract: str | None = None, positions: str | None = None) -> Setting:
+    """`setting`'s DiffMean intervention with the fields the user gave replaced."""
+    iv = setting.interventions[0]
+    changes = {k: v for k, v in {"blocks": blocks or None, "value": None if alpha is None else f"add:{alpha:g}",
+                                 "restore_norm": restore_norm, "subtract": subtract,
+                                 "positions": positions}.items() if v is not None}
+    return Setting((replace(iv, **changes), *setting.interventions[1:]), setting.decoding)
+
+
+def control_vector(directions: Directions, iv: Intervention) -> dict[int, np.ndarray]:
+    """Block → the float32 vector llama.cpp adds to that block's output: α·typical_norm·v̂, as steering adds it."""
+    if iv.method != "diffmean":
+        raise LangneuronsError(f"export: method {iv.method} edits neurons, not the residual stream; only a "
+                               "diffmean setting is a control vector")
+    blocks = parse_blocks(iv.blocks) or set()
+    if 0 in blocks:
+        # llama.cpp has no control-vector slot for layer 0 (see export_control_vector)
+        raise LangneuronsError("blocks: llama.cpp cannot add a control vector at block 0 (direction.0 is "
+                               "refused by its loader); choose blocks from 1")
+    parse_strength(iv.value)
+    return shift_vectors(iv, directions)
+
+
+def export_control_vector(path: Path, directions: Directions, iv: Intervention, model_hint: str) -> dict[int, np.ndarray]:
+    """Write `iv` (a DiffMean intervention) as a llama.cpp control-vector GGUF; returns what was written.
+
+    llama.cpp's conventions, checked in its source (ggerganov/llama.cpp, common/common.cpp
+    `common_control_vector_load_one` and src/llama-adapter.cpp `llama_control_vector_apply`/`apply_to`):
+    - general.architecture "controlvector", `controlvector.model_hint` and `controlvector.layer_count`;
+    - one 1-D float32 tensor `direction.<il>` of n_embd per layer; il = 0 is refused ("invalid (zero)
+      direction tensor layer index": there is never a tensor for layer 0);
+    - the loader adds each file's tensors times its scale (`--control-vector` scale 1,
+      `--control-vector-scaled FILE S`) and stores layer il at offset (il − 1)·n_embd;
+    - `apply_to(cur, il)` adds the vector as-is to the output of graph layer il (0-based), after
+      the block's residual add (`build_cvec`), at every position, prompt and generated alike.
+    So HF block ℓ's output (what `Shift` edits) ↔ `direction.ℓ`, scale 1 reproduces `add:α` exactly,
+    positions are always `all`, and there is no norm restoration (`restore_norm` is not exported).
+    As llama.cpp's own cvector-generator writes it: a tensor for every layer 1..n−1 (zeros outside the
+    chosen blocks) and layer_count = n − 1, the number of tensors (an int32; the loader ignores it).
+    """
+    from gguf import GGUFWriter
+
+    vectors = control_vector(directions, iv)
+    writer = GGUFWriter(str(path), "controlvector")
+    writer.add_string("controlvector.model_hint", model_hint)
+    writer.add_int32("controlvector.layer_count", len(directions.blocks) - 1)
+    for block in range(1, len(directions.blocks)):
+        writer.add_tensor(f"direction.{block}", vectors.get(block, np.zeros(directions.hidden, np.float32)))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return vectors
