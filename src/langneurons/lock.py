@@ -11,7 +11,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Iterator
 
@@ -65,9 +65,7 @@ def run_lock(run: Path, command: str) -> Iterator[Path]:
         os.close(fd)
 
 
-def main_rank_lock(run: Path, command: str):
+def main_rank_lock(run: Path, command: str) -> AbstractContextManager[Path]:
     """`run_lock` in the main process; under torchrun only rank 0 takes it (the other ranks of the
     same command write their own shards of the store)."""
-    from contextlib import nullcontext
-
     return run_lock(run, command) if os.environ.get("RANK", "0") == "0" else nullcontext(Path(run) / LOCK_NAME)
