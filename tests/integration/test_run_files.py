@@ -153,6 +153,11 @@ def test_batch_size_zero_is_refused(command, tmp_path):
     assert code == 2 and "--batch-size" in output and "should be greater than or equal to 1" in output, output
 
 
+def test_batch_size_zero_is_refused_by_the_python_api():
+    with pytest.raises(LangneuronsError, match=r"--batch-size 0: must be 1 or more"):
+        SweepSettings(("de",), (0,), ("both",), ("unconditional",), (1,), batch_size=0)
+
+
 def test_limit_zero_and_empty_translate_file_are_refused(tmp_path):
     code, output = invoke("generate", "RUN", "-l", "de", "--translate", "heldout", "--limit", "0",
                           "--out", tmp_path / "s.jsonl")

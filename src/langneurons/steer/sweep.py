@@ -267,6 +267,8 @@ class SweepSettings:
         bad = [m for m in self.modes if m not in MODES]
         if bad:
             raise LangneuronsError(f"--modes: {bad} not in {', '.join(MODES)}")
+        if self.batch_size < 1:
+            raise LangneuronsError(f"--batch-size {self.batch_size}: must be 1 or more")
 
     @property
     def cells(self) -> list[tuple[str, str, str, int]]:
