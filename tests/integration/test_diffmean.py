@@ -260,3 +260,30 @@ def test_cli_generate_defaults_flags_and_export(saved_tiny, corpus_dir, tmp_path
     assert code != 0 and "block 0" in output
     code, output = invoke("export", run, "-l", "de", "--method", "ap", "--out", tmp_path / "bad.gguf")
     assert code != 0 and "only a diffmean steering" in output
+
+
+def test_frontier_searches_diffmean_from_its_defaults(saved_tiny, corpus_dir, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from langneurons.cli.app import app
+    from langneurons.steer.diffmean import recommended_file
+
+    def invoke(*args):
+        result = CliRunner().invoke(app, [str(a) for a in args])
+        return result.exit_code, result.output + (result.stderr if result.stderr_bytes is not None else "")
+
+    run = tmp_path / "run"
+    assert invoke("find", "--model", saved_tiny, "--corpus", corpus_dir, "--out", run, "--device", "cpu",
+                  "--method", "diffmean")[0] == 0
+    code, output = invoke("frontier", run, "-l", "de", "--method", "diffmean", "--seeds", "1-2", "--batch-size", "8")
+    assert code == 0 and "method=diffmean" in output, output
+    table = pd.read_csv(run / "frontier" / "de.csv")
+    forced = table[table["kind"] == "forced"]
+    assert len(forced) == 6 and set(forced["method"]) == {"diffmean"}  # 3 α × block 1 × norm on/off, no AP point
+    assert set(forced["value"]) == {"add:0.25", "add:0.5", "add:1"} and set(forced["restore_norm"]) == {True, False}
+    chosen = json.loads(recommended_file(run, "de").read_text())["interventions"][0]
+    assert chosen["method"] == "diffmean" and not (run / "frontier" / "de-recommended.json").exists()
+    code, output = invoke("generate", run, "-l", "de", "--method", "diffmean", "--seeds", "1", "--out", tmp_path / "s.jsonl")
+    assert code == 0 and json.loads((tmp_path / "s.jsonl").read_text())["setting"] == [chosen]

@@ -279,7 +279,15 @@ def frontier(
                                    help="of top, bottom, both, random"),
     ns: str = typer.Option("2000,4000,8000,16000", rich_help_panel=GRID, help="N values"),
     blocks: str = typer.Option("", rich_help_panel=GRID, metavar="BLOCKS;...",
-                               help="SEMICOLON-separated block ranges to try, e.g. ';0-3,14-17' ('' = all)"),
+                               help="SEMICOLON-separated block ranges to try, e.g. ';0-3,14-17' ('' = all; "
+                               "diffmean: the blocks at 1/2, 2/3 and 4/5 of the depth)"),
+    method: Method = typer.Option(Method.ap, rich_help_panel=GRID,
+                                  help="ap (the grid of --values, --selections, --ns) or diffmean (the grid of "
+                                  "--alphas × --blocks × --restore-norms, at --positions, default all)"),
+    alphas: str = typer.Option("0.25,0.5,1", rich_help_panel=GRID, metavar="ALPHAS",
+                               help="diffmean: strengths in units of the block's typical hidden-state norm"),
+    restore_norms: str = typer.Option("on,off", rich_help_panel=GRID, metavar="off|on|off,on",
+                                      help="diffmean: with and/or without norm restoration"),
     modules: str = typer.Option("", rich_help_panel=GRID, metavar="NAMES;...",
                                 help="SEMICOLON-separated module filters to try, e.g. ';mlp' ('' = all)"),
     points: Path = typer.Option(None, rich_help_panel=GRID,
@@ -321,8 +329,20 @@ def frontier(
             parse_switch(starts, "--starts"), parse_temperatures(start_temperatures, "--start-temperatures"))
     steerable = open_run(run, device, dtype_or(dtype, None), trust_remote_code=trust_remote_code,
                          device_map=device_map)
-    settings = grid(language, parse_languages(values), parse_languages(positions), parse_languages(selections),
-                    n_values, blocks.split(";"), modules.split(";"), *axes) + (load_points(points, language) if points else [])
+    if method == "diffmean":
+        from ..steer.diffmean import default_blocks, diffmean_grid
+
+        try:
+            strengths = [float(a) for a in alphas.split(",")]
+        except ValueError:
+            raise LangneuronsError(f"--alphas {alphas!r}: comma-separated numbers, e.g. 0.25,0.5,1") from None
+        settings = diffmean_grid(language, strengths, blocks.split(";") if blocks else default_blocks(
+            steerable.info.blocks), parse_switch(restore_norms, "--restore-norms"),
+            ["all"] if positions == "prefix:2,prefix:3,prefix:4" else parse_languages(positions))
+    else:
+        settings = grid(language, parse_languages(values), parse_languages(positions), parse_languages(selections),
+                        n_values, blocks.split(";"), modules.split(";"), *axes)
+    settings += load_points(points, language) if points else []
     choice, heldout = parse_seeds(seeds), parse_seeds(heldout_seeds) if heldout_seeds else None
     table, best = run_frontier(steerable, language, settings, choice, heldout, batch_size)
     cols = ["seeds", "kind", *SETTING, "target_share", "generated_ppl", "ppl_ratio", "distinct_2",
@@ -341,7 +361,7 @@ def frontier(
                    f", {row.get('opening_top_share', float('nan')):.2f} open like the most common opening"
                    f" ({int(row['samples'])} samples; brackets: 95% bootstrap intervals)"
                    f" - {'meets' if meets_goal(row, baseline) else 'misses'} the goal")
-    saved = run / "frontier" / f"{language}-recommended.json"
+    saved = run / "frontier" / f"{language}{'-diffmean' if method == 'diffmean' else ''}-recommended.json"
     typer.echo(f"setting: value={best['value']} positions={best['positions']} selection={best['selection']} "
                f"n={best['n']} blocks={best['blocks'] or 'all'} modules={best['modules'] or 'all'}"
                + (" guard" if best["guard"] else "")
@@ -349,5 +369,7 @@ def frontier(
                + (f" opening-temperature={best['opening_temperature']:g}" if best["opening_temperature"] > 0 else "")
                + (" start" if best["start"] else "")
                + (f" start-temperature={best['start_temperature']:g}" if best["start_temperature"] > 0 else "")
-               + (f" + {best['also']}" if best["also"] else "") + f" → {saved} "
+               + (f" + {best['also']}" if best["also"] else "")
+               + (f" method=diffmean restore-norm={'on' if best['restore_norm'] else 'off'}"
+                  if best["method"] == "diffmean" else "") + f" → {saved} "
                f"(langneurons generate {run} --interventions {saved}); table → {run / 'frontier' / (language + '.csv')}")

@@ -105,3 +105,11 @@ def export_control_vector(path: Path, directions: Directions, iv: Intervention, 
     writer.write_tensors_to_file()
     writer.close()
     return vectors
+
+
+def diffmean_grid(language: str, alphas: list[float], blocks: list[str], restores: list[bool],
+                  positions: list[str], subtract: str = "") -> list[Setting]:
+    """The frontier's DiffMean points: every α × block(s) × norm restoration × positions."""
+    return [Setting((Intervention(language, value=f"add:{alpha:g}", positions=pos, blocks=block, method="diffmean",
+                                  restore_norm=restore, subtract=subtract),))
+            for block in blocks for restore in restores for alpha in alphas for pos in positions]

@@ -245,8 +245,10 @@ def frontier(steerable: Steerable, language: str,
     intervention, or several applied together) on `seeds`, and recommend one among all points
     scored on those seeds; with `heldout_seeds`, score the recommendation, the paper's setting and
     both baselines again on those. Writes RUN/frontier/<lang>.csv and the recommendation as an
-    intervention file (RUN/frontier/<lang>-recommended.json); the table's `recommended` column marks
-    the choice. Returns the table and the recommended row."""
+    intervention file (RUN/frontier/<lang>-recommended.json; when every point is a DiffMean one, the
+    choice is among them and goes to <lang>-diffmean-recommended.json, what `generate --method
+    diffmean` uses); the paper's setting is scored when the run has AP results; the table's
+    `recommended` column marks the choice. Returns the table and the recommended row."""
     return frontier_with(steerable, FrontierSettings(language, tuple(settings), tuple(seeds),
                                                      tuple(heldout_seeds or ()), batch_size), progress)
 
@@ -273,15 +275,18 @@ def score_frontier(steerable: Steerable, study: FrontierSettings, progress: bool
             console.print(f"[{index}/{len(unique)}]", end=" ")
             score_point(steerable, language, "forced", point, on, batch_size, progress)
 
-    paper = Setting((paper_setting(steerable, language),))
-    points([paper, *study.points], seeds)
+    # the paper's setting needs AP results; a DiffMean study recommends among DiffMean points only
+    paper = [Setting((paper_setting(steerable, language),))] if steerable.expertise is not None else []
+    diffmean = bool(study.points) and all(iv.method == "diffmean" for p in study.points for iv in p.interventions)
+    points([*paper, *study.points], seeds)
     table = load_table(steerable, language)
-    best = recommend(table[table["seeds"] == seed_range(seeds)])
+    chosen = table[table["seeds"] == seed_range(seeds)]
+    best = recommend(chosen[(chosen["kind"] != "forced") | (chosen["method"] == "diffmean")] if diffmean else chosen)
     if heldout_seeds:
-        points([paper, setting_of(best)], heldout_seeds)
+        points([*paper, setting_of(best)], heldout_seeds)
         table = load_table(steerable, language)
-    save_interventions(steerable.run / "frontier" / f"{language}-recommended.json", setting_of(best),
-                       steerable.info.fingerprint)
+    name = f"{language}-diffmean-recommended.json" if diffmean else f"{language}-recommended.json"
+    save_interventions(steerable.run / "frontier" / name, setting_of(best), steerable.info.fingerprint)
     table["recommended"] = (table["seeds"] == best["seeds"]) & (table["kind"] == "forced") & same_setting(
         table, best)  # what the report shows
     write_table(table, steerable.run / "frontier" / f"{language}.csv")
