@@ -12,7 +12,7 @@ from langneurons.find.diffmean import Directions
 from langneurons.find.info import RunInfo
 from langneurons.find.run import find
 from langneurons.io import read_jsonl
-from langneurons.model import find_blocks, pad_batch
+from langneurons.model import find_blocks
 
 
 def counted_find(out, corpus, loaded, method, batch_size=4):

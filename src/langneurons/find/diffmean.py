@@ -1,4 +1,4 @@
-"""Residual-stream language directions (DiffMean and its ReCoVeR variant; docs/method.md §8).
+"""Residual-stream language directions (DiffMean and its ReCoVeR variant; docs/method.md §11).
 
 `find --method diffmean` (or `all`) records, in the same forward passes as the neurons, each
 decoder block's output hidden state mean-pooled over each sentence's tokens, and the mean per-token
