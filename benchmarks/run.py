@@ -3,7 +3,7 @@
     python benchmarks/run.py [--quick] [--only NAME,...] [--model gemma-3-270m] [--device cpu|cuda]
                              [--tiny] [--run RUN] [--paper-run RUN] [--positives N] [--threads N]
 
-Benchmarks: paper_style, floor, ap_kernel, steering, scaling, memory (see benchmarks/README.md). A failing
+Benchmarks: paper_style, floor, ap_kernel, steering, scaling, memory, diffmean (see benchmarks/README.md). A failing
 benchmark prints an `error` line and the others still run; the exit code is 1 if any failed.
 """
 
@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 import ap_kernel
+import diffmean
 import floor
 import memory
 import paper_style
@@ -33,6 +34,7 @@ BENCHMARKS = {
     "steering": steering.main,
     "scaling": scaling.main,
     "memory": memory.main,
+    "diffmean": diffmean.main,
 }
 
 
