@@ -34,8 +34,8 @@ def all_run(corpus_dir, tmp_path):
 
 
 def brute_states(loaded, texts):
-    """Per block, each sentence's mean output state and mean per-token norm after the first token,
-    one sentence at a time (no padding)."""
+    """Per block, each sentence's mean output state and mean per-token norm over the tokens after the
+    first (BOS), one sentence at a time (no padding)."""
     _, blocks = find_blocks(loaded.model)
     means = [[] for _ in blocks]
     norms = [[] for _ in blocks]
@@ -51,7 +51,7 @@ def brute_states(loaded, texts):
             for h in handles:
                 h.remove()
         for i in range(len(blocks)):
-            means[i].append(captured[i].mean(0).numpy())
+            means[i].append(captured[i][1:].mean(0).numpy())
             norms[i].append(captured[i][1:].norm(dim=-1).mean().item())
     return np.array(means), np.array(norms)
 

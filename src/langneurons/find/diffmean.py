@@ -1,9 +1,12 @@
 """Residual-stream language directions (DiffMean and its ReCoVeR variant; docs/method.md §11).
 
 `find --method diffmean` (or `all`) records, in the same forward passes as the neurons, each
-decoder block's output hidden state mean-pooled over each sentence's tokens, and the mean per-token
-norm of that state (over the tokens after the first: the first, BOS where the tokenizer adds one,
-is an attention sink with an outlier norm). From that store, per language L and block ℓ:
+decoder block's output hidden state mean-pooled over each sentence's tokens after the first, and
+the mean per-token norm of that state over the same tokens. The first token (BOS where the
+tokenizer adds one) is left out: its state is the same in every sentence, an attention sink whose
+norm is many times the others' (on Gemma-3-270M the pooled state's norm exceeded the typical
+per-token norm with it), and weighing 1/length it would put sentence length into the directions.
+A one-token sentence keeps its token. From that store, per language L and block ℓ:
 
 - `diffmean`: v = mean over L's sentences − mean over the other languages' sentences (L's negatives);
 - `recover`: u = mean over L's sentences − the mean of all languages' means (ReCoVeR's centring);

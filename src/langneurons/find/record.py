@@ -69,18 +69,20 @@ class MeanCache:
         return self.later[device]
 
     def hook(self, name: str, count: bool = False, norm: bool = False) -> HookFn:
-        """`norm`: a decoder block (its output a tuple whose first element is the hidden state); also
-        pool the per-token norm over the tokens after the first."""
+        """`norm`: a decoder block (its output a tuple whose first element is the hidden state): pool
+        the state and its per-token norm over the tokens after the first (the first, BOS where the
+        tokenizer adds one, is the same state in every sentence with an outlier norm: in a token mean
+        it would weigh 1/length, a sentence-length signal, not a language one)."""
         def pool(out: torch.Tensor | tuple) -> None:
             if isinstance(out, tuple):
                 out = out[0]
-            weights = self.weights_on(out.device)
+            weights = self.later_on(out.device) if norm else self.weights_on(out.device)
             states = out.float()
             self.means[name] = token_sum(states, weights)
             if count:  # exact in float32 up to 2**24 tokens per sentence
                 self.counts[name] = token_sum((out > 0).float(), (weights > 0).float())
             if norm:
-                self.norms[name] = token_sum(states.norm(dim=-1, keepdim=True), self.later_on(out.device))
+                self.norms[name] = token_sum(states.norm(dim=-1, keepdim=True), weights)
 
         return pool
 
