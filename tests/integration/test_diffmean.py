@@ -226,8 +226,8 @@ def test_cli_generate_defaults_flags_and_export(saved_tiny, corpus_dir, tmp_path
         assert code == 0, output
         return json.loads((tmp_path / "s.jsonl").read_text().splitlines()[0])["setting"]
 
-    # the documented defaults: block round(2/3 · 2) = 1, α 0.5, norm restored, every position
-    assert generated() == [Intervention("de", value="add:0.5", blocks="1", method="diffmean",
+    # the documented defaults: block round(2/3 · 2) = 1, α 0.1, norm restored, every position
+    assert generated() == [Intervention("de", value="add:0.1", blocks="1", method="diffmean",
                                         restore_norm=True).to_dict()]
     assert generated("--blocks", "0-1", "--alpha", "2", "--no-restore-norm", "--subtract", "en")[0] | {} == \
         Intervention("de", value="add:2", blocks="0-1", method="diffmean", subtract="en").to_dict()
@@ -281,8 +281,8 @@ def test_frontier_searches_diffmean_from_its_defaults(saved_tiny, corpus_dir, tm
     assert code == 0 and "method=diffmean" in output, output
     table = pd.read_csv(run / "frontier" / "de.csv")
     forced = table[table["kind"] == "forced"]
-    assert len(forced) == 6 and set(forced["method"]) == {"diffmean"}  # 3 α × block 1 × norm on/off, no AP point
-    assert set(forced["value"]) == {"add:0.25", "add:0.5", "add:1"} and set(forced["restore_norm"]) == {True, False}
+    assert len(forced) == 8 and set(forced["method"]) == {"diffmean"}  # 4 α × block 1 × norm on/off, no AP point
+    assert set(forced["value"]) == {"add:0.05", "add:0.1", "add:0.2", "add:0.3"} and set(forced["restore_norm"]) == {True, False}
     chosen = json.loads(recommended_file(run, "de").read_text())["interventions"][0]
     assert chosen["method"] == "diffmean" and not (run / "frontier" / "de-recommended.json").exists()
     code, output = invoke("generate", run, "-l", "de", "--method", "diffmean", "--seeds", "1", "--out", tmp_path / "s.jsonl")

@@ -22,7 +22,7 @@ def export(
                                "(default: the recommendation in RUN, else 2/3 of the depth)"),
     alpha: float = typer.Option(None, rich_help_panel=EDIT, metavar="ALPHA",
                                 help="strength in units of the block's typical hidden-state norm "
-                                "(default: the recommendation, else 0.5)"),
+                                "(default: the recommendation, else 0.1)"),
     subtract: str = typer.Option(None, rich_help_panel=EDIT, metavar="LANG",
                                  help="steer along v_language − v_LANG (the source language)"),
     interventions: Path = typer.Option(None, rich_help_panel=NEURONS,

@@ -92,7 +92,7 @@ def generate(
     value: str = VALUE,
     alpha: float = typer.Option(None, rich_help_panel=EDIT, metavar="ALPHA",
                                 help="diffmean: add α·v̂ in units of the block's typical hidden-state norm "
-                                "(default: the frontier's recommendation in RUN, else 0.5)"),
+                                "(default: the frontier's recommendation in RUN, else 0.1)"),
     restore_norm: bool = typer.Option(None, "--restore-norm/--no-restore-norm", rich_help_panel=EDIT,
                                       help="diffmean: rescale each edited hidden state to its norm before the "
                                       "edit (default: the recommendation, else on)"),
@@ -284,7 +284,7 @@ def frontier(
     method: Method = typer.Option(Method.ap, rich_help_panel=GRID,
                                   help="ap (the grid of --values, --selections, --ns) or diffmean (the grid of "
                                   "--alphas × --blocks × --restore-norms, at --positions, default all)"),
-    alphas: str = typer.Option("0.25,0.5,1", rich_help_panel=GRID, metavar="ALPHAS",
+    alphas: str = typer.Option("0.05,0.1,0.2,0.3", rich_help_panel=GRID, metavar="ALPHAS",
                                help="diffmean: strengths in units of the block's typical hidden-state norm"),
     restore_norms: str = typer.Option("on,off", rich_help_panel=GRID, metavar="off|on|off,on",
                                       help="diffmean: with and/or without norm restoration"),
@@ -335,7 +335,7 @@ def frontier(
         try:
             strengths = [float(a) for a in alphas.split(",")]
         except ValueError:
-            raise LangneuronsError(f"--alphas {alphas!r}: comma-separated numbers, e.g. 0.25,0.5,1") from None
+            raise LangneuronsError(f"--alphas {alphas!r}: comma-separated numbers, e.g. 0.05,0.1,0.2") from None
         settings = diffmean_grid(language, strengths, blocks.split(";") if blocks else default_blocks(
             steerable.info.blocks), parse_switch(restore_norms, "--restore-norms"),
             ["all"] if positions == "prefix:2,prefix:3,prefix:4" else parse_languages(positions))

@@ -3,7 +3,8 @@
 `default_intervention` is what `generate --method diffmean` uses without flags: the frontier's
 recommendation written in the RUN (`RUN/frontier/<L>-diffmean-recommended.json`) when there is one,
 else the documented defaults (docs/steering.md): block round(2/3 · depth) (CLaS-Bench and ReCoVeR
-find language directions steer best in the later-middle layers), α = DEFAULT_ALPHA typical norms,
+find language directions steer best in the later-middle layers), α = DEFAULT_ALPHA typical norms
+(about DiffMean's own magnitude ‖v‖ there; on Gemma-3-270M 0.5 and 0.25 made text degenerate),
 norm restoration on (ReCoVeR), at every position. `export_control_vector` writes a setting as the
 GGUF that llama.cpp's `--control-vector` reads. Torch-free.
 """
@@ -20,9 +21,9 @@ from ..find.diffmean import Directions
 from .intervene import Intervention, Setting, load_interventions, parse_blocks, parse_strength, shift_vectors
 
 DEPTH = 2 / 3  # default block: this share of the depth
-DEFAULT_ALPHA = 0.5  # in units of the block's typical per-token hidden-state norm
+DEFAULT_ALPHA = 0.1  # in units of the block's typical per-token hidden-state norm: about ‖v‖ itself
 DEFAULT_RESTORE = True  # rescale each edited state to its norm before the edit (ReCoVeR)
-ALPHAS = (0.25, 0.5, 1.0)  # the frontier's default α axis
+ALPHAS = (0.05, 0.1, 0.2, 0.3)  # the frontier's default α axis
 DEPTHS = (0.5, 2 / 3, 0.8)  # the frontier's default block axis, as shares of the depth
 
 
