@@ -240,6 +240,8 @@ def test_cli_generate_defaults_flags_and_export(saved_tiny, corpus_dir, tmp_path
     assert generated() == [chosen.interventions[0].to_dict()]
     code, output = invoke("generate", run, "-l", "de", "--alpha", "2", "--seeds", "1", "--out", tmp_path / "x.jsonl")
     assert code != 0 and "only with --method diffmean" in output
+    code, output = invoke("sweep", run, "--method", "diffmean")
+    assert code != 0 and "no N to sweep" in output
 
     # export: the recommended setting as llama.cpp reads it
     code, output = invoke("export", run, "-l", "de", "--out", tmp_path / "de.gguf")

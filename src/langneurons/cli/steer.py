@@ -213,8 +213,8 @@ def perplexity(
     ivs = list(interventions_from(steerable, language, n, selection and str(selection), value, "all", 0, "", None,
                                   str(method)).interventions)
     plan = steerable.plan(ivs)
-    table = Table("evaluated", "no intervention", f"{language} {ivs[0].selection} {ivs[0].n}" +
-                  (" lape" if method == "lape" else ""))
+    table = Table("evaluated", "no intervention", ivs[0].label if method == "diffmean" else
+                  f"{language} {ivs[0].selection} {ivs[0].n}" + (" lape" if method == "lape" else ""))
     for lang in steerable.info.languages:
         texts = heldout_sentences(lang, sentences)
         table.add_row(lang, f"{ppl(lm.model, lm.tokenizer, texts):.2f}",
@@ -251,6 +251,9 @@ def sweep(
     from ..steer.sweep import open_run, parse_seeds
     from ..steer.sweep import sweep as run_sweep
 
+    if method == "diffmean":
+        raise LangneuronsError("sweep --method diffmean: a DiffMean edit has no N to sweep; search it with "
+                               "`langneurons frontier RUN -l L --method diffmean` (α × block × norm restoration)")
     steerable = open_run(run, device, dtype_or(dtype, None), trust_remote_code=trust_remote_code,
                          device_map=device_map)
     try:
