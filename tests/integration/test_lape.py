@@ -95,8 +95,8 @@ def test_resume_and_method_changes(both_run, corpus_dir, tmp_path):
     grown, calls = counted_find(tmp_path / "grow", corpus_dir, loaded, "both")  # adds LAPE to an AP run
     assert calls == 6 and grown.fingerprint == ap.fingerprint
     pd.testing.assert_frame_equal(full, pd.read_parquet(tmp_path / "grow" / "lape.parquet"))
-    with pytest.raises(LangneuronsError, match="--method 'all' is not one of ap, lape, both"):
-        counted_find(tmp_path / "x", corpus_dir, loaded, "all")
+    with pytest.raises(LangneuronsError, match="--method 'every' is not one of ap, lape, both, diffmean, all"):
+        counted_find(tmp_path / "x", corpus_dir, loaded, "every")
 
 
 def test_lape_interventions(both_run, tmp_path):
@@ -222,7 +222,7 @@ def test_cli_method_flags(saved_tiny, corpus_dir, tmp_path):
     assert code == 0 and "jaccard_gate" in output, output
     code, output = invoke("stability", out, "--resamples", "2")
     assert code == 0 and "mean_jaccard" in output, output
-    for args, message in ((["--method", "all"], "'all' is not one of 'ap', 'lape'"),
+    for args, message in ((["--method", "every"], "'every' is not one of 'ap',"),
                           (["--lape-top-rate", "0"], "--lape-top-rate 0.0: must be in (0, 1]")):
         code, output = invoke("find", "--model", saved_tiny, "--corpus", corpus_dir, "--out", tmp_path / "x", *args)
         assert code == 2 and message in output, output
