@@ -126,7 +126,7 @@ def gemma_run(tmp_path_factory):
 def block_outputs(loaded, ids, steering=None, fed=0):
     """Each block's output hidden state for one forward of `ids`, under `steering` (a Plan)."""
     from langneurons.hooks import hooks
-    from langneurons.steer.intervene import steer
+    from langneurons.steer.apply import steer
 
     path, blocks = find_blocks(loaded.model)
     seen = {}

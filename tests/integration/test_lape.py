@@ -16,7 +16,8 @@ from langneurons.find.store import ResponseStore
 from langneurons.hooks import hooks
 from langneurons.model import activation_sites
 from langneurons.report.write import write_report
-from langneurons.steer.intervene import Intervention, load_interventions, steer
+from langneurons.steer.apply import steer
+from langneurons.steer.intervene import Intervention, load_interventions
 from langneurons.steer.sweep import method_defaults, open_run, sample_records
 from langneurons.study.compare import compare
 from langneurons.study.stability import stability

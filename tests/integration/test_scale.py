@@ -153,7 +153,8 @@ def test_torchrun_two_processes_equal_one_process(saved_tiny, corpus_dir, tmp_pa
 @pytest.mark.skipif(torch.cuda.device_count() < 1, reason="needs a CUDA GPU")
 def test_outputs_on_another_device_than_the_mask(tiny_llama, corpus_dir, tmp_path):
     """The recording mask and the plan start on the CPU; the module outputs are on the GPU."""
-    from langneurons.steer.intervene import Intervention, resolve, steer
+    from langneurons.steer.apply import resolve, steer
+    from langneurons.steer.intervene import Intervention
     from langneurons.find.record import record
 
     cpu_run = find(tmp_path / "cpu", corpus=str(corpus_dir), loaded=tiny_llama, progress=False)

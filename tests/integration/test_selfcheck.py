@@ -13,7 +13,7 @@ from langneurons.find.record import pooled_values, record
 from langneurons.hooks import hooks
 from langneurons.model import activation_sites, discover_sites
 from langneurons.sites import feeding_sites
-from langneurons.steer.intervene import Edit, Plan, steer
+from langneurons.steer.apply import Edit, Plan, steer
 
 from conftest import make_model
 

@@ -22,16 +22,8 @@ from langneurons.steer.generate import (
     next_tokens,
     tall_logits,
 )
-from langneurons.steer.intervene import (
-    Edit,
-    Intervention,
-    Plan,
-    Setting,
-    load_interventions,
-    resolve,
-    save_interventions,
-    steer,
-)
+from langneurons.steer.apply import Edit, Plan, resolve, steer
+from langneurons.steer.intervene import Intervention, Setting, load_interventions, save_interventions
 from langneurons.steer.rules import guard_opening, opening_vocabulary, sentence_start
 from langneurons.steer.sweep import open_run, sample_records
 

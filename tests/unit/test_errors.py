@@ -6,7 +6,7 @@ import torch
 
 from langneurons.errors import LangneuronsError
 from langneurons.find.record import check_finite, tokenize
-from langneurons.steer.intervene import Edit, Plan, steer
+from langneurons.steer.apply import Edit, Plan, steer
 
 
 def test_non_finite_activations_name_the_modules_and_suggest_a_dtype():

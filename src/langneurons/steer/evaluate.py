@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ..model import context_length, input_device, pad_batch
-from .intervene import Plan, steer
+from .apply import Plan, steer
 
 BLEU_TOKENIZE = {"zh": "zh", "ja": "char"}  # everything else: 13a
 CHARACTER_LANGUAGES = ("zh", "ja", "th", "ko")  # distinct-n over characters, not words

@@ -21,7 +21,7 @@ from torch import nn
 
 from ..model import context_length, input_device
 from ..progress import bar
-from .intervene import Plan, steer
+from .apply import Plan, steer
 from .rules import (
     GuardOpening,
     SentenceStart,

@@ -1,31 +1,21 @@
-"""Interventions as data, and the context manager that applies them (docs/method.md §5).
+"""Interventions as plain data (docs/method.md §5): which units get which edit, at which positions.
 
-An `Intervention` says which neurons (language, selection, N) get which value at which positions;
-`resolve()` turns one or more of them into a `Plan` of per-module unit indices and values, and
-`steer()` applies a plan with hooks on the affected modules only. The trap: with a KV cache the
-prompt pass and each new token are separate forwards, so "positions" is a phase of generation,
-which the generation loop reports through `Steering.fed` (new tokens fed back so far).
+An `Intervention` says which neurons (language, selection, N) or which residual direction get
+which value at which positions; a `Setting` is interventions applied together with one `Decoding`.
+Applying them is `apply.py`'s work. The trap: "positions" is a phase of generation (the prompt
+pass, then one forward per new token with a KV cache), not token indices.
 """
 
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
-import pandas as pd
-import torch
-from torch import nn
 
 from ..errors import LangneuronsError
-from ..find.tables import select
-from ..find.tables import select_lape
-from ..hooks import hooks
 from ..io import write_json
-from ..model import modules_by_name, output_width
 from ..schema import migrate, stamp
 from .decoding import Decoding
 
@@ -266,249 +256,6 @@ def parse_blocks(spec: str) -> set[int] | None:
         return blocks
     except ValueError:
         raise LangneuronsError(f"blocks {spec!r}: use ranges like 0-3,14-17") from None
-
-
-@dataclass(frozen=True)
-class Edit:
-    """What happens to some units of one module: output = clamp(keep·output + add, low, high)."""
-
-    index: torch.Tensor  # unit indices
-    keep: torch.Tensor
-    add: torch.Tensor
-    low: torch.Tensor | None = None  # bounds of `clamp` values; None: unbounded
-    high: torch.Tensor | None = None
-
-    def to(self, device: torch.device, dtype: torch.dtype) -> "Edit":
-        move = lambda t: None if t is None else t.to(device, dtype)
-        return Edit(self.index.to(device), move(self.keep), move(self.add), move(self.low), move(self.high))
-
-    def apply(self, out: torch.Tensor) -> None:
-        """Edit `out` [..., width] in place."""
-        edited = out[..., self.index] * self.keep + self.add
-        if self.low is not None:
-            edited = torch.clamp(edited, self.low, self.high)
-        out[..., self.index] = edited
-
-
-@dataclass(frozen=True)
-class Shift:
-    """Add `vector` to every hidden state of a block's output; `restore`: then rescale each state to
-    the norm it had before (ReCoVeR's norm restoration)."""
-
-    vector: torch.Tensor  # [hidden]
-    restore: bool = False
-
-    def to(self, device: torch.device, dtype: torch.dtype) -> "Shift":
-        return Shift(self.vector.to(device, dtype), self.restore)
-
-    def apply(self, out: torch.Tensor) -> None:
-        """Edit `out` [..., hidden] in place."""
-        before = out.float().norm(dim=-1, keepdim=True) if self.restore else None
-        out.add_(self.vector)
-        if before is not None:
-            out.mul_((before / out.float().norm(dim=-1, keepdim=True).clamp_min(1e-12)).to(out.dtype))
-
-
-def shift_vectors(iv: Intervention, directions) -> dict[int, np.ndarray]:
-    """Block → α·typical_norm(block)·v̂ of a DiffMean intervention (`directions`: find.diffmean.Directions)."""
-    if directions is None:
-        raise LangneuronsError("method diffmean: this run has no DiffMean directions; run "
-                               "`langneurons find --method all` (or diffmean) to record them")
-    alpha, shifts = parse_strength(iv.value), {}
-    for block in sorted(parse_blocks(iv.blocks)):
-        v = directions.vector(iv.language, block).astype(np.float64)
-        if iv.subtract:
-            v = v - directions.vector(iv.subtract, block)
-        norm = np.linalg.norm(v)
-        if not norm > 0:
-            raise LangneuronsError(f"block {block}: the direction of {iv.language} is zero; choose another block")
-        shifts[block] = (alpha * float(directions.typical_norm[block]) * v / norm).astype(np.float32)
-    return shifts
-
-
-def edit_terms(kind: str, factor: float, base: str, rows: pd.DataFrame) -> dict[str, np.ndarray]:
-    """keep, add, low and high per chosen neuron (see `Edit`)."""
-    ones, zeros, inf = np.ones(len(rows)), np.zeros(len(rows)), np.full(len(rows), np.inf)
-    value = zeros if base == "zero" else rows[base].to_numpy()
-    terms = {"keep": zeros, "add": factor * value, "low": -inf, "high": inf}
-    if kind == "shift":
-        terms.update(keep=ones, add=factor * (rows["on_p50"].to_numpy() - rows["off_mean"].to_numpy()))
-    elif kind == "mix":
-        terms.update(keep=ones * (1 - factor))
-    elif kind == "clamp":  # the language raises the unit: at least `value`; lowers it: at most
-        raises = value >= rows["off_mean"].to_numpy()
-        terms.update(keep=ones, add=zeros, low=np.where(raises, value, -inf), high=np.where(raises, inf, value))
-    return terms
-
-
-@dataclass
-class Plan:
-    """Resolved edits: module → positions → `Edit` of its chosen units."""
-
-    edits: dict[str, dict[str, Edit | Shift]] = field(default_factory=dict)
-    widths: dict[str, int] = field(default_factory=dict)
-    guards: set[str] = field(default_factory=set)  # positions whose new tokens are guarded
-    temperatures: dict[str, float] = field(default_factory=dict)  # positions → their opening temperature
-    whole_characters: bool = False  # sample no token that puts "�" in the text (see Intervention)
-    starts: torch.Tensor | None = None  # token ids → may the first new token be it (`start`); None: any
-    start_temperature: float | None = None  # the first new token's temperature; None: the sampling's
-
-    @property
-    def n_units(self) -> int:
-        return sum(edit.vector.numel() if isinstance(edit, Shift) else len(edit.index)
-                   for per in self.edits.values() for edit in per.values())
-
-    @property
-    def rereads(self) -> set[int]:
-        """Numbers of new tokens after which generation re-reads its text without the `prefix:K` edits."""
-        return {count for per in self.edits.values() for pos in per
-                for kind, count in [parse_positions(pos)] if kind == "prefix"}
-
-
-def chosen_neurons(expertise: pd.DataFrame | None, iv: Intervention, block_of: dict[str, int],
-                   activation: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The rows (for iv.language) that `iv` forces, within its blocks and modules if given: from `expertise`
-    for method ap, from `activation` (the activation sites' table, lape.py) for method lape."""
-    expertise = expertise if iv.method == "ap" else activation
-    if expertise is None:
-        raise LangneuronsError(f"method {iv.method}: this run has no {iv.method.upper()} results; "
-                               "run `langneurons find --method both` to have both")
-    allowed = parse_blocks(iv.blocks)
-    if allowed is not None:
-        expertise = expertise[expertise["layer"].map(block_of).isin(allowed)]
-        if expertise.empty:
-            raise LangneuronsError(f"blocks {iv.blocks!r}: no neuron of this run lies in these blocks (it has "
-                                   f"blocks 0-{max(block_of.values(), default=0)})")
-    if iv.modules:
-        parts = [p for p in iv.modules.split(",") if p]
-        expertise = expertise[expertise["layer"].map(lambda name: any(p in name for p in parts))]
-        if expertise.empty:
-            raise LangneuronsError(f"modules {iv.modules!r}: no neuron of this run lies in a module whose "
-                                   "path contains it (see `langneurons sites` for the module paths)")
-    if iv.method == "lape" and iv.selection == "top":
-        return select_lape(expertise, iv.language, iv.n)
-    if iv.selection != "random":
-        return select(expertise, iv.language, iv.n, iv.selection)
-    table = expertise[expertise["concept"] == iv.language]
-    if table.empty:
-        raise LangneuronsError(f"language {iv.language}: not in this run")
-    if iv.n > len(table):
-        raise LangneuronsError(f"n {iv.n}: more than the {len(table)} neurons of the model")
-    picks = np.random.default_rng(iv.seed).choice(len(table), size=iv.n, replace=False)
-    return table.iloc[np.sort(picks)].assign(side="random")
-
-
-def resolve(interventions: list[Intervention], expertise: pd.DataFrame | None, widths: dict[str, int],
-            block_of: dict[str, int] | None = None, activation: pd.DataFrame | None = None,
-            starts: torch.Tensor | None = None, decoding: Decoding | None = None, directions=None) -> Plan:
-    """Turn interventions into per-module edits; a later intervention wins on a shared unit; DiffMean
-    shifts (`directions`: the run's find.diffmean.Directions) of one block and positions add up.
-
-    `widths` and `block_of` cover every module edited (linears, and activations for LAPE); `starts`
-    (which tokens may open a text, `rules.sentence_starts`) is needed when `decoding` has `start`.
-    """
-    setting = Setting(tuple(interventions), decoding or Decoding())  # checks the rules meet an opening
-    rules = setting.decoding
-    if rules.start and starts is None:
-        raise LangneuronsError("start: this plan needs the run's sentence-start tokens (resolve it through "
-                               "sweep.Steerable.plan)")
-    merged: dict[tuple[str, str], dict[int, tuple[float, float, float, float]]] = {}
-    shifts: dict[tuple[str, str], list] = {}
-    for iv in (iv for iv in interventions if iv.method == "diffmean"):
-        for block, vector in shift_vectors(iv, directions).items():
-            name = directions.blocks[block]
-            widths = {**widths, name: directions.hidden}
-            total = shifts.setdefault((name, iv.positions), [np.zeros_like(vector), False])
-            total[0] = total[0] + vector
-            total[1] = total[1] or iv.restore_norm
-    for iv in (iv for iv in interventions if iv.n > 0 and iv.method != "diffmean"):  # N = 0 edits nothing
-        rows = chosen_neurons(expertise, iv, block_of or {}, activation)
-        terms = edit_terms(*parse_value(iv.value), rows)
-        for layer, unit, *values in zip(rows["layer"], rows["unit"], *terms.values()):
-            merged.setdefault((layer, iv.positions), {})[int(unit)] = tuple(map(float, values))
-    openings = setting.openings
-    plan = Plan(widths=dict(widths), guards=set(openings) if rules.guard else set(),
-                temperatures={p: rules.opening_temperature for p in openings if rules.opening_temperature},
-                whole_characters=rules.whole_characters, starts=starts if rules.start else None,
-                start_temperature=rules.start_temperature)
-    for (name, positions), (vector, restore) in shifts.items():
-        plan.edits.setdefault(name, {})[positions] = Shift(torch.from_numpy(vector), restore)
-    for (layer, positions), units in merged.items():
-        order = sorted(units)
-        keep, add, low, high = (torch.tensor([units[u][i] for u in order], dtype=torch.float32) for i in range(4))
-        bounded = bool(torch.isfinite(low).any() or torch.isfinite(high).any())
-        plan.edits.setdefault(layer, {})[positions] = Edit(
-            torch.tensor(order, dtype=torch.long), keep, add, low if bounded else None, high if bounded else None)
-    return plan
-
-
-class Steering:
-    """Live state of an applied plan: the generation loop sets `fed`, the number of new tokens
-    fed back into the model so far (0 during the prompt pass, and in any plain forward)."""
-
-    def __init__(self, guards: set[str] | None = None, temperatures: dict[str, float] | None = None,
-                 start_temperature: float | None = None) -> None:
-        self.fed = 0
-        self.guards = guards or set()
-        self.temperatures = temperatures or {}
-        self.start_temperature = start_temperature
-
-    @property
-    def guarded(self) -> bool:
-        """Whether the token about to be sampled is one of a guarded opening."""
-        return any(self.active(positions) for positions in self.guards)
-
-    @property
-    def temperature(self) -> float | None:
-        """The temperature to sample the next token at: the start temperature for the first new token,
-        else that of an opening being written (the coolest of them if several), else None: the sampling's."""
-        if self.fed == 0 and self.start_temperature is not None:
-            return self.start_temperature
-        active = [t for positions, t in self.temperatures.items() if self.active(positions)]
-        return min(active) if active else None
-
-    def active(self, positions: str) -> bool:
-        kind, count = parse_positions(positions)
-        if kind in OPENINGS:  # the forwards that write new tokens 1..K
-            return self.fed < count
-        return kind == "all" or (kind == "generated") == (self.fed > 0)
-
-
-@contextmanager
-def steer(model: nn.Module, plan: Plan | None) -> Iterator[Steering]:
-    """Apply `plan` while inside the block: the chosen units' outputs are overwritten."""
-    state = Steering(plan.guards, plan.temperatures, plan.start_temperature) if plan is not None else Steering()
-    if plan is None or not plan.edits:
-        yield state
-        return
-    modules = modules_by_name(model, list(plan.edits))
-    for name, module in modules.items():  # activation modules have no static width: checked below
-        if output_width(module) not in (None, plan.widths.get(name, output_width(module))):
-            raise LangneuronsError(
-                f"the intervention was made for another model: {name} has {output_width(module)} "
-                f"outputs here, {plan.widths[name]} in the run"
-            )
-
-    def editor(name: str):
-        placed: dict[tuple, list] = {}  # (device, dtype) of the output -> edits moved there once
-
-        def edit(output: torch.Tensor | tuple) -> torch.Tensor | tuple:  # a block's output: a tuple
-            out = output[0] if isinstance(output, tuple) else output  # [batch, pos, width]
-            where = (out.device, out.dtype)
-            if where not in placed:
-                if out.shape[-1] != plan.widths.get(name, out.shape[-1]):
-                    raise LangneuronsError(f"the intervention was made for another model: {name} has "
-                                           f"{out.shape[-1]} outputs here, {plan.widths[name]} in the run")
-                placed[where] = [(pos, edit.to(*where)) for pos, edit in plan.edits[name].items()]
-            for positions, edit in placed[where]:
-                if state.active(positions):
-                    edit.apply(out)
-            return output
-
-        return edit
-
-    with hooks(model, {name: editor(name) for name in plan.edits}):
-        yield state
 
 
 def save_interventions(path: Path, setting: Setting, run_fingerprint: str) -> None:

@@ -49,7 +49,8 @@ from .generate import (
     UNCONDITIONAL,
     generate,
 )
-from .intervene import Intervention, Plan, resolve
+from .apply import Plan, resolve
+from .intervene import Intervention
 from .rules import sentence_starts
 
 MODES = ("unconditional", "translation")
