@@ -204,7 +204,7 @@ def chromium(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 def test_report_renders_in_a_browser(tiny_run, tmp_path):
     import matplotlib.image
 
-    fabricate_sweep(tiny_run, load_run(tiny_run)[0]["languages"])
+    fabricate_sweep(tiny_run, load_run(tiny_run)[0].languages)
     report = write_report(tiny_run, n=20)
     for width in (1280, 390):  # a laptop and a phone
         shot = tmp_path / f"shot-{width}.png"
