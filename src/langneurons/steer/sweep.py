@@ -47,6 +47,7 @@ from .generate import (
     TRANSLATE_PROMPT,
     TRANSLATION,
     UNCONDITIONAL,
+    Sampling,
     generate,
 )
 from .apply import Plan, resolve
@@ -168,9 +169,11 @@ def translation_pairs(source: str, language: str, limit: int | None = None) -> l
 def sample_records(steerable: Steerable, ivs: list[Intervention], mode: str, seeds: list[int],
                    sources: list[str] | None = None, prompt: str | list[str] | None = None,
                    batch_size: int = 50, progress: bool = True,
-                   references: list[str] | None = None, decoding: Decoding | None = None) -> list[dict]:
+                   references: list[str] | None = None, decoding: Decoding | None = None,
+                   sampling: Sampling = UNCONDITIONAL) -> list[dict]:
     """Generate one sample per seed (from BOS, or continuing `prompt`: one text for every seed or
-    one per seed) or per source (translation), under the edits of `ivs` and the rules of `decoding`."""
+    one per seed; drawn by `sampling`) or per source (translation), under the edits of `ivs` and the
+    rules of `decoding`."""
     decoding = decoding or Decoding()
     lm, plan = steerable.loaded, steerable.plan(ivs, decoding)
     if mode == "translation":
@@ -179,21 +182,25 @@ def sample_records(steerable: Steerable, ivs: list[Intervention], mode: str, see
         texts = generate(lm.model, lm.tokenizer, prompts, seeds, TRANSLATION, plan, batch_size, progress)
     else:
         prompts = [prompt] * len(seeds) if isinstance(prompt, str) else prompt
-        texts = generate(lm.model, lm.tokenizer, prompts, seeds, UNCONDITIONAL, plan, batch_size, progress)
-    setting = [iv.to_dict() for iv in ivs]
+        texts = generate(lm.model, lm.tokenizer, prompts, seeds, sampling, plan, batch_size, progress)
     records = []
     for i, (seed, raw) in enumerate(zip(seeds, texts)):
-        text = raw.strip()
-        top = detect_language(text, k=3)
-        records.append({"schema": SCHEMAS["samples"], "setting": setting, "decoding": decoding.to_dict(),
-                        "mode": mode, "seed": seed,
-                        "prompt": "<bos>" if prompts is None else prompts[i], "text": text,
-                        "padding": padding(raw),
-                        "lang": top[0][0], "lang_prob": round(top[0][1], 6),
-                        "lang_top3": [[l, round(p, 6)] for l, p in top]})
+        records.append(sample_record(ivs, decoding, mode, seed, {"prompt": "<bos>" if prompts is None else prompts[i]},
+                                     raw))
         if references is not None:
             records[-1]["reference"] = references[i]
     return records
+
+
+def sample_record(ivs: list[Intervention], decoding: Decoding, mode: str, seed: int, prompt: dict,
+                  raw: str) -> dict:
+    """One sample as stored: its setting, its prompt's fields, its text (stripped), the length of the
+    blank run it ended in and its detected languages."""
+    text = raw.strip()
+    top = detect_language(text, k=3)
+    return {"schema": SCHEMAS["samples"], "setting": [iv.to_dict() for iv in ivs], "decoding": decoding.to_dict(),
+            "mode": mode, "seed": seed, **prompt, "text": text, "padding": padding(raw),
+            "lang": top[0][0], "lang_prob": round(top[0][1], 6), "lang_top3": [[l, round(p, 6)] for l, p in top]}
 
 
 def stored_samples(path: Path, make: Callable[[], list[dict]]) -> list[dict]:

@@ -1,0 +1,190 @@
+"""Steering on prompts with a tiny model: prompt files, chat templates, stop strings, prompt-tail
+positions, prompted records and their scores, and the CLI."""
+
+import csv
+import json
+
+import pytest
+import torch
+from conftest import make_model
+from typer.testing import CliRunner
+
+from langneurons.cli import app
+from langneurons.errors import LangneuronsError
+from langneurons.find.run import find
+from langneurons.steer.apply import Edit, Plan
+from langneurons.steer.evaluate import content_score, shuffled_partners
+from langneurons.steer.generate import Sampling, generate, generate_batch
+from langneurons.steer.intervene import Intervention, Setting, position_parts
+from langneurons.steer.prompts import (
+    Prompt,
+    load_prompts,
+    request_prompts,
+    split_of,
+    templated,
+    translation_prompts,
+)
+from langneurons.steer.sweep import open_run
+from langneurons.steer.task import prompt_records, task_scores
+
+TEMPLATE = ("{% for m in messages %}<bos>[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}"
+            "{% if add_generation_prompt %}[assistant] {% endif %}")
+
+
+@pytest.fixture
+def steerable(corpus_dir, tmp_path):
+    loaded = make_model("llama")
+    find(tmp_path / "run", corpus=str(corpus_dir), loaded=loaded, progress=False)
+    return open_run(tmp_path / "run", loaded=loaded)
+
+
+def edited_positions(steerable, positions: str, prompt: list[int]) -> list[list[bool]]:
+    """Per forward, which sequence positions reach the activation with the forced value 9."""
+    model, tok = steerable.loaded.model, steerable.loaded.tokenizer
+    act = dict(model.named_modules())["model.layers.1.mlp.act_fn"]  # sees gate_proj's edited output
+    plan = Plan({"model.layers.1.mlp.gate_proj": {positions: Edit(torch.tensor([0]), torch.zeros(1),
+                                                                  torch.tensor([9.0]))}}, steerable.widths)
+    calls = []
+    handle = act.register_forward_pre_hook(lambda _m, args: calls.append((args[0][0, :, 0] == 9.0).tolist()))
+    try:
+        generate_batch(model, tok, [prompt], [1], Sampling(max_new_tokens=3, temperature=1.0), plan)
+    finally:
+        handle.remove()
+    return calls
+
+
+def test_prompt_tail_edits_only_the_last_prompt_tokens_and_joins_with_generated(steerable):
+    prompt = [2, 5, 6, 7, 8]
+    assert edited_positions(steerable, "prompt-tail:2", prompt) == [[False] * 3 + [True] * 2, [False], [False]]
+    assert edited_positions(steerable, "prompt-tail:2+generated", prompt) == [[False] * 3 + [True] * 2, [True], [True]]
+    assert edited_positions(steerable, "prompt-tail:9", prompt)[0] == [True] * 5  # longer than the prompt: all of it
+    assert position_parts("prompt-tail:8+generated") == [("prompt-tail", 8), ("generated", 0)]
+    for bad in ("prompt-tail:0", "generated+generated", "all+generated", "prompt-tail"):
+        with pytest.raises(LangneuronsError, match="positions"):
+            Intervention("de", 4, positions=bad)
+
+
+def test_prompt_files_of_every_kind(tmp_path):
+    (tmp_path / "p.txt").write_text("Say hello.\\nThen stop.\n\nName a colour.\n", encoding="utf-8")
+    txt = load_prompts(str(tmp_path / "p.txt"))
+    assert [p.text for p in txt] == ["Say hello.\nThen stop.", "Name a colour."]
+    assert [p.id for p in txt] == ["line-1", "line-3"]
+    (tmp_path / "p.jsonl").write_text('{"id": "a", "prompt": "Hi", "reference": "Hallo"}\n{"prompt": "Yes"}\n')
+    jsonl = load_prompts(str(tmp_path / "p.jsonl"))
+    assert jsonl[0] == Prompt("a", "Hi", "Hallo") and jsonl[1].id == "line-2" and jsonl[1].reference is None
+    with open(tmp_path / "p.csv", "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([["id", "prompt"], ["x", "One, two"], ["y", "Three"]])
+    assert [(p.id, p.text) for p in load_prompts(str(tmp_path / "p.csv"))] == [("x", "One, two"), ("y", "Three")]
+    datasets = pytest.importorskip("datasets")
+    datasets.Dataset.from_dict({"prompt": ["Alpha", "Beta"], "id": ["1", "2"]}).save_to_disk(str(tmp_path / "ds"))
+    assert [(p.id, p.text) for p in load_prompts(f"hf:{tmp_path / 'ds'}")] == [("1", "Alpha"), ("2", "Beta")]
+
+
+@pytest.mark.parametrize("content, message", [
+    ('{"id": "a", "prompt": "x"}\n{"id": "a", "prompt": "y"}\n', "ids must be unique"),
+    ('{"prompt": "x"}\n{"text": "y"}\n', ':2: needs a non-empty "prompt"'),
+    ('{"prompt": "x"}\n{"prompt": \n', ":2: malformed JSON"),
+    ('{"prompt": "x", "reference": 3}\n', '"reference" must be text'),
+])
+def test_bad_prompt_files_name_the_line(tmp_path, content, message):
+    (tmp_path / "p.jsonl").write_text(content)
+    with pytest.raises(LangneuronsError, match=message):
+        load_prompts(str(tmp_path / "p.jsonl"))
+
+
+def test_bad_prompt_sources_are_refused(tmp_path):
+    (tmp_path / "p.csv").write_text("text\nhello\n")
+    with pytest.raises(LangneuronsError, match="needs a `prompt` column"):
+        load_prompts(str(tmp_path / "p.csv"))
+    (tmp_path / "p.md").write_text("hello\n")
+    with pytest.raises(LangneuronsError, match="a .txt"):
+        load_prompts(str(tmp_path / "p.md"))
+    with pytest.raises(LangneuronsError, match="no such file"):
+        load_prompts(str(tmp_path / "none.txt"))
+    with pytest.raises(LangneuronsError, match="no English name"):
+        request_prompts("xx")
+
+
+def test_builtin_prompts_split_in_two_and_name_the_language():
+    choose, held = request_prompts("de", "choose"), request_prompts("de", "heldout")
+    assert len(choose) + len(held) == 180 and min(len(choose), len(held)) > 60
+    assert not {p.id for p in choose} & {p.id for p in held}
+    assert all("German" in p.text and p.text.startswith("Q: ") and p.source for p in choose)
+    paper, named = translation_prompts("fr", "heldout:choose"), translation_prompts("fr", "heldout:choose", named=True)
+    assert [p.id for p in paper] == [p.id for p in named] and all(split_of(p.id) == "choose" for p in paper)
+    assert "Target Language:" in paper[0].text and named[0].text.endswith("French:")
+    assert paper[0].reference and paper[0].source in paper[0].text
+
+
+def test_chat_template_wraps_prompts_once_and_a_tokenizer_without_one_is_refused(steerable):
+    tok = steerable.loaded.tokenizer
+    with pytest.raises(LangneuronsError, match="no chat template"):
+        templated([Prompt("a", "Hi")], tok)
+    tok.chat_template = TEMPLATE
+    try:
+        [wrapped] = templated([Prompt("a", "Hi")], tok)
+        assert wrapped.text == "<bos>[user] Hi\n[assistant] " and not wrapped.special_tokens
+        ids = tok(wrapped.text, add_special_tokens=wrapped.special_tokens)["input_ids"]
+        assert ids.count(tok.bos_token_id) == 1  # the template's BOS, not a second one
+        [record] = prompt_records(steerable, Setting(), [wrapped], [1], Sampling(max_new_tokens=4), progress=False)
+        assert record["prompt"] == wrapped.text and record["prompt_id"] == "a"
+    finally:
+        tok.chat_template = None
+
+
+def test_a_stop_string_ends_the_answer_and_is_not_kept(steerable):
+    model, tok = steerable.loaded.model, steerable.loaded.tokenizer
+    free = generate(model, tok, ["The cat"], [3], Sampling(max_new_tokens=30), progress=False)[0]
+    stop = free.strip()[3:6]
+    cut = generate(model, tok, ["The cat"], [3], Sampling(max_new_tokens=30, stop=(stop,)), progress=False)[0]
+    assert stop not in cut and free.startswith(cut) and len(cut) < len(free)
+    with pytest.raises(ValueError, match="empty string"):
+        Sampling(stop=("",))
+
+
+def test_prompted_records_one_per_prompt_and_seed_with_id_reference_and_scores(steerable):
+    prompts = [Prompt("p1", "The cat", "Die Katze", "The cat"), Prompt("p2", "Rain", "Regen", "Rain")]
+    records = prompt_records(steerable, Setting((Intervention("de", 8, positions="prompt-tail:2+generated"),)),
+                             prompts, [1, 2], Sampling(max_new_tokens=6), progress=False)
+    assert [(r["prompt_id"], r["seed"]) for r in records] == [("p1", 1), ("p1", 2), ("p2", 1), ("p2", 2)]
+    assert all(r["reference"] and r["source"] and r["mode"] == "prompts" for r in records)
+    row = task_scores(records, "de", steerable)
+    for key in ("target_share", "chrf", "bleu", "lpr", "degenerate_share", "generated_ppl", "content",
+                "content_recovered"):
+        assert key in row, key
+    assert row["english_leakage"] != row["english_leakage"]  # NaN: defined for zh/ja only
+
+
+def test_content_score_is_zero_when_answers_carry_nothing_of_their_prompt(steerable):
+    model, tok = steerable.loaded.model, steerable.loaded.tokenizer
+    assert shuffled_partners(["a", "a", "b", "c"]) == [2, 2, 3, 0]
+    same = content_score(model, tok, ["Hallo."] * 3, ["The cat", "Rain", "Trains"], "{answer}\nEnglish:")
+    assert same["content"] == pytest.approx(0.0, abs=1e-6)
+    own = content_score(model, tok, ["The cat", "Rain", "Trains"], ["The cat", "Rain", "Trains"],
+                        "{answer}\nEnglish:")
+    assert set(own) == {"content", "content_real", "content_shuffled", "content_recovered"}
+
+
+@pytest.fixture
+def saved_run(saved_tiny, corpus_dir, tmp_path):
+    """A run of the tiny Llama saved to disk, as the CLI needs it."""
+    find(tmp_path / "saved-run", model=str(saved_tiny), corpus=str(corpus_dir), device="cpu", progress=False)
+    return open_run(tmp_path / "saved-run", device="cpu")
+
+
+def test_generate_cli_answers_prompts_with_a_stop_and_sampling_options(saved_run, tmp_path):
+    steerable = saved_run
+    (tmp_path / "p.jsonl").write_text('{"id": "q1", "prompt": "Q: Why?\\nA:"}\n{"id": "q2", "prompt": "Q: How?\\nA:"}\n')
+    out = tmp_path / "out.jsonl"
+    result = CliRunner().invoke(app, ["generate", str(steerable.run), "-l", "de", "--prompts", str(tmp_path / "p.jsonl"),
+                                      "--stop", "\\nQ:", "--max-new-tokens", "5", "--seeds", "1-2",
+                                      "--positions", "generated", "--n", "20", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["prompt_id"] for r in records] == ["q1", "q1", "q2", "q2"] and all("\nQ:" not in r["text"] for r in records)
+    bad = CliRunner().invoke(app, ["generate", str(steerable.run), "-l", "de", "--prompts", str(tmp_path / "p.jsonl"),
+                                   "--chat-template", "--out", str(out)])
+    assert bad.exit_code == 2 and "no chat template" in bad.output
+    bad = CliRunner().invoke(app, ["generate", str(steerable.run), "-l", "de", "--prompts", str(tmp_path / "p.jsonl"),
+                                   "--temperature", "0", "--out", str(out)])
+    assert bad.exit_code == 2 and "temperature" in bad.output
