@@ -188,3 +188,25 @@ def test_generate_cli_answers_prompts_with_a_stop_and_sampling_options(saved_run
     bad = CliRunner().invoke(app, ["generate", str(steerable.run), "-l", "de", "--prompts", str(tmp_path / "p.jsonl"),
                                    "--temperature", "0", "--out", str(out)])
     assert bad.exit_code == 2 and "temperature" in bad.output
+
+
+def test_task_frontier_scores_baselines_chooses_on_one_part_and_reports_on_the_other(steerable):
+    from langneurons.steer.intervene import load_interventions
+    from langneurons.steer.taskfrontier import TaskStudy, task_frontier
+
+    points = (Setting((Intervention("de", 20, positions="generated"),)),
+              Setting((Intervention("de", 20, value="mix:0.3", positions="prompt-tail:4+generated"),)))
+    study = TaskStudy("de", "translation", points=points, sampling=Sampling(max_new_tokens=6, greedy=True,
+                                                                            stop_at_newline=True), limit=3)
+    table, best = task_frontier(steerable, study, progress=False)
+    choose, held = table[table["split"] == "choose"], table[table["split"] == "heldout"]
+    assert set(choose["kind"]) == {"unforced", "paper", "forced"} and len(choose[choose["kind"] == "forced"]) == 2
+    assert set(choose.loc[choose["kind"] == "unforced", "prompt_style"]) == {"paper", "named"}
+    assert set(held.loc[held["kind"] == "forced", "prompt_style"]) == {"paper", "named"}  # named + steered
+    assert held["recommended"].sum() == 2 and choose["recommended"].sum() == 1
+    for column in ("chrf", "lpr", "content", "degenerate_share", "generated_ppl", "on_front"):
+        assert table[column].notna().all(), column
+    saved = load_interventions(steerable.run / "frontier" / "de-translation-recommended.json")
+    assert saved.interventions[0].positions == best["positions"]
+    again, _ = task_frontier(steerable, study, progress=False)  # read back, nothing generated again
+    assert again["chrf"].tolist() == table["chrf"].tolist()

@@ -357,8 +357,22 @@ def frontier(
     start_temperatures: str = typer.Option("none", rich_help_panel=DECODING, metavar="none|T,...",
                                            help="e.g. none,1.3: with --starts on, the first token sampled at the "
                                            "sampling's temperature and/or these"),
+    task: str = typer.Option(None, rich_help_panel=GRID, metavar="translation|prompts",
+                             help="score settings on answers to prompts (language, content, fluency) instead of "
+                             "text from BOS; the default grid is the task search (docs/steering.md)"),
+    prompts: str = typer.Option(None, rich_help_panel=SAMPLING, metavar="FILE|hf:DIR|requests:L",
+                                help="the task's prompts (implies --task prompts; default requests:L); with "
+                                "--task translation a JSONL of {en, <lang>} pairs (default heldout)"),
+    named: bool = typer.Option(False, rich_help_panel=SAMPLING,
+                               help="--task translation: the prompt names the target language"),
+    chat_template: bool = typer.Option(False, rich_help_panel=SAMPLING,
+                                       help="--task/--prompts: wrap each prompt in the tokenizer's chat template"),
+    split: str = typer.Option("choose", rich_help_panel=SAMPLING, metavar="PART",
+                              help="--task: choose on this part of the prompts (choose, heldout or all)"),
+    heldout_split: str = typer.Option("heldout", rich_help_panel=SAMPLING, metavar="PART",
+                                      help="--task: then score the choice and the baselines on this part ('' none)"),
     seeds: str = typer.Option("1-100", rich_help_panel=SAMPLING, metavar="SEEDS",
-                              help="choose on these seeds: A-B or A,B,..., e.g. 1-100"),
+                              help="choose on these seeds: A-B or A,B,..., e.g. 1-100 (--task: 1)"),
     heldout_seeds: str = typer.Option("", rich_help_panel=SAMPLING, metavar="SEEDS",
                                       help="then score the choice and the paper's setting on these, e.g. 101-200"),
     device: str = DEVICE,
@@ -395,6 +409,12 @@ def frontier(
         settings = grid(language, parse_languages(values), parse_languages(positions), parse_languages(selections),
                         n_values, blocks.split(";"), modules.split(";"), *axes)
     settings += load_points(points, language) if points else []
+    if task or prompts:
+        grid_given = points is not None or method == "diffmean" or (values, positions, ns) != (
+            "on_p50", "prefix:2,prefix:3,prefix:4", "2000,4000,8000,16000")
+        task_study(steerable, run, language, task or "prompts", prompts, named, chat_template, split, heldout_split,
+                   settings if grid_given else [], seeds, batch_size)
+        return
     choice, heldout = parse_seeds(seeds), parse_seeds(heldout_seeds) if heldout_seeds else None
     table, best = run_frontier(steerable, language, settings, choice, heldout, batch_size)
     cols = ["seeds", "kind", *SETTING, "target_share", "generated_ppl", "ppl_ratio", "distinct_2",
@@ -425,3 +445,24 @@ def frontier(
                + (f" method=diffmean restore-norm={'on' if best['restore_norm'] else 'off'}"
                   if best["method"] == "diffmean" else "") + f" → {saved} "
                f"(langneurons generate {run} --interventions {saved}); table → {run / 'frontier' / (language + '.csv')}")
+
+
+def task_study(steerable, run: Path, language: str, task: str, prompts: str | None, named: bool,
+               chat_template: bool, split: str, heldout_split: str, points: list, seeds: str,
+               batch_size: int) -> None:
+    """`frontier --task`: the task frontier (steer/taskfrontier.py), its table and recommendation."""
+    from ..steer.sweep import parse_seeds
+    from ..steer.taskfrontier import TaskStudy, task_frontier
+
+    study = TaskStudy(language, task, prompts or "", named, tuple(points),
+                      tuple(parse_seeds("1" if seeds == "1-100" else seeds)), chat_template=chat_template,
+                      choose=split, heldout=heldout_split, batch_size=batch_size)
+    table, best = task_frontier(steerable, study)
+    cols = ["split", "prompt_style", "kind", "method", "value", "positions", "n", "blocks", "target_share", "lpr",
+            "chrf", "content", "degenerate_share", "generated_ppl", "on_front"]
+    shown = table.reindex(columns=cols).sort_values(["split", "prompt_style", "kind", "target_share"],
+                                                    ascending=[True, True, True, False])
+    stdout.print(shown.to_string(index=False))
+    saved = run / "frontier" / f"{study.name}-recommended.json"
+    typer.echo(f"recommended for {study.name} (chosen on part {split}): {best['interventions']} → {saved} "
+               f"(langneurons generate {run} --interventions {saved} ...); table → {run / 'frontier' / study.name}.csv")

@@ -50,7 +50,7 @@ def task_scores(records: list[dict], language: str, steerable: Steerable | None 
                 batch_size: int = 16) -> dict:
     """Every score of a set of prompted samples: those of `score_cell` (share, fluency, chrF/BLEU when
     every record has a reference), the line-level pass rate and English leakage, and, with the run's
-    model, the answers' perplexity and the content score (for records with a source)."""
+    model, the answers' perplexity and the content score (of the source, else the prompt)."""
     references = [r["reference"] for r in records] if records and all("reference" in r for r in records) else None
     texts = [r["text"] for r in records]
     row = {**score_cell(records, language, references), "lpr": line_pass_rate(texts, language),
@@ -60,9 +60,9 @@ def task_scores(records: list[dict], language: str, steerable: Steerable | None 
     lm = steerable.loaded
     written = [t for t in texts if t.strip()]
     row["generated_ppl"] = perplexity(lm.model, lm.tokenizer, written, batch_size=batch_size) if written else np.inf
-    if records and all(r.get("source") for r in records):
+    sources = [r.get("source") or r.get("prompt") for r in records]  # a user's prompt is its own source
+    if records and all(sources):
         template = content_template(records[0].get("mode", "prompts"), language)
-        row.update(content_score(lm.model, lm.tokenizer, texts, [r["source"] for r in records], template,
-                                 batch_size))
+        row.update(content_score(lm.model, lm.tokenizer, texts, sources, template, batch_size))
     return row
 

@@ -1,0 +1,246 @@
+"""The task frontier: which setting answers prompts in the target language *and* keeps their content
+(docs/steering.md, "The task frontier").
+
+Each setting answers one part of the prompts (`choose`) and is scored on language (share, or the
+line-level pass rate for requests), content (chrF against references, else the content score) and
+fluency (degenerate share, the answers' perplexity). Baselines are scored beside it: the unforced
+model on each prompt style (for translation: the paper's prompt and one that names the target) and
+the paper's setting. The recommendation is made on `choose` and scored again, with the baselines,
+on the held-out part. The trap: the part a setting is chosen on must never be the part it is
+reported on.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+import pandas as pd
+
+from ..errors import LangneuronsError
+from ..io import check_run_languages, read_jsonl, write_json, write_jsonl, write_table
+from ..lock import run_lock
+from ..progress import console
+from ..schema import SCHEMAS
+from .diffmean import default_block
+from .frontier import paper_setting, setting_of
+from .generate import TRANSLATION, Sampling
+from .intervene import Intervention, Setting, save_interventions
+from .pareto import fill_setting_columns, pareto_front, same_setting
+from .prompts import Prompt, in_split, load_prompts, templated, translation_prompts
+from .sweep import Steerable, current_samples, current_score
+from .task import PROMPTED, prompt_records, task_scores
+
+TASKS = ("translation", "prompts")
+GOAL_DEGENERATE = 0.05
+AXES = {"language_score": "max", "content_value": "max", "degenerate_share": "min"}  # the Pareto front's
+
+
+@dataclass(frozen=True)
+class TaskStudy:
+    """A task frontier of one language: `task` translation (pairs from `prompts`, default the built-in
+    held-out ones; `named`: the prompt names the target) or prompts (a `--prompts` spec, default the
+    built-in requests for the language); points chosen on the `choose` part and the choice scored
+    again on `heldout` ("" for no second part)."""
+
+    language: str
+    task: str = "translation"
+    prompts: str = ""
+    named: bool = False
+    points: tuple[Setting, ...] = ()
+    seeds: tuple[int, ...] = (1,)
+    sampling: Sampling | None = None
+    chat_template: bool = False
+    choose: str = "choose"
+    heldout: str = "heldout"
+    batch_size: int = 50
+    limit: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise LangneuronsError(f"--task {self.task!r}: one of {', '.join(TASKS)}")
+        if self.named and self.task != "translation":
+            raise LangneuronsError("--named: only with --task translation (requests already name the language)")
+        if self.choose == self.heldout:
+            raise LangneuronsError("the part settings are chosen on must differ from the part they are reported on")
+        object.__setattr__(self, "points", tuple(self.points))
+        object.__setattr__(self, "seeds", tuple(self.seeds))
+
+    @property
+    def name(self) -> str:
+        """The study's name in file names: `<L>-translation`, `<L>-translation-named` or `<L>-prompts`."""
+        return f"{self.language}-{self.task}" + ("-named" if self.named else "")
+
+    @property
+    def style(self) -> str:
+        """The prompt style the points are scored on: paper, named (translation) or given (prompts)."""
+        return "given" if self.task == "prompts" else ("named" if self.named else "paper")
+
+    @property
+    def styles(self) -> tuple[str, ...]:
+        """Every prompt style the unforced model is scored on."""
+        return ("given",) if self.task == "prompts" else ("paper", "named")
+
+    @property
+    def share_goal(self) -> float:
+        """The language goal: .95 when the prompt names the target, else .90."""
+        return 0.95 if self.named else 0.90
+
+    def sampling_or_default(self) -> Sampling:
+        return self.sampling or (TRANSLATION if self.task == "translation" else PROMPTED)
+
+    def prompts_of(self, style: str, split: str, tokenizer=None) -> list[Prompt]:
+        """The prompts of one style and part."""
+        if self.task == "translation":
+            chosen = in_split(translation_prompts(self.language, self.prompts or "heldout", style == "named"), split)
+        else:
+            spec = self.prompts or f"requests:{self.language}"
+            chosen = in_split(load_prompts(spec), split)
+        chosen = chosen[: self.limit]
+        if not chosen:
+            raise LangneuronsError(f"{self.name}: no prompts in part {split!r}")
+        return templated(chosen, tokenizer) if self.chat_template else chosen
+
+
+def task_grid(steerable: Steerable, language: str, tail: int = 8) -> list[Setting]:
+    """The default search: what keeps content. AP neurons (N 200 and 2,000) on the answer only, the
+    prompt's last `tail` tokens only, both, or everywhere, replaced (on_p50), blended (mix:0.3) or
+    shifted (shift:1), also in the upper half of the blocks; LAPE neurons likewise; DiffMean
+    directions (α 0.05-0.2 at the default block, norm restored) on the answer, or the answer and
+    the prompt's tail. Units the run lacks are left out."""
+    answer, both = "generated", f"prompt-tail:{tail}+generated"
+    positions = [answer, f"prompt-tail:{tail}", both, "all"]
+    points: list[Setting] = []
+    if steerable.expertise is not None:
+        upper = f"{steerable.info.blocks // 2}-{steerable.info.blocks - 1}"
+        points += [Setting((Intervention(language, n, "both", value, pos),))
+                   for n in (200, 2000) for value in ("on_p50", "mix:0.3", "shift:1") for pos in positions]
+        points += [Setting((Intervention(language, n, "both", "on_p50", pos, blocks=upper),))
+                   for n in (200, 2000) for pos in (answer, both)]
+    if steerable.activation is not None:
+        from .sweep import method_defaults
+
+        n, selection = method_defaults(steerable, "lape", language, None, None)
+        points += [Setting((Intervention(language, n, selection, value, pos, method="lape"),))
+                   for value in ("on_p50", "mix:0.3") for pos in (answer, both)] if n else []
+    if steerable.directions is not None:
+        block = str(default_block(steerable.info.blocks))
+        points += [Setting((Intervention(language, value=f"add:{alpha:g}", positions=pos, blocks=block,
+                                         method="diffmean", restore_norm=True),))
+                   for alpha in (0.05, 0.1, 0.2) for pos in (answer, both)]
+    return points
+
+
+def row_key(style: str, kind: str, point: Setting, split: str) -> str:
+    """File stem of a scored row."""
+    label = "unforced" if kind == "unforced" else point.label.replace(":", "_")
+    return f"{style}-{label}-{split}"
+
+
+def score(steerable: Steerable, study: TaskStudy, style: str, kind: str, point: Setting, split: str,
+          progress: bool) -> dict:
+    """One point (or the unforced model) on one prompt style and part: samples and scores, each written
+    once and read back on a rerun."""
+    folder = steerable.run / "frontier" / study.name
+    key = row_key(style, kind, point, split)
+    row = current_score(folder / f"{key}.json")
+    if row is not None:
+        return row
+    console.print(f"{study.name} {key}")
+    started = time.perf_counter()
+    path = folder / f"{key}.jsonl"
+    records = current_samples(read_jsonl(path) if path.exists() else [])
+    if not records:
+        prompts = study.prompts_of(style, split, steerable.loaded.tokenizer)
+        records = prompt_records(steerable, point, prompts, list(study.seeds), study.sampling_or_default(),
+                                 study.task, study.batch_size, progress)
+        write_jsonl(path, records)
+    scores = task_scores(records, study.language, steerable)
+    forced = kind != "unforced"
+    columns = {**point.columns(), "interventions": json.dumps([iv.to_dict() for iv in point.interventions])} \
+        if forced else {**Setting((Intervention(study.language, 0),)).columns(), "value": "none",
+                        "positions": "none", "selection": "none", "interventions": "[]"}
+    row = {"schema": SCHEMAS["score"], **columns, "kind": kind, "prompt_style": style, "split": split,
+           "task": study.task, **scores, "seconds": round(time.perf_counter() - started, 1)}
+    write_json(folder / f"{key}.json", row)
+    return row
+
+
+def language_score(table: pd.DataFrame, task: str) -> pd.Series:
+    """What the language goal is judged on: the line-level pass rate for requests, the target share
+    for translations (one line each)."""
+    return table["lpr"] if task == "prompts" else table["target_share"]
+
+
+def content_value(table: pd.DataFrame) -> pd.Series:
+    """What content is judged on: chrF where the prompts have references, else the content score."""
+    return table["chrf"] if "chrf" in table and table["chrf"].notna().all() else table["content"]
+
+
+def recommend_task(table: pd.DataFrame, study: TaskStudy) -> pd.Series:
+    """Among the forced points: of those meeting the language goal with at most 5% degenerate answers,
+    the one that keeps the most content; else the one with the best language score (ties: content)."""
+    forced = table[table["kind"] != "unforced"]
+    if forced.empty:
+        raise LangneuronsError(f"{study.name}: no setting was scored")
+    sound = (forced["language_score"] >= study.share_goal) & (forced["degenerate_share"] <= GOAL_DEGENERATE)
+    rows = forced[sound] if sound.any() else forced
+    order = ["content_value", "language_score"] if sound.any() else ["language_score", "content_value"]
+    return rows.sort_values(order, ascending=False, kind="stable").iloc[0]
+
+
+def load_task_table(steerable: Steerable, study: TaskStudy) -> pd.DataFrame:
+    """Every row scored so far for the study, with its language and content values and whether it is
+    the paper's setting."""
+    folder = steerable.run / "frontier" / study.name
+    table = pd.DataFrame([row for p in sorted(folder.glob("*.json")) for row in [current_score(p)] if row])
+    fill_setting_columns(table)
+    table["language_score"] = language_score(table, study.task)
+    table["content_value"] = content_value(table)
+    table["paper"] = table["kind"] == "paper"
+    forced = table[table["kind"] != "unforced"]
+    table["on_front"] = table.index.isin([i for _, group in forced.groupby(["split", "prompt_style"])
+                                          for i in pareto_front(group, AXES).index])
+    return table
+
+
+def task_frontier(steerable: Steerable, study: TaskStudy, progress: bool = True) -> tuple[pd.DataFrame, pd.Series]:
+    """Score the baselines, the paper's setting and every point (`study.points`, else `task_grid`) on the
+    choose part, recommend, then score the baselines, the paper's setting and the recommendation (on
+    every prompt style) on the held-out part. Writes RUN/frontier/<name>.csv and the recommendation as
+    RUN/frontier/<name>-recommended.json (an intervention file `generate --interventions` takes)."""
+    check_run_languages([study.language], list(steerable.info.languages), "-l")
+    with run_lock(steerable.run, f"frontier -l {study.language} --task {study.task}"):
+        return score_task(steerable, study, progress)
+
+
+def score_task(steerable: Steerable, study: TaskStudy, progress: bool) -> tuple[pd.DataFrame, pd.Series]:
+    """The body of `task_frontier`, under the lock."""
+    points = list(dict.fromkeys(study.points or task_grid(steerable, study.language)))
+    paper = Setting((paper_setting(steerable, study.language),)) if steerable.expertise is not None else None
+
+    def baselines(split: str) -> None:
+        for style in study.styles:
+            score(steerable, study, style, "unforced", Setting(), split, progress)
+        if paper is not None:
+            score(steerable, study, study.style, "paper", paper, split, progress)
+
+    baselines(study.choose)
+    for index, point in enumerate(points, start=1):
+        console.print(f"[{index}/{len(points)}]", end=" ")
+        score(steerable, study, study.style, "forced", point, study.choose, progress)
+    table = load_task_table(steerable, study)
+    chosen = table[(table["split"] == study.choose) & (table["prompt_style"] == study.style)]
+    best = recommend_task(chosen, study)
+    setting = setting_of(best)
+    if study.heldout:
+        baselines(study.heldout)
+        for style in study.styles:
+            score(steerable, study, style, "forced", setting, study.heldout, progress)
+        table = load_task_table(steerable, study)
+    save_interventions(steerable.run / "frontier" / f"{study.name}-recommended.json", setting,
+                       steerable.info.fingerprint)
+    table["recommended"] = (table["kind"] == "forced") & same_setting(table, best)
+    write_table(table, steerable.run / "frontier" / f"{study.name}.csv")
+    return table, best
