@@ -32,7 +32,7 @@ from langneurons.steer.decoding import Decoding
 from langneurons.steer.generate import UNCONDITIONAL, generate_batch, start_token
 from langneurons.steer.intervene import Intervention
 from langneurons.steer.rules import opening_vocabulary
-from langneurons.steer.sweep import open_run
+from langneurons.steer.steerable import open_run
 
 NAME = "steering"
 BATCH_SIZE = 50

@@ -23,7 +23,7 @@ API = {
     "average_precision": "find.expertise", "Intervention": "steer.intervene", "Setting": "steer.intervene",
     "Decoding": "steer.decoding", "resolve": "steer.apply",
     "steer": "steer.apply", "hooks": "hooks",
-    "open_run": "steer.sweep", "sample_records": "steer.sweep", "sweep": "steer.sweep",
+    "open_run": "steer.steerable", "sample_records": "steer.steerable", "sweep": "steer.sweep",
     "perplexity": "steer.evaluate", "language_share": "steer.evaluate", "fluency": "steer.evaluate",
     "pareto_front": "steer.frontier", "write_report": "report.write",
     "activation_sites": "model", "select_lape": "find.tables", "compare": "study.compare",

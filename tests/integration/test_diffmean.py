@@ -141,7 +141,7 @@ def block_outputs(loaded, ids, steering=None, fed=0):
 
 def test_shift_adds_alpha_norm_direction_at_its_block_and_positions(gemma_run):
     from langneurons.steer.intervene import Intervention, parse_strength
-    from langneurons.steer.sweep import open_run
+    from langneurons.steer.steerable import open_run
 
     run, loaded = gemma_run
     steerable = open_run(run, loaded=loaded)
@@ -180,7 +180,12 @@ def test_shift_adds_alpha_norm_direction_at_its_block_and_positions(gemma_run):
 
 def test_diffmean_interventions_are_checked_and_round_trip(gemma_run, tmp_path):
     from langneurons.steer.decoding import Decoding
-    from langneurons.steer.intervene import Intervention, Setting, load_interventions, save_interventions
+    from langneurons.steer.intervene import (
+        Intervention,
+        Setting,
+        load_interventions,
+        save_interventions,
+    )
 
     for kwargs, message in [({"n": 5}, "n 5: not used by method diffmean"),
                             ({"selection": "top"}, "selection 'top': not used"),

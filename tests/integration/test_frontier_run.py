@@ -15,11 +15,18 @@ from langneurons.steer import frontier as frontier_module
 from langneurons.steer import sweep as steering_module
 from langneurons.steer.decoding import Decoding
 from langneurons.steer.evaluate import openings
-from langneurons.steer.frontier import frontier, grid, load_points, reference_prompts, setting_of
+from langneurons.steer.frontier import (
+    frontier,
+    grid,
+    load_points,
+    reference_prompts,
+    setting_of,
+)
 from langneurons.steer.generate import UNCONDITIONAL
 from langneurons.steer.intervene import Intervention, Setting, load_interventions
 from langneurons.steer.pareto import same_setting
-from langneurons.steer.sweep import open_run, score_cell, sweep
+from langneurons.steer.steerable import open_run, score_cell
+from langneurons.steer.sweep import sweep
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from langneurons.model import activation_sites
 from langneurons.report.write import write_report
 from langneurons.steer.apply import steer
 from langneurons.steer.intervene import Intervention, load_interventions
-from langneurons.steer.sweep import method_defaults, open_run, sample_records
+from langneurons.steer.steerable import method_defaults, open_run, sample_records
 from langneurons.study.compare import compare
 from langneurons.study.stability import stability
 

@@ -24,7 +24,7 @@ from langneurons.steer.prompts import (
     templated,
     translation_prompts,
 )
-from langneurons.steer.sweep import open_run
+from langneurons.steer.steerable import open_run
 from langneurons.steer.task import prompt_records, task_scores
 
 TEMPLATE = ("{% for m in messages %}<bos>[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}"
@@ -210,3 +210,29 @@ def test_task_frontier_scores_baselines_chooses_on_one_part_and_reports_on_the_o
     assert saved.interventions[0].positions == best["positions"]
     again, _ = task_frontier(steerable, study, progress=False)  # read back, nothing generated again
     assert again["chrf"].tolist() == table["chrf"].tolist()
+
+
+def test_sweep_answers_prompts_and_scores_their_content(steerable, tmp_path):
+    from langneurons.steer.sweep import sweep
+
+    (tmp_path / "p.jsonl").write_text('{"id": "a", "prompt": "The cat"}\n{"id": "b", "prompt": "Rain"}\n')
+    table = sweep(steerable, ["de"], [0, 10], ["both"], ["prompts"], [1, 2], positions="generated",
+                  ppl_sentences=0, progress=False, prompts=str(tmp_path / "p.jsonl"))
+    assert list(table["n"]) == [0, 10] and (table["samples"] == 4).all()
+    assert table[["lpr", "content", "generated_ppl"]].notna().all().all()
+    assert table["samples_from"].str.contains("sha256").all()
+
+
+def test_target_logprobs_match_a_plain_forward_of_each_row_alone(steerable):
+    from langneurons.steer.evaluate import target_logprobs
+
+    model, tok = steerable.loaded.model, steerable.loaded.tokenizer
+    contexts, targets = ["Die Katze schläft.\nEnglish:", "Regen\nEnglish:"], ["The cat sleeps on the bank.", "Rain"]
+    batched = target_logprobs(model, tok, contexts, targets, batch_size=2)
+    for context, target, got in zip(contexts, targets, batched):
+        head = tok(context)["input_ids"]
+        tail = tok(" " + target, add_special_tokens=False)["input_ids"]
+        with torch.inference_mode():
+            logp = torch.log_softmax(model(input_ids=torch.tensor([head + tail])).logits[0].float(), -1)
+        expected = logp[len(head) - 1 : -1].gather(-1, torch.tensor(tail)[:, None]).mean()
+        assert got == pytest.approx(float(expected), abs=1e-4)

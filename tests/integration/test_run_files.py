@@ -16,7 +16,8 @@ from langneurons.find.info import RunInfo
 from langneurons.find.store import ResponseStore
 from langneurons.schema import SCHEMAS
 from langneurons.steer.intervene import load_interventions
-from langneurons.steer.sweep import SweepSettings, translation_pairs
+from langneurons.steer.steerable import translation_pairs
+from langneurons.steer.sweep import SweepSettings
 
 runner = CliRunner()
 

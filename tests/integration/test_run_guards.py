@@ -11,7 +11,8 @@ from langneurons.find.run import find
 from langneurons.lock import run_lock
 from langneurons.steer.frontier import frontier
 from langneurons.steer.intervene import Intervention
-from langneurons.steer.sweep import open_run, sweep
+from langneurons.steer.steerable import open_run
+from langneurons.steer.sweep import sweep
 
 ESCAPE = "/../../../X"
 

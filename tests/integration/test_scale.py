@@ -10,17 +10,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import make_model, read_jsonl
 
 from langneurons.errors import LangneuronsError
 from langneurons.find.record import plan_batches
 from langneurons.find.run import find, run_fingerprint
 from langneurons.find.store import ResponseStore
-from langneurons.model import load_model
-from langneurons.model import discover_sites
+from langneurons.model import discover_sites, load_model
 from langneurons.steer.generate import Sampling, generate
-from langneurons.steer.sweep import open_run
-
-from conftest import make_model, read_jsonl
+from langneurons.steer.steerable import open_run
 
 # the tiny Llama split over the CPU and the disk: Accelerate dispatches it and its layer-1 weights
 # live on the meta device, read from the checkpoint for each forward (a real device map on CPU)
@@ -153,9 +151,9 @@ def test_torchrun_two_processes_equal_one_process(saved_tiny, corpus_dir, tmp_pa
 @pytest.mark.skipif(torch.cuda.device_count() < 1, reason="needs a CUDA GPU")
 def test_outputs_on_another_device_than_the_mask(tiny_llama, corpus_dir, tmp_path):
     """The recording mask and the plan start on the CPU; the module outputs are on the GPU."""
+    from langneurons.find.record import record
     from langneurons.steer.apply import resolve, steer
     from langneurons.steer.intervene import Intervention
-    from langneurons.find.record import record
 
     cpu_run = find(tmp_path / "cpu", corpus=str(corpus_dir), loaded=tiny_llama, progress=False)
     gpu = make_model("llama")

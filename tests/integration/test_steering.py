@@ -13,6 +13,7 @@ from langneurons.errors import LangneuronsError
 from langneurons.find.record import record
 from langneurons.find.run import find
 from langneurons.hooks import hooks
+from langneurons.steer.apply import Edit, Plan, resolve, steer
 from langneurons.steer.decoding import Decoding
 from langneurons.steer.generate import (
     UNCONDITIONAL,
@@ -22,10 +23,14 @@ from langneurons.steer.generate import (
     next_tokens,
     tall_logits,
 )
-from langneurons.steer.apply import Edit, Plan, resolve, steer
-from langneurons.steer.intervene import Intervention, Setting, load_interventions, save_interventions
+from langneurons.steer.intervene import (
+    Intervention,
+    Setting,
+    load_interventions,
+    save_interventions,
+)
 from langneurons.steer.rules import guard_opening, opening_vocabulary, sentence_start
-from langneurons.steer.sweep import open_run, sample_records
+from langneurons.steer.steerable import open_run, sample_records
 
 
 @pytest.fixture

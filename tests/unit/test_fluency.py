@@ -2,8 +2,15 @@
 
 import numpy as np
 
-from langneurons.steer.evaluate import (bootstrap_ci, distinct, fluency, is_degenerate, opening, openings,
-                                        padding)
+from langneurons.steer.evaluate import (
+    bootstrap_ci,
+    distinct,
+    fluency,
+    is_degenerate,
+    opening,
+    openings,
+    padding,
+)
 
 
 def test_degenerate_outputs():
@@ -42,7 +49,7 @@ def test_fluency_and_bootstrap():
 
 
 def test_usable_share_counts_samples_in_the_language_that_do_not_collapse():
-    from langneurons.steer.sweep import score_cell
+    from langneurons.steer.steerable import score_cell
 
     texts = ["Der Hund läuft jeden Morgen über die große Wiese hinter dem Haus.",
              "The dog runs across the big meadow behind the house every morning.",

@@ -214,7 +214,7 @@ def test_output_naming_an_existing_folder_is_refused(tmp_path):
 
 
 def test_seeds_have_a_bound():
-    from langneurons.steer.sweep import MAX_SEEDS, parse_seeds
+    from langneurons.steer.steerable import MAX_SEEDS, parse_seeds
 
     assert len(parse_seeds(f"1-{MAX_SEEDS}")) == MAX_SEEDS
     for spec in ["1-100000000", "1-60000,1-60000"]:

@@ -12,9 +12,9 @@ from .app import (
     BATCH_SIZE,
     DECODING,
     DEVICE,
-    EDIT,
     DEVICE_MAP,
     DTYPE,
+    EDIT,
     GRID,
     HARDWARE,
     LANGUAGE,
@@ -53,8 +53,13 @@ def interventions_from(steerable, language: str | None, n: int | None, selection
     replaces what --blocks, --alpha (or --value add:α), --restore-norm, --subtract and --positions give."""
     from ..steer.decoding import Decoding
     from ..steer.diffmean import default_setting, with_flags
-    from ..steer.intervene import Intervention, Setting, load_interventions, parse_strength
-    from ..steer.sweep import method_defaults
+    from ..steer.intervene import (
+        Intervention,
+        Setting,
+        load_interventions,
+        parse_strength,
+    )
+    from ..steer.steerable import method_defaults
 
     if file:
         return load_interventions(file, steerable.info.fingerprint)
@@ -159,11 +164,16 @@ def generate(
 ) -> None:
     """Generate text while forcing a language's neurons (or adding its residual direction: --method
     diffmean); one JSON line per sample."""
-    from ..io import check_not_run_file, check_run_languages, ensure_writable, write_jsonl
+    from ..io import (
+        check_not_run_file,
+        check_run_languages,
+        ensure_writable,
+        write_jsonl,
+    )
     from ..steer.evaluate import language_share
-    from ..steer.intervene import save_interventions
     from ..steer.generate import TRANSLATION, UNCONDITIONAL
-    from ..steer.sweep import open_run, parse_seeds, sample_records
+    from ..steer.intervene import save_interventions
+    from ..steer.steerable import open_run, parse_seeds, sample_records
 
     check_not_run_file(out, "--out", run)  # before any work: never replace a run file or a folder
     if save_intervention:
@@ -218,7 +228,7 @@ def evaluate(
 ) -> None:
     """Target-language share and language distribution; chrF/BLEU when samples carry references."""
     from ..data import parse_json_line, read_lines
-    from ..steer.sweep import score_cell
+    from ..steer.steerable import score_cell
 
     if not samples.is_file():
         raise LangneuronsError(f"{samples}: no such file")
@@ -254,7 +264,7 @@ def perplexity(
 ) -> None:
     """Perplexity of each language's held-out sentences without and with the intervention."""
     from ..steer.evaluate import perplexity as ppl
-    from ..steer.sweep import heldout_sentences, open_run
+    from ..steer.steerable import heldout_sentences, open_run
 
     steerable = open_run(run, device, dtype_or(dtype, None), trust_remote_code=trust_remote_code,
                          device_map=device_map)
@@ -280,7 +290,7 @@ def sweep(
     selections: str = typer.Option(None, rich_help_panel=GRID, metavar="SELECTIONS",
                                    help="of top, bottom, both, random; default both (lape: top)"),
     modes: str = typer.Option("unconditional", rich_help_panel=GRID, metavar="MODES",
-                              help="of unconditional, translation, e.g. unconditional,translation"),
+                              help="of unconditional, translation, prompts, e.g. unconditional,translation"),
     method: Method = METHOD,
     value: str = VALUE,
     positions: str = POSITIONS,
@@ -290,6 +300,8 @@ def sweep(
     limit: int = typer.Option(None, min=1, rich_help_panel=SAMPLING, help="translation: only the first N sentences"),
     ppl_sentences: int = typer.Option(50, rich_help_panel=SAMPLING,
                                       help="held-out sentences for perplexity (0: skip)"),
+    prompts: str = typer.Option("requests", rich_help_panel=SAMPLING, metavar="requests|FILE|hf:DIR",
+                                help="mode prompts: the built-in requests for each language, or these prompts"),
     device: str = DEVICE,
     dtype: Dtype = DTYPE,
     device_map: str = DEVICE_MAP,
@@ -297,7 +309,7 @@ def sweep(
     batch_size: int = BATCH_SIZE,
 ) -> None:
     """Generate and score every language × N × selection; resumable; writes RUN/sweep.parquet."""
-    from ..steer.sweep import open_run, parse_seeds
+    from ..steer.steerable import open_run, parse_seeds
     from ..steer.sweep import sweep as run_sweep
 
     if method == "diffmean":
@@ -312,8 +324,9 @@ def sweep(
     table = run_sweep(steerable, parse_languages(languages) or steerable.info.languages, n_values,
                       parse_languages(selections or ("top" if method == "lape" else "both")),
                       parse_languages(modes), parse_seeds(seeds), value, positions, translate, limit,
-                      ppl_sentences, batch_size, method=str(method))
-    cols = [c for c in ["mode", "language", "selection", "n", "target_share", "chrf", "perplexity"] if c in table]
+                      ppl_sentences, batch_size, method=str(method), prompts=prompts)
+    cols = [c for c in ["mode", "language", "selection", "n", "target_share", "lpr", "chrf", "content", "perplexity"]
+            if c in table]
     stdout.print(table[cols].to_string(index=False))
     typer.echo(f"{len(table)} cells → {run / 'sweep.parquet'}")
 
@@ -385,7 +398,7 @@ def frontier(
     from ..steer.frontier import frontier as run_frontier
     from ..steer.frontier import grid, load_points, seed_range
     from ..steer.pareto import GOAL_PPL_RATIO, SETTING, meets_goal, same_setting
-    from ..steer.sweep import open_run, parse_seeds
+    from ..steer.steerable import open_run, parse_seeds
 
     try:
         n_values = [int(x) for x in ns.split(",")]
@@ -451,7 +464,7 @@ def task_study(steerable, run: Path, language: str, task: str, prompts: str | No
                chat_template: bool, split: str, heldout_split: str, points: list, seeds: str,
                batch_size: int) -> None:
     """`frontier --task`: the task frontier (steer/taskfrontier.py), its table and recommendation."""
-    from ..steer.sweep import parse_seeds
+    from ..steer.steerable import parse_seeds
     from ..steer.taskfrontier import TaskStudy, task_frontier
 
     study = TaskStudy(language, task, prompts or "", named, tuple(points),

@@ -1,4 +1,4 @@
-"""Study commands comparing the two methods, AP and LAPE: `compare` and `stability`."""
+"""Study commands: `compare` and `stability` (AP vs LAPE), `content-check` (the content score)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def compare(
     trust_remote_code: bool = TRUST_REMOTE_CODE,
 ) -> None:
     """AP vs LAPE: Jaccard per language, layers, perplexity with each method's neurons set to 0."""
-    from ..steer.sweep import open_run
+    from ..steer.steerable import open_run
     from ..study.agreement import perplexity_matrix
     from ..study.compare import compare as run_compare
 
@@ -61,3 +61,32 @@ def stability(
     stdout.print(tables["stability_summary"].round(3).to_string(index=False))
     stdout.print(tables["stability_control"].round(4).to_string(index=False))
     typer.echo(f"tables → {run / 'analysis'}/stability_*.csv")
+
+
+@app.command("content-check", rich_help_panel="Compare the methods")
+@friendly
+def content_check(
+    run: Path = RUN_ARG,
+    languages: str = typer.Option(None, help="e.g. de,zh; default: the run's languages in the built-in corpus"),
+    device: str = DEVICE,
+    dtype: Dtype = DTYPE,
+    device_map: str = DEVICE_MAP,
+    trust_remote_code: bool = TRUST_REMOTE_CODE,
+) -> None:
+    """Validate the reference-free content score on the built-in held-out pairs: real translations vs
+    shuffled ones vs unrelated fluent sentences; writes RUN/analysis/content_check.csv."""
+    import pandas as pd
+
+    from ..data import BUILTIN_LANGUAGES
+    from ..io import write_table
+    from ..steer.steerable import open_run
+    from ..study.content import validate
+    from .app import parse_languages
+
+    steerable = open_run(run, device, dtype_or(dtype, None), trust_remote_code=trust_remote_code,
+                         device_map=device_map)
+    chosen = parse_languages(languages) or [l for l in steerable.info.languages if l in BUILTIN_LANGUAGES and l != "en"]
+    table = pd.concat([validate(steerable.loaded, language) for language in chosen], ignore_index=True)
+    write_table(table, run / "analysis" / "content_check.csv")
+    stdout.print(table.round(3).to_string(index=False))
+    typer.echo(f"table → {run / 'analysis' / 'content_check.csv'}")

@@ -14,7 +14,8 @@ from pathlib import Path
 from ..find.run import find
 from ..io import ensure_writable, write_json
 from ..progress import console
-from ..steer.sweep import open_run, sweep
+from ..steer.steerable import open_run
+from ..steer.sweep import sweep
 
 STEER_LANGUAGES_EXCLUDE = ("en",)  # generation from BOS is mostly English already (docs/method.md §8)
 

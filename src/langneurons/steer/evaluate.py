@@ -7,6 +7,7 @@ download). The trap: fastText reads one line, so newlines are folded to spaces f
 from __future__ import annotations
 
 import gzip
+import inspect
 import re
 import string
 from collections import Counter
@@ -158,21 +159,28 @@ REQUEST_RECOVERY = "{answer}\nThe request this text answers, in English:"
 @torch.inference_mode()
 def target_logprobs(model: nn.Module, tokenizer, contexts: list[str], targets: list[str],
                     batch_size: int = 16) -> np.ndarray:
-    """Mean log-probability per token of each target (" " + target) after its context, unedited."""
+    """Mean log-probability per token of each target (" " + target) after its context, unedited.
+    Rows are left-padded so every target ends at the last position: only the targets' logits are
+    computed (a 262k-token head over whole prompts would dominate the cost)."""
     device = input_device(model)
     limit = context_length(model, tokenizer)
     heads = tokenizer(contexts, add_special_tokens=True)["input_ids"]
     tails = tokenizer([" " + t for t in targets], add_special_tokens=False)["input_ids"]
-    rows = [(h + t)[-limit:] for h, t in zip(heads, tails)]
+    rows = [((h + t)[-limit:], min(len(t), limit - 1)) for h, t in zip(heads, tails)]
+    keep = "logits_to_keep" in inspect.signature(model.forward).parameters
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     scores = np.zeros(len(rows))
     for lo in range(0, len(rows), batch_size):
         batch = rows[lo : lo + batch_size]
-        input_ids, mask = pad_batch(batch, tokenizer.pad_token_id or 0, device)
-        logp = torch.log_softmax(model(input_ids=input_ids, attention_mask=mask).logits[:, :-1].float(), -1)
-        picked = logp.gather(-1, input_ids[:, 1:, None].to(logp.device)).squeeze(-1)
-        for i, row in enumerate(batch):
-            n = min(len(tails[lo + i]), len(row) - 1)
-            scores[lo + i] = float(picked[i, len(row) - 1 - n : len(row) - 1].mean())
+        width, last = max(len(r) for r, _ in batch), max(n for _, n in batch)
+        ids = torch.tensor([[pad] * (width - len(r)) + r for r, _ in batch], device=device)
+        mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r, _ in batch], device=device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        logits = model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                       **({"logits_to_keep": last + 1} if keep else {})).logits[:, -(last + 1) : -1].float()
+        picked = torch.log_softmax(logits, -1).gather(-1, ids[:, -last:, None].to(logits.device)).squeeze(-1)
+        for i, (_, n) in enumerate(batch):
+            scores[lo + i] = float(picked[i, last - n :].mean())
     return scores
 
 

@@ -44,7 +44,13 @@ from .pareto import (
     recommend,
     same_setting,
 )
-from .sweep import Steerable, current_samples, current_score, sample_records, score_cell
+from .steerable import (
+    Steerable,
+    current_samples,
+    current_score,
+    sample_records,
+    score_cell,
+)
 
 
 def grid(language: str, values: list[str], positions: list[str], selections: list[str], ns: list[int],

@@ -1,4 +1,4 @@
-"""Generation and evaluation under interventions for a RUN, and the resumable sweep (docs/method.md §5–7).
+"""The resumable sweep (docs/method.md §5–7).
 
 A sweep cell is one (mode, language, selection, N, value, positions) setting: its samples go to
 `RUN/sweep/<cell>.jsonl` and its metrics to `RUN/sweep/<cell>.json`; `RUN/sweep.parquet` and
@@ -9,252 +9,43 @@ mode and scored for every language.
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
-from typing import Callable
 
-import numpy as np
 import pandas as pd
-import torch
 
-from ..data import builtin_groups, load_corpus, parse_json_line, read_lines
 from ..errors import LangneuronsError
-from ..io import check_run_languages
+from ..io import check_run_languages, write_json, write_table
 from ..lock import run_lock
-from ..find.tables import lape_sizes, load_activation
-from ..find.diffmean import FILE as DIRECTIONS
-from ..find.diffmean import Directions
-from ..find.info import RunInfo, load_run
-from ..io import read_jsonl, write_json, write_jsonl, write_table
-from ..model import LoadedModel, load_model
 from ..progress import console
-from ..schema import SCHEMAS, migrate
-from .decoding import Decoding
+from ..schema import SCHEMAS
 from .evaluate import (
-    bootstrap_ci,
-    detect_language,
-    fluency,
-    is_degenerate,
-    language_share,
-    padding,
     perplexity,
-    translation_scores,
 )
-from .generate import (
-    TRANSLATE_PROMPT,
-    TRANSLATION,
-    UNCONDITIONAL,
-    Sampling,
-    generate,
+from .generate import UNCONDITIONAL
+from .intervene import Intervention, Setting
+from .prompts import load_prompts
+from .steerable import (
+    Steerable,
+    current_score,
+    heldout_sentences,
+    sample_records,
+    score_cell,
+    stored_samples,
+    translation_pairs,
 )
-from .apply import Plan, resolve
-from .intervene import Intervention
-from .rules import sentence_starts
+from .task import PROMPTED, prompt_records, task_scores
 
-MODES = ("unconditional", "translation")
-
-
-@dataclass
-class Steerable:
-    """A finished run with its model loaded: what generation and evaluation need."""
-
-    run: Path
-    info: RunInfo
-    expertise: pd.DataFrame | None  # None for a `find --method lape` run
-    loaded: LoadedModel
-    activation: pd.DataFrame | None = None  # the activation sites' table of a run with LAPE
-    directions: Directions | None = None  # the language directions of a run with DiffMean
-
-    @property
-    def site_records(self) -> list[dict]:
-        """Every module an intervention may edit: the linears, and the activations with LAPE."""
-        return self.info.site_records
-
-    @property
-    def widths(self) -> dict[str, int]:
-        return {s["name"]: s["width"] for s in self.site_records}
-
-    @cached_property
-    def sentence_starts(self) -> torch.Tensor:
-        """Which tokens may open a text under the start rule, from the run's sentences (all languages)."""
-        texts = [s["text"] for s in read_jsonl(self.run / "sentences.jsonl")]
-        return sentence_starts(self.loaded.tokenizer, texts)
-
-    def plan(self, interventions: list[Intervention], decoding: Decoding | None = None) -> Plan | None:
-        """The edits of `interventions` and the rules of `decoding`; None when they change nothing
-        (N = 0 edits nothing, but the decoding rules hold)."""
-        decoding = decoding or Decoding()
-        if not (any(iv.n > 0 for iv in interventions) or decoding.active):
-            return None
-        block_of = {s["name"]: s["block"] for s in self.site_records}
-        starts = self.sentence_starts if decoding.start else None
-        return resolve(interventions, self.expertise, self.widths, block_of, self.activation, starts, decoding,
-                       self.directions)
-
-
-def open_run(run: Path, device: str = "auto", dtype: str | None = None,
-             loaded: LoadedModel | None = None, trust_remote_code: bool = False,
-             device_map: str | None = None) -> Steerable:
-    """Load a RUN folder (AP and/or LAPE results) and the model it was made with (sharded by
-    `device_map` if given)."""
-    activation = load_activation(run)
-    no_ap = not (Path(run) / "expertise.parquet").exists()
-    if no_ap and (activation is not None or (Path(run) / DIRECTIONS).exists()):  # --method lape or diffmean
-        info, expertise = RunInfo.read(run), None
-    else:
-        info, expertise = load_run(run)
-    directions = Directions.read(run) if info.diffmean is not None else None
-    loaded = loaded or load_model(info.model, device, dtype or info.dtype, trust_remote_code, device_map)
-    return Steerable(Path(run), info, expertise, loaded, activation, directions)
-
-
-def method_defaults(steerable: Steerable, method: str, language: str, n: int | None,
-                    selection: str | None) -> tuple[int, str]:
-    """N and selection when not given: 2000 and `both` for AP; for LAPE all of the language's
-    LAPE neurons and `top` (lowest entropy first)."""
-    if method != "lape":
-        return (2000 if n is None else n), selection or "both"
-    if steerable.activation is None:
-        raise LangneuronsError(f"{steerable.run}: no LAPE results; run "
-                               f"`langneurons find --method both --out {steerable.run}`")
-    return (lape_sizes(steerable.activation).get(language, 0) if n is None else n), selection or "top"
-
-
-MAX_SEEDS = 100_000  # a bound: `1-100000000` would fill the memory before any work
-
-
-def parse_seeds(spec: str) -> list[int]:
-    """`1-100` or `1,5,9` → list of seeds."""
-    try:
-        seeds: list[int] = []
-        for part in spec.split(","):
-            lo, _, hi = part.partition("-")
-            if len(seeds) + (int(hi) - int(lo) + 1 if hi else 1) > MAX_SEEDS:
-                raise LangneuronsError(f"--seeds {spec!r}: more than {MAX_SEEDS:,} seeds; use fewer")
-            seeds += list(range(int(lo), int(hi) + 1)) if hi else [int(lo)]
-    except ValueError:
-        raise LangneuronsError(f"--seeds {spec!r}: use a range like 1-100 or a list like 1,2,3") from None
-    if not seeds:
-        raise LangneuronsError(f"--seeds {spec!r}: no seeds")
-    return seeds
-
-
-def translation_pairs(source: str, language: str, limit: int | None = None) -> list[tuple[str, str]]:
-    """(English source, reference in `language`) pairs from `heldout` (built-in) or a JSONL file."""
-    if source == "heldout":
-        pairs = [(g["en"], g[language]) for g in builtin_groups() if g["split"] == "heldout"]
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise LangneuronsError(f"--translate {source}: no such file (or use heldout)")
-        pairs = []
-        for number, line in read_lines(path):
-            obj = parse_json_line(path, number, line)
-            if "en" not in obj or language not in obj:
-                raise LangneuronsError(f'{path}:{number}: needs keys "en" and "{language}"')
-            if not all(isinstance(obj[k], str) and obj[k].strip() for k in ("en", language)):
-                raise LangneuronsError(f'{path}:{number}: "en" and "{language}" must be non-empty text')
-            pairs.append((obj["en"], obj[language]))
-        if not pairs:
-            raise LangneuronsError(f"--translate {source}: the file has no sentence pairs; add JSON lines "
-                                   f'{{"en": ..., "{language}": ...}}')
-    if limit is not None and limit < 1:
-        raise LangneuronsError(f"--limit {limit}: must be 1 or more (or leave it out for all sentences)")
-    return pairs[:limit]
-
-
-def sample_records(steerable: Steerable, ivs: list[Intervention], mode: str, seeds: list[int],
-                   sources: list[str] | None = None, prompt: str | list[str] | None = None,
-                   batch_size: int = 50, progress: bool = True,
-                   references: list[str] | None = None, decoding: Decoding | None = None,
-                   sampling: Sampling = UNCONDITIONAL) -> list[dict]:
-    """Generate one sample per seed (from BOS, or continuing `prompt`: one text for every seed or
-    one per seed; drawn by `sampling`) or per source (translation), under the edits of `ivs` and the
-    rules of `decoding`."""
-    decoding = decoding or Decoding()
-    lm, plan = steerable.loaded, steerable.plan(ivs, decoding)
-    if mode == "translation":
-        prompts = [TRANSLATE_PROMPT.format(source=s) for s in sources]
-        seeds = list(range(len(prompts)))
-        texts = generate(lm.model, lm.tokenizer, prompts, seeds, TRANSLATION, plan, batch_size, progress)
-    else:
-        prompts = [prompt] * len(seeds) if isinstance(prompt, str) else prompt
-        texts = generate(lm.model, lm.tokenizer, prompts, seeds, sampling, plan, batch_size, progress)
-    records = []
-    for i, (seed, raw) in enumerate(zip(seeds, texts)):
-        records.append(sample_record(ivs, decoding, mode, seed, {"prompt": "<bos>" if prompts is None else prompts[i]},
-                                     raw))
-        if references is not None:
-            records[-1]["reference"] = references[i]
-    return records
-
-
-def sample_record(ivs: list[Intervention], decoding: Decoding, mode: str, seed: int, prompt: dict,
-                  raw: str) -> dict:
-    """One sample as stored: its setting, its prompt's fields, its text (stripped), the length of the
-    blank run it ended in and its detected languages."""
-    text = raw.strip()
-    top = detect_language(text, k=3)
-    return {"schema": SCHEMAS["samples"], "setting": [iv.to_dict() for iv in ivs], "decoding": decoding.to_dict(),
-            "mode": mode, "seed": seed, **prompt, "text": text, "padding": padding(raw),
-            "lang": top[0][0], "lang_prob": round(top[0][1], 6), "lang_top3": [[l, round(p, 6)] for l, p in top]}
-
-
-def stored_samples(path: Path, make: Callable[[], list[dict]]) -> list[dict]:
-    """The samples at `path`, else `make()`'s, written there first: a finished cell is not generated
-    again, and unforced (N = 0) samples, the same for every language, are generated once. Samples
-    an older version stored are migrated, or made again where they cannot be (`schema.migrate`)."""
-    stored = current_samples(read_jsonl(path) if path.exists() else [])
-    if stored:
-        return stored
-    records = make()
-    write_jsonl(path, records)
-    return records
-
-
-def score_cell(records: list[dict], language: str, references: list[str] | None) -> dict:
-    """Target share, languages and fluency of a cell's samples; `usable_share`: the share that is
-    in the target language and not degenerate (both at once, per sample)."""
-    texts, paddings = [r["text"] for r in records], [r.get("padding", 0) for r in records]  # unknown: 0
-    share = language_share(texts, language)
-    usable = np.array([top == language and not is_degenerate(t, p)
-                       for top, t, p in zip(share["tops"], texts, paddings)], float)
-    low, high = bootstrap_ci(usable)
-    row = {"target_share": share["target_share"], "target_low": share["target_low"],
-           "target_high": share["target_high"], "languages": json.dumps(share["languages"]),
-           "samples": len(texts), **fluency(texts, language, paddings),
-           "usable_share": float(usable.mean()) if len(texts) else 0.0, "usable_low": low, "usable_high": high}
-    if references is not None:
-        row.update(translation_scores(texts, references, language))
-    return row
-
-
-def current_samples(records: list[dict]) -> list[dict]:
-    """Stored samples at this version's schema; [] when there are none or some must be made again."""
-    migrated = [migrate("samples", r) for r in records]
-    return migrated if migrated and all(r is not None for r in migrated) else []
-
-
-def current_score(path: Path) -> dict | None:
-    """The metrics stored at `path` at this version's schema, else None: missing, or to be scored
-    again (`schema.migrate`)."""
-    return migrate("score", json.loads(path.read_text())) if path.exists() else None
-
-
-def heldout_sentences(language: str, limit: int) -> list[str]:
-    corpus = load_corpus("builtin:heldout")
-    if language not in corpus.positives:
-        raise LangneuronsError(f"no held-out sentences for {language} in the built-in corpus")
-    return corpus.positives[language][:limit]
+MODES = ("unconditional", "translation", "prompts")
 
 
 @dataclass(frozen=True)
 class SweepSettings:
     """The cells of a sweep: modes × languages × selections × Ns (N = 0 once), each with the same
-    value, positions and method, on `seeds` (unconditional) or the translation pairs of `translate`."""
+    value, positions and method, on `seeds` (unconditional), the translation pairs of `translate`, or
+    `prompts` × `seeds` (prompts: a `--prompts` spec; `requests`: the built-in requests for each
+    cell's language)."""
 
     languages: tuple[str, ...]
     ns: tuple[int, ...]
@@ -268,6 +59,7 @@ class SweepSettings:
     ppl_sentences: int = 50
     batch_size: int = 50
     method: str = "ap"
+    prompts: str = "requests"
 
     def __post_init__(self) -> None:
         for name in ("languages", "ns", "selections", "modes", "seeds"):
@@ -286,7 +78,12 @@ class SweepSettings:
 
     def samples_from(self, mode: str) -> str:
         """Where a cell's samples come from: its seeds (unconditional), or its translation pairs (the
-        source, its content when a file, and the limit)."""
+        source, its content when a file, and the limit), or its prompts and seeds."""
+        if mode == "prompts":
+            spec = self.prompts
+            if Path(spec).is_file():
+                spec += f" sha256:{hashlib.sha256(Path(spec).read_bytes()).hexdigest()[:12]}"
+            return f"prompts {spec} seeds " + ",".join(map(str, self.seeds))
         if mode == "translation":
             source = self.translate
             if source != "heldout" and Path(source).is_file():
@@ -312,16 +109,15 @@ class SweepSettings:
 def sweep(steerable: Steerable, languages: list[str], ns: list[int], selections: list[str],
           modes: list[str], seeds: list[int], value: str = "on_p50", positions: str = "all",
           translate: str = "heldout", translate_limit: int | None = None, ppl_sentences: int = 50,
-          batch_size: int = 50, progress: bool = True, method: str = "ap") -> pd.DataFrame:
+          batch_size: int = 50, progress: bool = True, method: str = "ap", prompts: str = "requests") -> pd.DataFrame:
     """Run every cell not yet finished; return (and write) the table of all finished cells.
 
     `method="lape"` forces LAPE neurons; those cells get a `-lape` key (every cell names its `method`).
     The keywords are those of `SweepSettings` (see `sweep_with`).
     """
     settings = SweepSettings(languages, ns, selections, modes, seeds, value, positions, translate,
-                             translate_limit, ppl_sentences, batch_size, method)
+                             translate_limit, ppl_sentences, batch_size, method, prompts)
     return sweep_with(steerable, settings, progress)
-
 
 
 def sweep_with(steerable: Steerable, settings: SweepSettings, progress: bool = True) -> pd.DataFrame:
@@ -346,12 +142,23 @@ def sweep_locked(steerable: Steerable, settings: SweepSettings, progress: bool =
         if mode == "translation":
             pairs = translation_pairs(settings.translate, lang, settings.translate_limit)
             sources, refs = [p[0] for p in pairs], [p[1] for p in pairs]
-        samples_file = folder / (f"{mode}-none{settings.suffix(mode)}.jsonl" if n == 0 else f"{key}.jsonl")
-        records = stored_samples(samples_file, lambda: sample_records(
-            steerable, [iv], mode, list(settings.seeds), sources, None, settings.batch_size, progress, refs))
+        own = mode == "prompts" and settings.prompts == "requests"  # the prompts name the cell's language
+        none = f"{mode}-none{'-' + lang if own else ''}{settings.suffix(mode)}.jsonl"
+        samples_file = folder / (none if n == 0 else f"{key}.jsonl")
+        if mode == "prompts":
+            prompts = load_prompts(f"requests:{lang}" if own else settings.prompts)
+            sampling = PROMPTED if own else UNCONDITIONAL
+            records = stored_samples(samples_file, lambda: prompt_records(
+                steerable, Setting((iv,)), prompts, list(settings.seeds), sampling, mode, settings.batch_size,
+                progress))
+            scores = task_scores(records, lang, steerable)
+        else:
+            records = stored_samples(samples_file, lambda: sample_records(
+                steerable, [iv], mode, list(settings.seeds), sources, None, settings.batch_size, progress, refs))
+            scores = score_cell(records, lang, refs)
         row = {"schema": SCHEMAS["score"], "mode": mode, "language": lang, "selection": selection, "n": n,
                "value": settings.value, "positions": settings.positions, "method": settings.method,
-               "samples_from": settings.samples_from(mode), **score_cell(records, lang, refs)}
+               "samples_from": settings.samples_from(mode), **scores}
         if settings.ppl_sentences:
             held = heldout_sentences(lang, settings.ppl_sentences)
             row["perplexity"] = perplexity(lm.model, lm.tokenizer, held, steerable.plan([iv]))

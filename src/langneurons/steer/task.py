@@ -15,9 +15,8 @@ from ..errors import LangneuronsError
 from .evaluate import BACK_TRANSLATION, REQUEST_RECOVERY, content_score, perplexity
 from .generate import Sampling, generate
 from .intervene import Setting
-from .lines import english_leakage, line_pass_rate
 from .prompts import Prompt, language_name
-from .sweep import Steerable, sample_record, score_cell
+from .steerable import Steerable, sample_record, score_cell
 
 PROMPTED = Sampling(stop=("\nQ:",))  # the paper's sampling, ended where a Q/A prompt's next question starts
 
@@ -48,13 +47,12 @@ def content_template(mode: str, language: str) -> str:
 
 def task_scores(records: list[dict], language: str, steerable: Steerable | None = None,
                 batch_size: int = 16) -> dict:
-    """Every score of a set of prompted samples: those of `score_cell` (share, fluency, chrF/BLEU when
-    every record has a reference), the line-level pass rate and English leakage, and, with the run's
-    model, the answers' perplexity and the content score (of the source, else the prompt)."""
+    """Every score of a set of prompted samples: those of `score_cell` (share, line-level pass rate,
+    leakage, fluency, chrF/BLEU when every record has a reference) and, with the run's model, the
+    answers' perplexity and the content score (of the source, else the prompt)."""
     references = [r["reference"] for r in records] if records and all("reference" in r for r in records) else None
     texts = [r["text"] for r in records]
-    row = {**score_cell(records, language, references), "lpr": line_pass_rate(texts, language),
-           "english_leakage": english_leakage(texts, language)}
+    row = score_cell(records, language, references)
     if steerable is None:
         return row
     lm = steerable.loaded

@@ -29,7 +29,7 @@ from .generate import TRANSLATION, Sampling
 from .intervene import Intervention, Setting, save_interventions
 from .pareto import fill_setting_columns, pareto_front, same_setting
 from .prompts import Prompt, in_split, load_prompts, templated, translation_prompts
-from .sweep import Steerable, current_samples, current_score
+from .steerable import Steerable, current_samples, current_score
 from .task import PROMPTED, prompt_records, task_scores
 
 TASKS = ("translation", "prompts")
@@ -119,7 +119,7 @@ def task_grid(steerable: Steerable, language: str, tail: int = 8) -> list[Settin
         points += [Setting((Intervention(language, n, "both", "on_p50", pos, blocks=upper),))
                    for n in (200, 2000) for pos in (answer, both)]
     if steerable.activation is not None:
-        from .sweep import method_defaults
+        from .steerable import method_defaults
 
         n, selection = method_defaults(steerable, "lape", language, None, None)
         points += [Setting((Intervention(language, n, selection, value, pos, method="lape"),))

@@ -13,7 +13,7 @@ from ..io import write_table
 from ..progress import console
 from ..steer.evaluate import perplexity
 from ..steer.intervene import Intervention
-from ..steer.sweep import Steerable, heldout_sentences, open_run
+from ..steer.steerable import Steerable, heldout_sentences, open_run
 from .agreement import METHODS, comparison_tables
 
 
