@@ -196,16 +196,22 @@ def test_task_frontier_scores_baselines_chooses_on_one_part_and_reports_on_the_o
 
     points = (Setting((Intervention("de", 20, positions="generated"),)),
               Setting((Intervention("de", 20, value="mix:0.3", positions="prompt-tail:4+generated"),)))
-    study = TaskStudy("de", "translation", points=points, sampling=Sampling(max_new_tokens=6, greedy=True,
-                                                                            stop_at_newline=True), limit=3)
+    pairs = steerable.run.parent / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps({"id": f"s{i}", "en": f"The cat {i}", "de": f"Die Katze {i}"}) + "\n"
+                             for i in range(10)))
+    study = TaskStudy("de", "translation", str(pairs), points=points, choose_limit=3,
+                      sampling=Sampling(max_new_tokens=6, greedy=True, stop_at_newline=True))
     table, best = task_frontier(steerable, study, progress=False)
     choose, held = table[table["split"] == "choose"], table[table["split"] == "heldout"]
     assert set(choose["kind"]) == {"unforced", "paper", "forced"} and len(choose[choose["kind"] == "forced"]) == 2
     assert set(choose.loc[choose["kind"] == "unforced", "prompt_style"]) == {"paper", "named"}
     assert set(held.loc[held["kind"] == "forced", "prompt_style"]) == {"paper", "named"}  # named + steered
     assert held["recommended"].sum() == 2 and choose["recommended"].sum() == 1
-    for column in ("chrf", "lpr", "content", "degenerate_share", "generated_ppl", "on_front"):
+    assert choose["samples"].max() == 3 and held["samples"].min() > 3  # the limit holds on the choose part only
+    for column in ("chrf", "lpr", "degenerate_share", "generated_ppl", "on_front"):
         assert table[column].notna().all(), column
+    searched = (table["split"] == "choose") & (table["kind"] == "forced")  # ranked on chrF: no content score
+    assert table.loc[~searched, "content"].notna().all() and table.loc[searched, "content"].isna().all()
     saved = load_interventions(steerable.run / "frontier" / "de-translation-recommended.json")
     assert saved.interventions[0].positions == best["positions"]
     again, _ = task_frontier(steerable, study, progress=False)  # read back, nothing generated again

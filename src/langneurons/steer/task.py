@@ -9,16 +9,20 @@ answers.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from ..errors import LangneuronsError
 from .evaluate import BACK_TRANSLATION, REQUEST_RECOVERY, content_score, perplexity
-from .generate import Sampling, generate
+from .generate import TRANSLATION, Sampling, generate
 from .intervene import Setting
 from .prompts import Prompt, language_name
 from .steerable import Steerable, sample_record, score_cell
 
 PROMPTED = Sampling(stop=("\nQ:",))  # the paper's sampling, ended where a Q/A prompt's next question starts
+# the paper's translation decoding, the first line within 64 tokens: the longest built-in reference is 52
+TRANSLATING = replace(TRANSLATION, max_new_tokens=64)
 
 
 def prompt_records(steerable: Steerable, setting: Setting, prompts: list[Prompt], seeds: list[int],
@@ -46,7 +50,7 @@ def content_template(mode: str, language: str) -> str:
 
 
 def task_scores(records: list[dict], language: str, steerable: Steerable | None = None,
-                batch_size: int = 16) -> dict:
+                batch_size: int = 16, content: bool = True) -> dict:
     """Every score of a set of prompted samples: those of `score_cell` (share, line-level pass rate,
     leakage, fluency, chrF/BLEU when every record has a reference) and, with the run's model, the
     answers' perplexity and the content score (of the source, else the prompt)."""
@@ -59,7 +63,7 @@ def task_scores(records: list[dict], language: str, steerable: Steerable | None 
     written = [t for t in texts if t.strip()]
     row["generated_ppl"] = perplexity(lm.model, lm.tokenizer, written, batch_size=batch_size) if written else np.inf
     sources = [r.get("source") or r.get("prompt") for r in records]  # a user's prompt is its own source
-    if records and all(sources):
+    if content and records and all(sources):
         template = content_template(records[0].get("mode", "prompts"), language)
         row.update(content_score(lm.model, lm.tokenizer, texts, sources, template, batch_size))
     return row

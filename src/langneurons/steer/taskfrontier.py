@@ -25,12 +25,12 @@ from ..progress import console
 from ..schema import SCHEMAS
 from .diffmean import default_block
 from .frontier import paper_setting, setting_of
-from .generate import TRANSLATION, Sampling
+from .generate import Sampling
 from .intervene import Intervention, Setting, save_interventions
 from .pareto import fill_setting_columns, pareto_front, same_setting
 from .prompts import Prompt, in_split, load_prompts, templated, translation_prompts
 from .steerable import Steerable, current_samples, current_score
-from .task import PROMPTED, prompt_records, task_scores
+from .task import PROMPTED, TRANSLATING, prompt_records, task_scores
 
 TASKS = ("translation", "prompts")
 GOAL_DEGENERATE = 0.05
@@ -42,7 +42,8 @@ class TaskStudy:
     """A task frontier of one language: `task` translation (pairs from `prompts`, default the built-in
     held-out ones; `named`: the prompt names the target) or prompts (a `--prompts` spec, default the
     built-in requests for the language); points chosen on the `choose` part and the choice scored
-    again on `heldout` ("" for no second part)."""
+    again on `heldout` ("" for no second part); `choose_limit`: choose on the first prompts of the
+    choose part only (a faster, noisier search)."""
 
     language: str
     task: str = "translation"
@@ -55,7 +56,7 @@ class TaskStudy:
     choose: str = "choose"
     heldout: str = "heldout"
     batch_size: int = 50
-    limit: int | None = None
+    choose_limit: int | None = None
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -88,7 +89,7 @@ class TaskStudy:
         return 0.95 if self.named else 0.90
 
     def sampling_or_default(self) -> Sampling:
-        return self.sampling or (TRANSLATION if self.task == "translation" else PROMPTED)
+        return self.sampling or (TRANSLATING if self.task == "translation" else PROMPTED)
 
     def prompts_of(self, style: str, split: str, tokenizer=None) -> list[Prompt]:
         """The prompts of one style and part."""
@@ -97,38 +98,39 @@ class TaskStudy:
         else:
             spec = self.prompts or f"requests:{self.language}"
             chosen = in_split(load_prompts(spec), split)
-        chosen = chosen[: self.limit]
+        chosen = chosen[: self.choose_limit] if split == self.choose else chosen
         if not chosen:
             raise LangneuronsError(f"{self.name}: no prompts in part {split!r}")
         return templated(chosen, tokenizer) if self.chat_template else chosen
 
 
 def task_grid(steerable: Steerable, language: str, tail: int = 8) -> list[Setting]:
-    """The default search: what keeps content. AP neurons (N 200 and 2,000) on the answer only, the
-    prompt's last `tail` tokens only, both, or everywhere, replaced (on_p50), blended (mix:0.3) or
-    shifted (shift:1), also in the upper half of the blocks; LAPE neurons likewise; DiffMean
-    directions (α 0.05-0.2 at the default block, norm restored) on the answer, or the answer and
-    the prompt's tail. Units the run lacks are left out."""
-    answer, both = "generated", f"prompt-tail:{tail}+generated"
-    positions = [answer, f"prompt-tail:{tail}", both, "all"]
+    """The default search: what keeps content (12 points). AP neurons: the top 200 on the answer only
+    or everywhere; 2,000 (`both`) replaced on the answer, blended (mix:0.3) on the answer or
+    everywhere, shifted (shift:1) on the answer, on the answer in the upper half of the blocks only,
+    on the prompt's last `tail` tokens only, or on those and the answer; 200 blended everywhere;
+    LAPE neurons on the answer; a DiffMean direction (α 0.1 at the default block, norm restored) on
+    the answer. Units the run lacks are left out."""
+    answer, tail_only, both = "generated", f"prompt-tail:{tail}", f"prompt-tail:{tail}+generated"
     points: list[Setting] = []
     if steerable.expertise is not None:
         upper = f"{steerable.info.blocks // 2}-{steerable.info.blocks - 1}"
-        points += [Setting((Intervention(language, n, "both", value, pos),))
-                   for n in (200, 2000) for value in ("on_p50", "mix:0.3", "shift:1") for pos in positions]
-        points += [Setting((Intervention(language, n, "both", "on_p50", pos, blocks=upper),))
-                   for n in (200, 2000) for pos in (answer, both)]
+        ap = [(200, "top", "on_p50", answer, ""), (200, "top", "on_p50", "all", ""),
+              (200, "both", "mix:0.3", "all", ""), (2000, "both", "on_p50", answer, ""),
+              (2000, "both", "mix:0.3", answer, ""), (2000, "both", "mix:0.3", "all", ""),
+              (2000, "both", "shift:1", answer, ""), (2000, "both", "on_p50", answer, upper),
+              (2000, "both", "on_p50", tail_only, ""), (2000, "both", "on_p50", both, "")]
+        points += [Setting((Intervention(language, min(n, steerable.info.neurons), selection, value, pos,
+                                         blocks=blocks),)) for n, selection, value, pos, blocks in ap]
     if steerable.activation is not None:
         from .steerable import method_defaults
 
         n, selection = method_defaults(steerable, "lape", language, None, None)
-        points += [Setting((Intervention(language, n, selection, value, pos, method="lape"),))
-                   for value in ("on_p50", "mix:0.3") for pos in (answer, both)] if n else []
+        points += [Setting((Intervention(language, n, selection, "on_p50", answer, method="lape"),))] if n else []
     if steerable.directions is not None:
-        block = str(default_block(steerable.info.blocks))
-        points += [Setting((Intervention(language, value=f"add:{alpha:g}", positions=pos, blocks=block,
-                                         method="diffmean", restore_norm=True),))
-                   for alpha in (0.05, 0.1, 0.2) for pos in (answer, both)]
+        points += [Setting((Intervention(language, value="add:0.1", positions=answer,
+                                         blocks=str(default_block(steerable.info.blocks)), method="diffmean",
+                                         restore_norm=True),))]
     return points
 
 
@@ -156,7 +158,9 @@ def score(steerable: Steerable, study: TaskStudy, style: str, kind: str, point: 
         records = prompt_records(steerable, point, prompts, list(study.seeds), study.sampling_or_default(),
                                  study.task, study.batch_size, progress)
         write_jsonl(path, records)
-    scores = task_scores(records, study.language, steerable)
+    # the content score costs two passes per answer: a translation search ranks on chrF and skips it
+    needed = study.task == "prompts" or kind != "forced" or split != study.choose
+    scores = task_scores(records, study.language, steerable, content=needed)
     forced = kind != "unforced"
     columns = {**point.columns(), "interventions": json.dumps([iv.to_dict() for iv in point.interventions])} \
         if forced else {**Setting((Intervention(study.language, 0),)).columns(), "value": "none",
@@ -224,7 +228,8 @@ def score_task(steerable: Steerable, study: TaskStudy, progress: bool) -> tuple[
         for style in study.styles:
             score(steerable, study, style, "unforced", Setting(), split, progress)
         if paper is not None:
-            score(steerable, study, study.style, "paper", paper, split, progress)
+            for style in study.styles:
+                score(steerable, study, style, "paper", paper, split, progress)
 
     baselines(study.choose)
     for index, point in enumerate(points, start=1):
