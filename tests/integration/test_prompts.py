@@ -242,3 +242,10 @@ def test_target_logprobs_match_a_plain_forward_of_each_row_alone(steerable):
             logp = torch.log_softmax(model(input_ids=torch.tensor([head + tail])).logits[0].float(), -1)
         expected = logp[len(head) - 1 : -1].gather(-1, torch.tensor(tail)[:, None]).mean()
         assert got == pytest.approx(float(expected), abs=1e-4)
+    from langneurons.report.task import summary, task_section
+
+    rows = summary(table)["row"].tolist()
+    assert "unforced, paper's prompt" in rows and "unforced, language named" in rows
+    assert any(r.startswith("recommended (") and r.endswith("language named") for r in rows)
+    html = task_section(steerable.run, ["de"], steerable.run / "figures")
+    assert "de-translation, held-out prompts" in html and "task-de-translation" in html

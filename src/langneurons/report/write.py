@@ -39,6 +39,7 @@ from .page import (
     page,
     section,
 )
+from .task import task_section
 
 ATTENTION_COLORS = ["#08519c", "#3182bd", "#6baed6", "#9ecae1", "#c6dbef"]
 MLP_COLORS = ["#a63603", "#e6550d", "#fd8d3c", "#fdae6b", "#fdd0a2"]
@@ -289,6 +290,7 @@ def write_pages(run: Path, n: int, per_setting: int) -> Path:
             methods_section(run, info, langs, figures),
             *steering_sections(result, langs, figures),
             frontier_section(run, langs, figures),
+            task_section(run, langs, figures),
             section("Run", html_table(run_facts(info, result.sweep)))]
     meta = (f"corpus {escape(info.corpus)} · languages {escape(', '.join(langs))} · "
             f"{info.neurons:,} neurons in {info.modules} modules, {info.blocks} blocks")
