@@ -384,8 +384,8 @@ def frontier(
                               help="--task: choose on this part of the prompts (choose, heldout or all)"),
     heldout_split: str = typer.Option("heldout", rich_help_panel=SAMPLING, metavar="PART",
                                       help="--task: then score the choice and the baselines on this part ('' none)"),
-    choose_limit: int = typer.Option(None, min=1, rich_help_panel=SAMPLING,
-                                     help="--task: choose on the first N prompts of the choose part only"),
+    limit: int = typer.Option(None, min=1, rich_help_panel=SAMPLING,
+                              help="--task: only the first N prompts of each part (faster, noisier)"),
     seeds: str = typer.Option("1-100", rich_help_panel=SAMPLING, metavar="SEEDS",
                               help="choose on these seeds: A-B or A,B,..., e.g. 1-100 (--task: 1)"),
     heldout_seeds: str = typer.Option("", rich_help_panel=SAMPLING, metavar="SEEDS",
@@ -428,7 +428,7 @@ def frontier(
         grid_given = points is not None or method == "diffmean" or (values, positions, ns) != (
             "on_p50", "prefix:2,prefix:3,prefix:4", "2000,4000,8000,16000")
         task_study(steerable, run, language, task or "prompts", prompts, named, chat_template, split, heldout_split,
-                   settings if grid_given else [], seeds, batch_size, choose_limit)
+                   settings if grid_given else [], seeds, batch_size, limit)
         return
     choice, heldout = parse_seeds(seeds), parse_seeds(heldout_seeds) if heldout_seeds else None
     table, best = run_frontier(steerable, language, settings, choice, heldout, batch_size)
@@ -464,14 +464,14 @@ def frontier(
 
 def task_study(steerable, run: Path, language: str, task: str, prompts: str | None, named: bool,
                chat_template: bool, split: str, heldout_split: str, points: list, seeds: str,
-               batch_size: int, choose_limit: int | None) -> None:
+               batch_size: int, limit: int | None) -> None:
     """`frontier --task`: the task frontier (steer/taskfrontier.py), its table and recommendation."""
     from ..steer.steerable import parse_seeds
     from ..steer.taskfrontier import TaskStudy, task_frontier
 
     study = TaskStudy(language, task, prompts or "", named, tuple(points),
                       tuple(parse_seeds("1" if seeds == "1-100" else seeds)), chat_template=chat_template,
-                      choose=split, heldout=heldout_split, batch_size=batch_size, choose_limit=choose_limit)
+                      choose=split, heldout=heldout_split, batch_size=batch_size, limit=limit)
     table, best = task_frontier(steerable, study)
     cols = ["split", "prompt_style", "kind", "method", "value", "positions", "n", "blocks", "target_share", "lpr",
             "chrf", "content", "degenerate_share", "generated_ppl", "on_front"]

@@ -42,8 +42,8 @@ class TaskStudy:
     """A task frontier of one language: `task` translation (pairs from `prompts`, default the built-in
     held-out ones; `named`: the prompt names the target) or prompts (a `--prompts` spec, default the
     built-in requests for the language); points chosen on the `choose` part and the choice scored
-    again on `heldout` ("" for no second part); `choose_limit`: choose on the first prompts of the
-    choose part only (a faster, noisier search)."""
+    again on `heldout` ("" for no second part); `limit`: only the first N prompts of each part (a
+    faster, noisier study)."""
 
     language: str
     task: str = "translation"
@@ -56,7 +56,7 @@ class TaskStudy:
     choose: str = "choose"
     heldout: str = "heldout"
     batch_size: int = 50
-    choose_limit: int | None = None
+    limit: int | None = None
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -98,7 +98,7 @@ class TaskStudy:
         else:
             spec = self.prompts or f"requests:{self.language}"
             chosen = in_split(load_prompts(spec), split)
-        chosen = chosen[: self.choose_limit] if split == self.choose else chosen
+        chosen = chosen[: self.limit]
         if not chosen:
             raise LangneuronsError(f"{self.name}: no prompts in part {split!r}")
         return templated(chosen, tokenizer) if self.chat_template else chosen
@@ -134,10 +134,10 @@ def task_grid(steerable: Steerable, language: str, tail: int = 8) -> list[Settin
     return points
 
 
-def row_key(style: str, kind: str, point: Setting, split: str) -> str:
-    """File stem of a scored row."""
+def row_key(style: str, kind: str, point: Setting, split: str, limit: int | None) -> str:
+    """File stem of a scored row (the limit is part of it: rows of another limit are not reused)."""
     label = "unforced" if kind == "unforced" else point.label.replace(":", "_")
-    return f"{style}-{label}-{split}"
+    return f"{style}-{label}-{split}" + ("" if limit is None else f"-first{limit}")
 
 
 def score(steerable: Steerable, study: TaskStudy, style: str, kind: str, point: Setting, split: str,
@@ -145,7 +145,7 @@ def score(steerable: Steerable, study: TaskStudy, style: str, kind: str, point: 
     """One point (or the unforced model) on one prompt style and part: samples and scores, each written
     once and read back on a rerun."""
     folder = steerable.run / "frontier" / study.name
-    key = row_key(style, kind, point, split)
+    key = row_key(style, kind, point, split, study.limit)
     row = current_score(folder / f"{key}.json")
     if row is not None:
         return row
@@ -159,13 +159,13 @@ def score(steerable: Steerable, study: TaskStudy, style: str, kind: str, point: 
                                  study.task, study.batch_size, progress)
         write_jsonl(path, records)
     # the content score costs two passes per answer: a translation search ranks on chrF and skips it
-    needed = study.task == "prompts" or kind != "forced" or split != study.choose
+    needed = study.task == "prompts" or split != study.choose
     scores = task_scores(records, study.language, steerable, content=needed)
     forced = kind != "unforced"
     columns = {**point.columns(), "interventions": json.dumps([iv.to_dict() for iv in point.interventions])} \
         if forced else {**Setting((Intervention(study.language, 0),)).columns(), "value": "none",
                         "positions": "none", "selection": "none", "interventions": "[]"}
-    row = {"schema": SCHEMAS["score"], **columns, "kind": kind, "prompt_style": style, "split": split,
+    row = {"schema": SCHEMAS["score"], **columns, "key": key, "kind": kind, "prompt_style": style, "split": split,
            "task": study.task, **scores, "seconds": round(time.perf_counter() - started, 1)}
     write_json(folder / f"{key}.json", row)
     return row
@@ -202,6 +202,8 @@ def load_task_table(steerable: Steerable, study: TaskStudy) -> pd.DataFrame:
     fill_setting_columns(table)
     table["language_score"] = language_score(table, study.task)
     table["content_value"] = content_value(table)
+    limit = table["key"].str.extract(r"-first(\d+)$")[0].astype(float)  # rows of this study's limit only
+    table = table[limit.isna() if study.limit is None else limit == study.limit].reset_index(drop=True)
     table["paper"] = table["kind"] == "paper"
     forced = table[table["kind"] != "unforced"]
     table["on_front"] = table.index.isin([i for _, group in forced.groupby(["split", "prompt_style"])
