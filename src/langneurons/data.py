@@ -321,20 +321,27 @@ def split_negative_blocks(lang: str, negatives: list[str], positives: dict[str, 
     return out
 
 
-def load_hf_disk(path: Path) -> Corpus:
-    """A `datasets` dataset saved with `save_to_disk`, with `text` and `lang` columns."""
+def saved_dataset(path: Path, columns: tuple[str, ...], what: str):
+    """The first split of a `datasets` dataset saved with `save_to_disk`, checked to have `columns`
+    (`what`: corpora or prompts, for the messages)."""
     try:
         from datasets import load_from_disk
     except ImportError:
-        raise LangneuronsError("hf: corpora need the `datasets` package: pip install datasets") from None
+        raise LangneuronsError(f"hf: {what} need the `datasets` package: pip install datasets") from None
     try:
         ds = load_from_disk(str(path))
     except Exception as exc:
-        raise LangneuronsError(f"{path}: not a dataset saved with save_to_disk ({exc})") from None
+        raise LangneuronsError(f"hf:{path}: not a dataset saved with save_to_disk ({exc})") from None
     if hasattr(ds, "keys"):  # a DatasetDict: take its first split
         ds = ds[list(ds.keys())[0]]
-    if not {"text", "lang"} <= set(ds.column_names):
-        raise LangneuronsError(f"{path}: needs columns text and lang (has {ds.column_names})")
+    if not set(columns) <= set(ds.column_names):
+        raise LangneuronsError(f"hf:{path}: needs column(s) {', '.join(columns)} (has {ds.column_names})")
+    return ds
+
+
+def load_hf_disk(path: Path) -> Corpus:
+    """A `datasets` dataset saved with `save_to_disk`, with `text` and `lang` columns."""
+    ds = saved_dataset(path, ("text", "lang"), "corpora")
     positives: dict[str, list[str]] = {}
     for row, (text, lang) in enumerate(zip(ds["text"], ds["lang"])):
         check_code(str(lang), f"{path} row {row}")

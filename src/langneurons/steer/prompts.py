@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
-from ..data import builtin_groups, parse_json_line, read_file, read_lines
+from ..data import builtin_groups, parse_json_line, read_file, read_lines, saved_dataset
 from ..errors import LangneuronsError
 
 LANGUAGE_NAMES = {"en": "English", "de": "German", "fr": "French", "es": "Spanish", "zh": "Chinese",
@@ -168,7 +168,10 @@ def jsonl_prompts(path: Path) -> list[Prompt]:
 
 
 def csv_prompts(path: Path) -> list[Prompt]:
-    text = read_file(path).decode("utf-8-sig", errors="strict")
+    try:
+        text = read_file(path).decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise LangneuronsError(f"{path}: not valid UTF-8 (byte {exc.start}); save it as UTF-8") from None
     reader = csv.DictReader(io.StringIO(text))
     if "prompt" not in (reader.fieldnames or []):
         raise LangneuronsError(f"{path}: needs a `prompt` column (has {reader.fieldnames})")
@@ -177,18 +180,7 @@ def csv_prompts(path: Path) -> list[Prompt]:
 
 
 def hf_prompts(path: Path) -> list[Prompt]:
-    try:
-        from datasets import load_from_disk
-    except ImportError:
-        raise LangneuronsError("hf: prompts need the `datasets` package: pip install datasets") from None
-    try:
-        dataset = load_from_disk(str(path))
-    except Exception as exc:
-        raise LangneuronsError(f"hf:{path}: not a dataset saved with save_to_disk ({exc})") from None
-    if hasattr(dataset, "keys"):  # a DatasetDict: its first split
-        dataset = dataset[list(dataset.keys())[0]]
-    if "prompt" not in dataset.column_names:
-        raise LangneuronsError(f"hf:{path}: needs a `prompt` column (has {dataset.column_names})")
+    dataset = saved_dataset(path, ("prompt",), "prompts")
     return [prompt_from(row, f"hf:{path} row {index}", f"row-{index}") for index, row in enumerate(dataset)]
 
 
