@@ -5,9 +5,9 @@ Each setting answers one part of the prompts (`choose`) and is scored on languag
 line-level pass rate for requests), content (chrF against references, else the content score) and
 fluency (degenerate share, the answers' perplexity). Baselines are scored beside it: the unforced
 model on each prompt style (for translation: the paper's prompt and one that names the target) and
-the paper's setting. The recommendation is made on `choose` and scored again, with the baselines,
-on the held-out part. The trap: the part a setting is chosen on must never be the part it is
-reported on.
+the paper's setting with the paper's prompt. The recommendation is made on `choose` and scored
+again, with the baselines, on the held-out part. The trap: the part a setting is chosen on must
+never be the part it is reported on.
 """
 
 from __future__ import annotations
@@ -105,23 +105,20 @@ class TaskStudy:
 
 
 def task_grid(steerable: Steerable, language: str, tail: int = 8) -> list[Setting]:
-    """The default search: what keeps content (12 points). AP neurons: the top 200 on the answer only
-    or everywhere; 2,000 (`both`) replaced on the answer, blended (mix:0.3) on the answer or
-    everywhere, shifted (shift:1) on the answer, on the answer in the upper half of the blocks only,
-    on the prompt's last `tail` tokens only, or on those and the answer; 200 blended everywhere;
-    LAPE neurons on the answer; a DiffMean direction (α 0.1 at the default block, norm restored) on
-    the answer. Units the run lacks are left out."""
-    answer, tail_only, both = "generated", f"prompt-tail:{tail}", f"prompt-tail:{tail}+generated"
+    """The default search: what keeps content (8 points). AP neurons: the top 200 everywhere, on the
+    answer only, or on the answer and the prompt's last `tail` tokens; 200 and 2,000 (`both`) blended
+    (mix:0.3) everywhere; 2,000 replaced on the answer only; LAPE neurons on the answer; a DiffMean
+    direction (α 0.1 at the default block, norm restored) on the answer. Shifts (shift:1), the upper
+    half of the blocks and the prompt's tail alone were dropped from it after a wider search on the
+    German choose prompts (docs/steering.md). Units the run lacks are left out."""
+    answer = "generated"
     points: list[Setting] = []
     if steerable.expertise is not None:
-        upper = f"{steerable.info.blocks // 2}-{steerable.info.blocks - 1}"
-        ap = [(200, "top", "on_p50", answer, ""), (200, "top", "on_p50", "all", ""),
-              (200, "both", "mix:0.3", "all", ""), (2000, "both", "on_p50", answer, ""),
-              (2000, "both", "mix:0.3", answer, ""), (2000, "both", "mix:0.3", "all", ""),
-              (2000, "both", "shift:1", answer, ""), (2000, "both", "on_p50", answer, upper),
-              (2000, "both", "on_p50", tail_only, ""), (2000, "both", "on_p50", both, "")]
-        points += [Setting((Intervention(language, min(n, steerable.info.neurons), selection, value, pos,
-                                         blocks=blocks),)) for n, selection, value, pos, blocks in ap]
+        ap = [(200, "top", "on_p50", "all"), (200, "top", "on_p50", answer),
+              (200, "top", "on_p50", f"prompt-tail:{tail}+{answer}"), (200, "both", "mix:0.3", "all"),
+              (2000, "both", "mix:0.3", "all"), (2000, "both", "on_p50", answer)]
+        points += [Setting((Intervention(language, min(n, steerable.info.neurons), selection, value, pos),))
+                   for n, selection, value, pos in ap]
     if steerable.activation is not None:
         from .steerable import method_defaults
 
@@ -229,9 +226,8 @@ def score_task(steerable: Steerable, study: TaskStudy, progress: bool) -> tuple[
     def baselines(split: str) -> None:
         for style in study.styles:
             score(steerable, study, style, "unforced", Setting(), split, progress)
-        if paper is not None:
-            for style in study.styles:
-                score(steerable, study, style, "paper", paper, split, progress)
+        if paper is not None:  # with the paper's prompt (the style of the study for requests)
+            score(steerable, study, study.styles[0], "paper", paper, split, progress)
 
     baselines(study.choose)
     for index, point in enumerate(points, start=1):
