@@ -249,3 +249,16 @@ def test_target_logprobs_match_a_plain_forward_of_each_row_alone(steerable):
     assert any(r.startswith("recommended (") and r.endswith("language named") for r in rows)
     html = task_section(steerable.run, ["de"], steerable.run / "figures")
     assert "de-translation, held-out prompts" in html and "task-de-translation" in html
+
+
+def test_task_study_settings_are_checked():
+    from langneurons.steer.taskfrontier import TaskStudy
+
+    with pytest.raises(LangneuronsError, match="--task 'chat': one of translation, prompts"):
+        TaskStudy("de", "chat")
+    with pytest.raises(LangneuronsError, match="--named: only with --task translation"):
+        TaskStudy("de", "prompts", named=True)
+    with pytest.raises(LangneuronsError, match="must differ"):
+        TaskStudy("de", choose="heldout", heldout="heldout")
+    with pytest.raises(LangneuronsError, match="split 'nowhere': one of choose, heldout, all"):
+        TaskStudy("de").prompts_of("paper", "nowhere")
