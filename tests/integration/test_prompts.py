@@ -162,7 +162,10 @@ def test_content_score_is_zero_when_answers_carry_nothing_of_their_prompt(steera
     assert same["content"] == pytest.approx(0.0, abs=1e-6)
     own = content_score(model, tok, ["The cat", "Rain", "Trains"], ["The cat", "Rain", "Trains"],
                         "{answer}\nEnglish:")
-    assert set(own) == {"content", "content_real", "content_shuffled", "content_recovered"}
+    assert set(own) == {"content", "content_real", "content_shuffled", "content_recovered", "content_target"}
+    some = content_score(model, tok, ["The cat", "Rain", "Trains"], ["The cat", "Rain", "Trains"],
+                         "{answer}\nEnglish:", on_target=[True, False, False])
+    assert some["content"] == pytest.approx(own["content"]) and some["content_target"] != own["content_target"]
 
 
 @pytest.fixture

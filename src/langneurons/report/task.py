@@ -19,7 +19,7 @@ from .page import figure_grid, html_table, new_figure, section
 
 STUDIES = ("translation", "translation-named", "prompts")
 COLUMNS = {"target_share": "share", "lpr": "LPR", "chrf": "chrF", "content": "content",
-           "degenerate_share": "degenerate", "generated_ppl": "ppl"}
+           "content_target": "content (in L)", "degenerate_share": "degenerate", "generated_ppl": "ppl"}
 
 
 def load_studies(run: Path, langs: list[str]) -> dict[str, pd.DataFrame]:

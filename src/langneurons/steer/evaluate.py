@@ -192,17 +192,22 @@ def shuffled_partners(sources: list[str]) -> list[int]:
 
 
 def content_score(model: nn.Module, tokenizer, answers: list[str], sources: list[str], template: str,
-                  batch_size: int = 16) -> dict:
+                  batch_size: int = 16, on_target: list[bool] | None = None) -> dict:
     """How much of each English source the unedited model recovers from the answer (docs/steering.md,
     "Content score"): log p(source | answer) under `template` minus the same with another prompt's
     answer, per token, averaged (`content`; 0: the answers carry nothing specific to their prompt);
-    `content_recovered`: the share of answers that beat their shuffled partner."""
+    `content_recovered`: the share of answers that beat their shuffled partner; `content_target`: the
+    mean over the answers in the target language only (`on_target`), since an answer that copies the
+    English source recovers it best of all."""
+    nan = float("nan")
     if not answers:
-        return {"content": float("nan"), "content_real": float("nan"), "content_shuffled": float("nan"),
-                "content_recovered": float("nan")}
+        return {"content": nan, "content_real": nan, "content_shuffled": nan, "content_recovered": nan,
+                "content_target": nan}
     partners = shuffled_partners(sources)
     real = target_logprobs(model, tokenizer, [template.format(answer=a) for a in answers], sources, batch_size)
     other = target_logprobs(model, tokenizer, [template.format(answer=answers[j]) for j in partners], sources,
                             batch_size)
+    kept = np.asarray(on_target if on_target is not None else [True] * len(answers), bool)
     return {"content": float(np.mean(real - other)), "content_real": float(np.mean(real)),
-            "content_shuffled": float(np.mean(other)), "content_recovered": float(np.mean(real > other))}
+            "content_shuffled": float(np.mean(other)), "content_recovered": float(np.mean(real > other)),
+            "content_target": float(np.mean((real - other)[kept])) if kept.any() else nan}

@@ -65,6 +65,7 @@ def task_scores(records: list[dict], language: str, steerable: Steerable | None 
     sources = [r.get("source") or r.get("prompt") for r in records]  # a user's prompt is its own source
     if content and records and all(sources):
         template = content_template(records[0].get("mode", "prompts"), language)
-        row.update(content_score(lm.model, lm.tokenizer, texts, sources, template, batch_size))
+        on_target = [r.get("lang") == language for r in records]
+        row.update(content_score(lm.model, lm.tokenizer, texts, sources, template, batch_size, on_target))
     return row
 
