@@ -132,6 +132,9 @@ POSITIONS = typer.Option("all", rich_help_panel=EDIT, metavar="POSITIONS",
                          "tokens; prefix: then continue unedited), e.g. prefix:3")
 SEEDS = typer.Option("1-100", rich_help_panel=SAMPLING, metavar="SEEDS",
                      help="one sample per seed: A-B or A,B,..., e.g. 1-100 or 1,5,9")
+NAMED = typer.Option(False, rich_help_panel=SAMPLING, help="translating: the prompt names the target language")
+CHAT_TEMPLATE = typer.Option(False, rich_help_panel=SAMPLING,
+                             help="with prompts: wrap each prompt in the tokenizer's chat template")
 BATCH_SIZE = typer.Option(50, min=1, rich_help_panel=HARDWARE, help="samples generated together")
 
 

@@ -119,8 +119,8 @@ def top(
     show: int = typer.Option(10, rich_help_panel=OUTPUT, help="rows to print"),
 ) -> None:
     """Print or export a language's top/bottom/both N neurons by AP."""
-    from ..find.tables import select
     from ..find.info import load_run
+    from ..find.tables import select
     from ..io import check_not_run_file, write_table
 
     if out:

@@ -10,6 +10,7 @@ from rich.table import Table
 from ..errors import LangneuronsError
 from .app import (
     BATCH_SIZE,
+    CHAT_TEMPLATE,
     DECODING,
     DEVICE,
     DEVICE_MAP,
@@ -19,6 +20,7 @@ from .app import (
     HARDWARE,
     LANGUAGE,
     METHOD,
+    NAMED,
     NEURONS,
     OUTPUT,
     POSITIONS,
@@ -135,13 +137,11 @@ def generate(
     translate: str = typer.Option(None, rich_help_panel=SAMPLING, metavar="heldout|FILE",
                                   help="translate instead: heldout (built-in; heldout:choose / heldout:heldout its "
                                   "halves) or a JSONL of {en, <lang>} pairs"),
-    named: bool = typer.Option(False, rich_help_panel=SAMPLING,
-                               help="with --translate: name the target language in the prompt"),
+    named: bool = NAMED,
     prompts: str = typer.Option(None, rich_help_panel=SAMPLING, metavar="FILE|hf:DIR|requests:L",
                                 help="answer these prompts: .txt (one per line, \\n escapes), .jsonl {prompt, id, "
                                 "reference}, .csv with a prompt column, hf:DIR, or requests:L[:choose|heldout]"),
-    chat_template: bool = typer.Option(False, rich_help_panel=SAMPLING,
-                                       help="with --prompts: wrap each prompt in the tokenizer's chat template"),
+    chat_template: bool = CHAT_TEMPLATE,
     limit: int = typer.Option(None, min=1, rich_help_panel=SAMPLING,
                               help="with --translate or --prompts: only the first N"),
     prompt: str = typer.Option(None, rich_help_panel=SAMPLING, help="continue this text instead of BOS"),
@@ -376,10 +376,8 @@ def frontier(
     prompts: str = typer.Option(None, rich_help_panel=SAMPLING, metavar="FILE|hf:DIR|requests:L",
                                 help="the task's prompts (implies --task prompts; default requests:L); with "
                                 "--task translation a JSONL of {en, <lang>} pairs (default heldout)"),
-    named: bool = typer.Option(False, rich_help_panel=SAMPLING,
-                               help="--task translation: the prompt names the target language"),
-    chat_template: bool = typer.Option(False, rich_help_panel=SAMPLING,
-                                       help="--task/--prompts: wrap each prompt in the tokenizer's chat template"),
+    named: bool = NAMED,
+    chat_template: bool = CHAT_TEMPLATE,
     split: str = typer.Option("choose", rich_help_panel=SAMPLING, metavar="PART",
                               help="--task: choose on this part of the prompts (choose, heldout or all)"),
     heldout_split: str = typer.Option("heldout", rich_help_panel=SAMPLING, metavar="PART",
