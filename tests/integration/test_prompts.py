@@ -219,6 +219,13 @@ def test_task_frontier_scores_baselines_chooses_on_one_part_and_reports_on_the_o
     assert saved.interventions[0].positions == best["positions"]
     again, _ = task_frontier(steerable, study, progress=False)  # read back, nothing generated again
     assert again["chrf"].tolist() == table["chrf"].tolist()
+    from langneurons.report.task import summary, task_section
+
+    rows = summary(table)["row"].tolist()
+    assert "unforced, paper's prompt" in rows and "unforced, language named" in rows
+    assert any(r.startswith("recommended (") and r.endswith("language named") for r in rows)
+    html = task_section(steerable.run, ["de"], steerable.run / "figures")
+    assert "de-translation, held-out prompts" in html and "task-de-translation" in html
 
 
 def test_sweep_answers_prompts_and_scores_their_content(steerable, tmp_path):
@@ -245,13 +252,6 @@ def test_target_logprobs_match_a_plain_forward_of_each_row_alone(steerable):
             logp = torch.log_softmax(model(input_ids=torch.tensor([head + tail])).logits[0].float(), -1)
         expected = logp[len(head) - 1 : -1].gather(-1, torch.tensor(tail)[:, None]).mean()
         assert got == pytest.approx(float(expected), abs=1e-4)
-    from langneurons.report.task import summary, task_section
-
-    rows = summary(table)["row"].tolist()
-    assert "unforced, paper's prompt" in rows and "unforced, language named" in rows
-    assert any(r.startswith("recommended (") and r.endswith("language named") for r in rows)
-    html = task_section(steerable.run, ["de"], steerable.run / "figures")
-    assert "de-translation, held-out prompts" in html and "task-de-translation" in html
 
 
 def test_task_study_settings_are_checked():
