@@ -22,7 +22,15 @@ from ..find.tables import select, select_lape
 from ..hooks import hooks
 from ..model import modules_by_name, output_width
 from .decoding import Decoding
-from .intervene import OPENINGS, Intervention, Setting, parse_blocks, parse_strength, parse_value, position_parts
+from .intervene import (
+    OPENINGS,
+    Intervention,
+    Setting,
+    parse_blocks,
+    parse_strength,
+    parse_value,
+    position_parts,
+)
 
 
 @dataclass(frozen=True)

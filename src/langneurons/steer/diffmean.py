@@ -19,7 +19,13 @@ import numpy as np
 from ..errors import LangneuronsError
 from ..find.diffmean import Directions
 from .apply import shift_vectors
-from .intervene import Intervention, Setting, load_interventions, parse_blocks, parse_strength
+from .intervene import (
+    Intervention,
+    Setting,
+    load_interventions,
+    parse_blocks,
+    parse_strength,
+)
 
 DEPTH = 2 / 3  # default block: this share of the depth
 DEFAULT_ALPHA = 0.1  # in units of the block's typical per-token hidden-state norm: about ‖v‖ itself

@@ -34,8 +34,6 @@ from .rules import (
     trailing_bytes,
 )
 
-TRANSLATE_PROMPT = "Translate an English sentence into a target language.\nEnglish: {source}\nTarget Language:"
-
 
 @dataclass(frozen=True)
 class Sampling:

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..data import builtin_groups, load_corpus, parse_json_line, read_lines
+from ..data import load_corpus
 from ..errors import LangneuronsError
 from ..find.diffmean import FILE as DIRECTIONS
 from ..find.diffmean import Directions
@@ -38,7 +38,6 @@ from .evaluate import (
     translation_scores,
 )
 from .generate import (
-    TRANSLATE_PROMPT,
     TRANSLATION,
     UNCONDITIONAL,
     Sampling,
@@ -46,6 +45,7 @@ from .generate import (
 )
 from .intervene import Intervention
 from .lines import english_leakage, line_pass_rate
+from .prompts import PAPER_PROMPT, translation_prompts
 from .rules import sentence_starts
 
 
@@ -135,27 +135,9 @@ def parse_seeds(spec: str) -> list[int]:
 
 
 def translation_pairs(source: str, language: str, limit: int | None = None) -> list[tuple[str, str]]:
-    """(English source, reference in `language`) pairs from `heldout` (built-in) or a JSONL file."""
-    if source == "heldout":
-        pairs = [(g["en"], g[language]) for g in builtin_groups() if g["split"] == "heldout"]
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise LangneuronsError(f"--translate {source}: no such file (or use heldout)")
-        pairs = []
-        for number, line in read_lines(path):
-            obj = parse_json_line(path, number, line)
-            if "en" not in obj or language not in obj:
-                raise LangneuronsError(f'{path}:{number}: needs keys "en" and "{language}"')
-            if not all(isinstance(obj[k], str) and obj[k].strip() for k in ("en", language)):
-                raise LangneuronsError(f'{path}:{number}: "en" and "{language}" must be non-empty text')
-            pairs.append((obj["en"], obj[language]))
-        if not pairs:
-            raise LangneuronsError(f"--translate {source}: the file has no sentence pairs; add JSON lines "
-                                   f'{{"en": ..., "{language}": ...}}')
-    if limit is not None and limit < 1:
-        raise LangneuronsError(f"--limit {limit}: must be 1 or more (or leave it out for all sentences)")
-    return pairs[:limit]
+    """(English source, reference in `language`) pairs from `heldout` (built-in) or a JSONL file, as
+    `prompts.translation_prompts` reads and checks them."""
+    return [(p.source, p.reference) for p in translation_prompts(language, source, limit=limit)]
 
 
 def sample_records(steerable: Steerable, ivs: list[Intervention], mode: str, seeds: list[int],
@@ -169,7 +151,7 @@ def sample_records(steerable: Steerable, ivs: list[Intervention], mode: str, see
     decoding = decoding or Decoding()
     lm, plan = steerable.loaded, steerable.plan(ivs, decoding)
     if mode == "translation":
-        prompts = [TRANSLATE_PROMPT.format(source=s) for s in sources]
+        prompts = [PAPER_PROMPT.format(source=s) for s in sources]
         seeds = list(range(len(prompts)))
         texts = generate(lm.model, lm.tokenizer, prompts, seeds, TRANSLATION, plan, batch_size, progress)
     else:
