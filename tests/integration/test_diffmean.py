@@ -294,3 +294,61 @@ def test_frontier_searches_diffmean_from_its_defaults(saved_tiny, corpus_dir, tm
     assert chosen["method"] == "diffmean" and not (run / "frontier" / "de-recommended.json").exists()
     code, output = invoke("generate", run, "-l", "de", "--method", "diffmean", "--seeds", "1", "--out", tmp_path / "s.jsonl")
     assert code == 0 and json.loads((tmp_path / "s.jsonl").read_text())["setting"] == [chosen]
+
+
+def test_frontier_shares_one_shape_across_languages(saved_tiny, corpus_dir, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from langneurons.cli.app import app
+    from langneurons.steer.diffmean import recommended_file
+
+    def invoke(*args):
+        result = CliRunner().invoke(app, [str(a) for a in args])
+        return result.exit_code, result.output + (result.stderr if result.stderr_bytes is not None else "")
+
+    run = tmp_path / "run"
+    assert invoke("find", "--model", saved_tiny, "--corpus", corpus_dir, "--out", run, "--device", "cpu",
+                  "--method", "all")[0] == 0
+    code, output = invoke("frontier", run, "-l", "de,fr", "--method", "diffmean", "--alphas", "0.1,0.3",
+                          "--seeds", "1-2", "--heldout-seeds", "3-4", "--batch-size", "8")
+    assert code == 0 and "shared shape" in output, output
+    shapes = pd.read_csv(run / "frontier" / "diffmean-shape.csv")
+    assert set(shapes["language"]) == {"de", "fr"} and len(shapes) == 4  # 2 languages × block 1 × norm on/off
+    assert set(shapes["value"]) == {"add:0.1"}  # shapes are compared at the middle α
+    chosen = shapes[shapes["chosen"]]
+    assert len(chosen) == 2 and chosen["restore_norm"].nunique() == 1
+    settings = {lang: json.loads(recommended_file(run, lang).read_text())["interventions"][0] for lang in ("de", "fr")}
+    assert {s["restore_norm"] for s in settings.values()} == {bool(chosen["restore_norm"].iloc[0])}
+    assert {s["blocks"] for s in settings.values()} == {str(chosen["blocks"].iloc[0])}
+    for lang in ("de", "fr"):  # α searched within the shape; the choice scored on the held-out seeds, no paper point
+        table = pd.read_csv(run / "frontier" / f"{lang}.csv")
+        heldout = table[table["seeds"] == "3-4"]
+        assert set(heldout["kind"]) == {"unforced", "reference", "forced"} and len(heldout) == 3
+        assert set(table[(table["seeds"] == "1-2") & (table["method"] == "diffmean")]["value"]) == {"add:0.1", "add:0.3"}
+    code, output = invoke("frontier", run, "-l", "de,fr", "--seeds", "1-2")
+    assert code == 2 and "one language at a time" in output
+
+
+def test_frontier_searches_lape_units_and_keeps_its_own_recommendation(saved_tiny, corpus_dir, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from langneurons.cli.app import app
+
+    run = tmp_path / "run"
+    runner = CliRunner()
+    assert runner.invoke(app, ["find", "--model", str(saved_tiny), "--corpus", str(corpus_dir), "--out", str(run),
+                               "--device", "cpu", "--method", "both", "--lape-top-rate", "0.1"]).exit_code == 0
+    result = runner.invoke(app, ["frontier", str(run), "-l", "de", "--method", "lape", "--positions", "prefix:2",
+                                 "--seeds", "1-2", "--batch-size", "8"])
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(run / "frontier" / "de.csv")
+    forced = table[table["kind"] == "forced"]
+    lape = forced[forced["method"] == "lape"]
+    assert len(lape) == 1 and lape["selection"].iloc[0] == "top" and lape["n"].iloc[0] > 0
+    assert set(forced["method"]) == {"ap", "lape"}  # the paper's AP setting is scored beside it
+    chosen = json.loads((run / "frontier" / "de-lape-recommended.json").read_text())["interventions"][0]
+    assert chosen["method"] == "lape" and not (run / "frontier" / "de-recommended.json").exists()

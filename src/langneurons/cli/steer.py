@@ -335,7 +335,9 @@ def sweep(
 @friendly
 def frontier(
     run: Path = RUN_ARG,
-    language: str = typer.Option(..., "--language", "-l", rich_help_panel=NEURONS),
+    language: str = typer.Option(..., "--language", "-l", rich_help_panel=NEURONS,
+                                 help="the target language; with --method diffmean several (de,fr,...) share one "
+                                 "block and norm rule, α per language"),
     values: str = typer.Option("on_p50", rich_help_panel=GRID, metavar="VALUES",
                                help="values as in generate --value, e.g. on_p50,mix:0.7,clamp"),
     positions: str = typer.Option("prefix:2,prefix:3,prefix:4", rich_help_panel=GRID, metavar="POSITIONS",
@@ -347,8 +349,9 @@ def frontier(
                                help="SEMICOLON-separated block ranges to try, e.g. ';0-3,14-17' ('' = all; "
                                "diffmean: the blocks at 1/2, 2/3 and 4/5 of the depth)"),
     method: Method = typer.Option(Method.ap, rich_help_panel=GRID,
-                                  help="ap (the grid of --values, --selections, --ns) or diffmean (the grid of "
-                                  "--alphas × --blocks × --restore-norms, at --positions, default all)"),
+                                  help="ap or lape (the grid of --values, --selections, --ns; lape: N = all of the "
+                                  "language's, selection top) or diffmean (the grid of --alphas × --blocks × "
+                                  "--restore-norms, at --positions, default all)"),
     alphas: str = typer.Option("0.05,0.1,0.2,0.3", rich_help_panel=GRID, metavar="ALPHAS",
                                help="diffmean: strengths in units of the block's typical hidden-state norm"),
     restore_norms: str = typer.Option("on,off", rich_help_panel=GRID, metavar="off|on|off,on",
@@ -396,9 +399,9 @@ def frontier(
 ) -> None:
     """Grid of steering strategies: target share vs fluency, its Pareto front and a recommendation."""
     from ..steer.frontier import frontier as run_frontier
-    from ..steer.frontier import grid, load_points, seed_range
+    from ..steer.frontier import grid, load_points, recommended_path, seed_range, study_method
     from ..steer.pareto import GOAL_PPL_RATIO, SETTING, meets_goal, same_setting
-    from ..steer.steerable import open_run, parse_seeds
+    from ..steer.steerable import method_defaults, open_run, parse_seeds
 
     try:
         n_values = [int(x) for x in ns.split(",")]
@@ -406,6 +409,10 @@ def frontier(
         raise LangneuronsError(f"--ns {ns!r}: comma-separated integers, e.g. 200,2000") from None
     axes = (parse_switch(guards, "--guards"), parse_temperatures(opening_temperatures),
             parse_switch(starts, "--starts"), parse_temperatures(start_temperatures, "--start-temperatures"))
+    languages = parse_languages(language)
+    if len(languages) > 1 and (method != "diffmean" or task or prompts or points):
+        raise LangneuronsError(f"-l {language}: several languages share one setting shape only in a DiffMean search "
+                               "from BOS (--method diffmean, no --task/--prompts/--points); run one language at a time")
     steerable = open_run(run, device, dtype_or(dtype, None), trust_remote_code=trust_remote_code,
                          device_map=device_map)
     if method == "diffmean":
@@ -415,12 +422,22 @@ def frontier(
             strengths = [float(a) for a in alphas.split(",")]
         except ValueError:
             raise LangneuronsError(f"--alphas {alphas!r}: comma-separated numbers, e.g. 0.05,0.1,0.2") from None
-        settings = diffmean_grid(language, strengths, blocks.split(";") if blocks else default_blocks(
-            steerable.info.blocks), parse_switch(restore_norms, "--restore-norms"),
-            ["all"] if positions == "prefix:2,prefix:3,prefix:4" else parse_languages(positions))
+        axes_dm = (blocks.split(";") if blocks else default_blocks(steerable.info.blocks),
+                   parse_switch(restore_norms, "--restore-norms"),
+                   ["all"] if positions == "prefix:2,prefix:3,prefix:4" else parse_languages(positions))
+        if len(languages) > 1:
+            shared_study(steerable, run, languages, strengths, axes_dm, seeds, heldout_seeds, batch_size)
+            return
+        settings = diffmean_grid(language, strengths, *axes_dm)
     else:
-        settings = grid(language, parse_languages(values), parse_languages(positions), parse_languages(selections),
-                        n_values, blocks.split(";"), modules.split(";"), *axes)
+        if method == "lape" and ns == "2000,4000,8000,16000":  # LAPE's N: all of the language's neurons
+            n_values = [method_defaults(steerable, "lape", language, None, None)[0]]
+            if not n_values[0]:
+                raise LangneuronsError(f"--method lape: {language} has no LAPE neurons in {run}; keep more with a higher "
+                                       "--lape-top-rate in `langneurons find`")
+        settings = grid(language, parse_languages(values), parse_languages(positions),
+                        parse_languages(selections if method != "lape" or selections != "both" else "top"),
+                        n_values, blocks.split(";"), modules.split(";"), *axes, method=method.value)
     settings += load_points(points, language) if points else []
     if task or prompts:
         grid_given = points is not None or method == "diffmean" or (values, positions, ns) != (
@@ -446,7 +463,7 @@ def frontier(
                    f", {row.get('opening_top_share', float('nan')):.2f} open like the most common opening"
                    f" ({int(row['samples'])} samples; brackets: 95% bootstrap intervals)"
                    f" - {'meets' if meets_goal(row, baseline) else 'misses'} the goal")
-    saved = run / "frontier" / f"{language}{'-diffmean' if method == 'diffmean' else ''}-recommended.json"
+    saved = recommended_path(run, language, study_method(settings))
     typer.echo(f"setting: value={best['value']} positions={best['positions']} selection={best['selection']} "
                f"n={best['n']} blocks={best['blocks'] or 'all'} modules={best['modules'] or 'all'}"
                + (" guard" if best["guard"] else "")
@@ -458,6 +475,23 @@ def frontier(
                + (f" method=diffmean restore-norm={'on' if best['restore_norm'] else 'off'}"
                   if best["method"] == "diffmean" else "") + f" → {saved} "
                f"(langneurons generate {run} --interventions {saved}); table → {run / 'frontier' / (language + '.csv')}")
+
+
+def shared_study(steerable, run: Path, languages: list[str], alphas: list[float], axes: tuple, seeds: str,
+                 heldout_seeds: str, batch_size: int) -> None:
+    """`frontier -l L1,L2,... --method diffmean`: one shape for all languages (steer/shared.py)."""
+    from ..steer.shared import SHAPE, shared_diffmean
+    from ..steer.steerable import parse_seeds
+
+    shapes, chosen = shared_diffmean(steerable, languages, alphas, *axes, parse_seeds(seeds),
+                                     parse_seeds(heldout_seeds) if heldout_seeds else None, batch_size)
+    stdout.print(shapes.drop(columns=["seeds"]).to_string(index=False))
+    for language, best in chosen.items():
+        typer.echo(f"{language}: {best['value']} at blocks {best['blocks']}, norm restored {best['restore_norm']}: "
+                   f"share {best['target_share']:.2f}, degenerate {best['degenerate_share']:.2f} on seeds "
+                   f"{best['seeds']} → {run / 'frontier' / (language + '-diffmean-recommended.json')}")
+    typer.echo(f"shared shape ({', '.join(SHAPE)}) → {run / 'frontier' / 'diffmean-shape.csv'}; held-out rows in "
+               f"{run / 'frontier'}/<L>.csv")
 
 
 def task_study(steerable, run: Path, language: str, task: str, prompts: str | None, named: bool,

@@ -58,13 +58,14 @@ def grid(language: str, values: list[str], positions: list[str], selections: lis
          guards: tuple[bool, ...] | list[bool] = (False,),
          temperatures: tuple[float | None, ...] | list[float | None] = (None,),
          starts: tuple[bool, ...] | list[bool] = (False,),
-         start_temperatures: tuple[float | None, ...] | list[float | None] = (None,)) -> list[Setting]:
-    """Every combination of the given strategy axes, as settings (N = 0 left out: the
+         start_temperatures: tuple[float | None, ...] | list[float | None] = (None,),
+         method: str = "ap") -> list[Setting]:
+    """Every combination of the given strategy axes, as settings of AP or LAPE units (N = 0 left out: the
     unforced point is always scored; the guard, opening temperatures and the start rule only with
     openings, first:K and prefix:K; start temperatures only with the start rule)."""
     axes = itertools.product(values, positions, selections, ns, blocks, modules, guards, temperatures, starts,
                              start_temperatures)
-    return [Setting((Intervention(language, n, selection, value, pos, blocks=block, modules=module),),
+    return [Setting((Intervention(language, n, selection, value, pos, blocks=block, modules=module, method=method),),
                     Decoding(guard, False, temperature, start, start_temperature))
             for value, pos, selection, n, block, module, guard, temperature, start, start_temperature in axes
             if n > 0 and (is_opening(pos) or not (guard or start or temperature is not None))
@@ -227,6 +228,7 @@ class FrontierSettings:
     seeds: tuple[int, ...]
     heldout_seeds: tuple[int, ...] = ()
     batch_size: int = 100
+    shape: tuple[tuple[str, object], ...] = ()  # (column, value) pairs the recommendation must have
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "points", tuple(as_setting(p) for p in self.points))
@@ -243,6 +245,19 @@ class FrontierSettings:
             raise LangneuronsError(f"frontier for {self.language}: point(s) {stray} force another language")
 
 
+def study_method(points: tuple[Setting, ...] | list[Setting]) -> str:
+    """`lape` or `diffmean` when every point of a study edits with that method alone, else `ap`."""
+    methods = {iv.method for p in points for iv in p.interventions}
+    return methods.pop() if len(methods) == 1 and methods & {"lape", "diffmean"} else "ap"
+
+
+def recommended_path(run: Path, language: str, method: str = "ap") -> Path:
+    """Where a frontier study writes its recommendation: RUN/frontier/<L>-recommended.json for AP (or
+    mixed) points, <L>-lape-recommended.json and <L>-diffmean-recommended.json for the other methods."""
+    return Path(run) / "frontier" / (f"{language}-recommended.json" if method == "ap" else
+                                     f"{language}-{method}-recommended.json")
+
+
 def frontier(steerable: Steerable, language: str,
              settings: list[Intervention | tuple[Intervention, ...] | Setting], seeds: list[int],
              heldout_seeds: list[int] | None = None, batch_size: int = 100,
@@ -251,10 +266,10 @@ def frontier(steerable: Steerable, language: str,
     intervention, or several applied together) on `seeds`, and recommend one among all points
     scored on those seeds; with `heldout_seeds`, score the recommendation, the paper's setting and
     both baselines again on those. Writes RUN/frontier/<lang>.csv and the recommendation as an
-    intervention file (RUN/frontier/<lang>-recommended.json; when every point is a DiffMean one, the
-    choice is among them and goes to <lang>-diffmean-recommended.json, what `generate --method
-    diffmean` uses); the paper's setting is scored when the run has AP results; the table's
-    `recommended` column marks the choice. Returns the table and the recommended row."""
+    intervention file (`recommended_path`; when every point is a LAPE or a DiffMean one, the choice
+    is among them, and held out it is scored without the paper's setting); the paper's setting is
+    scored when the run has AP results; the table's `recommended` column marks the choice. Returns
+    the table and the recommended row."""
     return frontier_with(steerable, FrontierSettings(language, tuple(settings), tuple(seeds),
                                                      tuple(heldout_seeds or ()), batch_size), progress)
 
@@ -281,18 +296,20 @@ def score_frontier(steerable: Steerable, study: FrontierSettings, progress: bool
             console.print(f"[{index}/{len(unique)}]", end=" ")
             score_point(steerable, language, "forced", point, on, batch_size, progress)
 
-    # the paper's setting needs AP results; a DiffMean study recommends among DiffMean points only
+    # the paper's setting needs AP results; a LAPE or DiffMean study recommends among its own points only
     paper = [Setting((paper_setting(steerable, language),))] if steerable.expertise is not None else []
-    diffmean = bool(study.points) and all(iv.method == "diffmean" for p in study.points for iv in p.interventions)
+    method = study_method(study.points)
     points([*paper, *study.points], seeds)
     table = load_table(steerable, language)
     chosen = table[table["seeds"] == seed_range(seeds)]
-    best = recommend(chosen[(chosen["kind"] != "forced") | (chosen["method"] == "diffmean")] if diffmean else chosen)
-    if heldout_seeds:
-        points([*paper, setting_of(best)], heldout_seeds)
+    allowed = (chosen["kind"] != "forced") | (chosen["method"] == method) if method != "ap" else chosen["kind"].notna()
+    for column, value in study.shape:
+        allowed &= (chosen["kind"] != "forced") | (chosen[column] == value)
+    best = recommend(chosen[allowed])
+    if heldout_seeds:  # LAPE and DiffMean are compared with AP's recommendation (`methods`), not the paper's
+        points([*(paper if method == "ap" else []), setting_of(best)], heldout_seeds)
         table = load_table(steerable, language)
-    name = f"{language}-diffmean-recommended.json" if diffmean else f"{language}-recommended.json"
-    save_interventions(steerable.run / "frontier" / name, setting_of(best), steerable.info.fingerprint)
+    save_interventions(recommended_path(steerable.run, language, method), setting_of(best), steerable.info.fingerprint)
     table["recommended"] = (table["seeds"] == best["seeds"]) & (table["kind"] == "forced") & same_setting(
         table, best)  # what the report shows
     write_table(table, steerable.run / "frontier" / f"{language}.csv")

@@ -1,0 +1,81 @@
+"""One DiffMean setting shape for several languages (docs/method.md §11).
+
+A user steering five languages wants one rule, not five: the block(s) the direction is added at and
+whether norms are restored are shared, and only the strength α may differ per language. The search
+is a coordinate search over each language's frontier on the same seeds: every shape at the middle
+α, the shape with which the most languages reach the goal, then α per language within that shape.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from ..io import write_table
+from ..progress import console
+from .diffmean import DEFAULT_ALPHA, diffmean_grid
+from .frontier import FrontierSettings, frontier_with, seed_range
+from .pareto import baseline_ppl, meets_goal, recommend, usable
+from .steerable import Steerable
+
+SHAPE = ("blocks", "restore_norm", "positions")  # what every language shares; α (`value`) may differ
+
+
+def shape_table(tables: dict[str, pd.DataFrame], seeds: str) -> pd.DataFrame:
+    """For every shape and language, the frontier's choice among that language's DiffMean points of
+    that shape on `seeds`, and whether it meets the goal."""
+    rows = []
+    for language, table in tables.items():
+        scored = table[table["seeds"] == seeds]
+        base = baseline_ppl(scored)
+        forced = scored[(scored["kind"] == "forced") & (scored["method"] == "diffmean")]
+        for shape, group in forced.groupby(list(SHAPE), sort=True):
+            best = recommend(pd.concat([scored[scored["kind"] != "forced"], group]))
+            rows.append({**dict(zip(SHAPE, shape)), "language": language, "value": best["value"],
+                         "target_share": best["target_share"], "degenerate_share": best["degenerate_share"],
+                         "ppl_ratio": best["generated_ppl"] / base, "usable_share": float(usable(best.to_frame().T).iloc[0]),
+                         "meets_goal": meets_goal(best, base), "seeds": seeds})
+    return pd.DataFrame(rows)
+
+
+def pick_shape(shapes: pd.DataFrame) -> dict:
+    """The shape with which the most languages meet the goal; ties: the higher worst usable share,
+    then the higher mean usable share."""
+    score = shapes.groupby(list(SHAPE)).agg(meets=("meets_goal", "sum"), worst=("usable_share", "min"),
+                                             mean=("usable_share", "mean"))
+    best = score.sort_values(["meets", "worst", "mean"], ascending=False, kind="stable").index[0]
+    return {column: value.item() if hasattr(value, "item") else value for column, value in zip(SHAPE, best)}
+
+
+def middle_alpha(alphas: list[float]) -> float:
+    """The α the shapes are compared at: the default α when the grid has it, else the grid's median."""
+    return DEFAULT_ALPHA if DEFAULT_ALPHA in alphas else sorted(alphas)[(len(alphas) - 1) // 2]
+
+
+def shared_diffmean(steerable: Steerable, languages: list[str], alphas: list[float], blocks: list[str],
+                    restores: list[bool], positions: list[str], seeds: list[int], heldout_seeds: list[int] | None,
+                    batch_size: int = 100, progress: bool = True) -> tuple[pd.DataFrame, dict[str, pd.Series]]:
+    """Score every shape (block(s) × norm rule × positions) at the middle α for every language on `seeds`,
+    pick the shape (`pick_shape`), then search α within it per language and score each choice on
+    `heldout_seeds`. Writes RUN/frontier/diffmean-shape.csv (the shapes, `chosen` marking the pick)
+    and each language's <L>-diffmean-recommended.json. Returns the shape table and the choices."""
+    middle = middle_alpha(alphas)
+    tables = {}
+    for language in languages:
+        console.print(f"[bold]{language}[/bold]: every shape at α = {middle:g}")
+        screen = diffmean_grid(language, [middle], blocks, restores, positions)
+        tables[language] = frontier_with(steerable, FrontierSettings(language, tuple(screen), tuple(seeds),
+                                                                     batch_size=batch_size), progress)[0]
+    shapes = shape_table(tables, seed_range(seeds))
+    shape = pick_shape(shapes)
+    shapes["chosen"] = (shapes[list(SHAPE)] == pd.Series(shape)).all(axis=1)
+    write_table(shapes, steerable.run / "frontier" / "diffmean-shape.csv")
+    console.print(f"shared shape: blocks {shape['blocks']}, norm restored {shape['restore_norm']}, "
+                  f"positions {shape['positions']}")
+    chosen = {}
+    for language in languages:
+        console.print(f"[bold]{language}[/bold]: α within the shared shape")
+        points = diffmean_grid(language, alphas, [shape["blocks"]], [shape["restore_norm"]], [shape["positions"]])
+        study = FrontierSettings(language, tuple(points), tuple(seeds), tuple(heldout_seeds or ()), batch_size,
+                                 shape=tuple(shape.items()))
+        chosen[language] = frontier_with(steerable, study, progress)[1]
+    return shapes, chosen
