@@ -352,3 +352,32 @@ def test_frontier_searches_lape_units_and_keeps_its_own_recommendation(saved_tin
     assert set(forced["method"]) == {"ap", "lape"}  # the paper's AP setting is scored beside it
     chosen = json.loads((run / "frontier" / "de-lape-recommended.json").read_text())["interventions"][0]
     assert chosen["method"] == "lape" and not (run / "frontier" / "de-recommended.json").exists()
+
+
+def test_methods_scores_each_method_on_the_same_seeds_and_aligns_directions(saved_tiny, corpus_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from langneurons.cli.app import app
+    from langneurons.steer.intervene import Intervention, Setting, save_interventions
+
+    run, published = tmp_path / "run", tmp_path / "published"
+    published.mkdir()
+    runner = CliRunner()
+    assert runner.invoke(app, ["find", "--model", str(saved_tiny), "--corpus", str(corpus_dir), "--out", str(run),
+                               "--device", "cpu", "--method", "all", "--lape-top-rate", "0.1"]).exit_code == 0
+    assert runner.invoke(app, ["frontier", str(run), "-l", "de", "--method", "diffmean", "--alphas", "0.1",
+                               "--restore-norms", "on", "--seeds", "1", "--batch-size", "8"]).exit_code == 0
+    save_interventions(published / "de-ap.json", Setting((Intervention("de", 40, "top", "on_p50", "prefix:2"),)), None)
+    result = runner.invoke(app, ["methods", str(run), "-l", "de", "--seeds", "3-4", "--settings", str(published),
+                                 "--sentences", "3"])
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(run / "analysis" / "steering_methods.csv")
+    assert list(table["method"]) == ["ap", "diffmean"] and set(table["seeds"]) == {"3-4"}
+    assert (table["samples"] == 2).all() and table["depth"].between(0, 1).all()
+    assert np.isclose(table.loc[table["method"] == "diffmean", "depth"].iloc[0], 1.0)  # block 1 of 2
+    aligned = pd.read_csv(run / "analysis" / "diffmean_alignment.csv")
+    assert list(aligned["language"]) == ["de"] and aligned["block"].iloc[0] == 1
+    assert aligned[["cos_ap", "cos_random_mean", "cos_other"]].abs().le(1).all().all()
+    assert aligned["ap_shift_norm"].iloc[0] > 0 and aligned["best_other_language"].iloc[0] != "de"
+    result = runner.invoke(app, ["methods", str(run), "-l", "fr", "--seeds", "3-4"])
+    assert result.exit_code == 2 and "no steering setting to compare" in result.output

@@ -1,4 +1,5 @@
-"""Study commands: `compare` and `stability` (AP vs LAPE), `content-check` (the content score)."""
+"""Study commands: `compare` and `stability` (AP vs LAPE), `methods` (AP, LAPE and DiffMean steering),
+`content-check` (the content score)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from ..errors import LangneuronsError
 from .app import (
     DEVICE,
     DEVICE_MAP,
@@ -90,3 +92,41 @@ def content_check(
     write_table(table, run / "analysis" / "content_check.csv")
     stdout.print(table.round(3).to_string(index=False))
     typer.echo(f"table → {run / 'analysis' / 'content_check.csv'}")
+
+
+@app.command(rich_help_panel="Compare the methods")
+@friendly
+def methods(
+    run: Path = RUN_ARG,
+    languages: str = typer.Option(None, "--languages", "-l", help="e.g. de,zh; default: the run's languages but the first"),
+    seeds: str = typer.Option("101-200", rich_help_panel=SAMPLING, metavar="SEEDS",
+                              help="held-out seeds every method's setting is scored on"),
+    settings: Path = typer.Option(None, metavar="DIR",
+                                  help="where to find <L>-<method>.json settings the RUN's frontier did not write "
+                                  "(e.g. docs/recommended)"),
+    sentences: int = typer.Option(30, min=1, help="held-out English sentences for the direction alignment"),
+    device: str = DEVICE,
+    dtype: Dtype = DTYPE,
+    device_map: str = DEVICE_MAP,
+    trust_remote_code: bool = TRUST_REMOTE_CODE,
+    batch_size: int = typer.Option(100, min=1, help="samples generated together"),
+) -> None:
+    """AP, LAPE and DiffMean steering on one footing: each method's chosen setting on the same held-out
+    seeds, where in depth each edits, and how the DiffMean direction relates to the AP neurons."""
+    from ..lock import run_lock
+    from ..steer.steerable import open_run, parse_seeds
+    from ..study.steering import compare_steering, direction_alignment, method_settings
+    from .app import parse_languages
+
+    steerable = open_run(run, device, dtype_or(dtype, None), trust_remote_code=trust_remote_code,
+                         device_map=device_map)
+    if settings is not None and not settings.is_dir():
+        raise LangneuronsError(f"--settings {settings}: not a folder; give the folder holding <L>-<method>.json files")
+    chosen = parse_languages(languages) or list(steerable.info.languages[1:])
+    with run_lock(run, "methods"):
+        table = compare_steering(steerable, chosen, parse_seeds(seeds), settings, batch_size)
+        stdout.print(table.round(3).to_string(index=False))
+        if steerable.directions is not None and steerable.expertise is not None:
+            found = {language: method_settings(steerable, language, settings) for language in chosen}
+            stdout.print(direction_alignment(steerable, chosen, found, sentences).round(3).to_string(index=False))
+    typer.echo(f"tables → {run / 'analysis'}/steering_methods.csv, diffmean_alignment.csv")
