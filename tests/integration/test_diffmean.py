@@ -381,3 +381,6 @@ def test_methods_scores_each_method_on_the_same_seeds_and_aligns_directions(save
     assert aligned["ap_shift_norm"].iloc[0] > 0 and aligned["best_other_language"].iloc[0] != "de"
     result = runner.invoke(app, ["methods", str(run), "-l", "fr", "--seeds", "3-4"])
     assert result.exit_code == 2 and "no steering setting to compare" in result.output
+    assert runner.invoke(app, ["report", str(run)]).exit_code == 0
+    page = (run / "report.html").read_text(encoding="utf-8")
+    assert "Three steering methods" in page and "methods-de" in page and "direction v at the chosen block" in page

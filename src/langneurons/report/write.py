@@ -39,6 +39,7 @@ from .page import (
     page,
     section,
 )
+from .steering import steering_section
 from .task import task_section
 
 ATTENTION_COLORS = ["#08519c", "#3182bd", "#6baed6", "#9ecae1", "#c6dbef"]
@@ -290,6 +291,7 @@ def write_pages(run: Path, n: int, per_setting: int) -> Path:
             methods_section(run, info, langs, figures),
             *steering_sections(result, langs, figures),
             frontier_section(run, langs, figures),
+            steering_section(run, langs, figures),
             task_section(run, langs, figures),
             section("Run", html_table(run_facts(info, result.sweep)))]
     meta = (f"corpus {escape(info.corpus)} · languages {escape(', '.join(langs))} · "
