@@ -269,17 +269,20 @@ def test_cli_generate_defaults_flags_and_export(saved_tiny, corpus_dir, tmp_path
     assert code != 0 and "only a diffmean steering" in output
 
 
-def test_frontier_searches_diffmean_from_its_defaults(saved_tiny, corpus_dir, tmp_path):
-    import json
-
+def invoke(*args):
+    """Run the CLI; its exit code and everything it printed."""
     from typer.testing import CliRunner
 
     from langneurons.cli.app import app
-    from langneurons.steer.diffmean import recommended_file
 
-    def invoke(*args):
-        result = CliRunner().invoke(app, [str(a) for a in args])
-        return result.exit_code, result.output + (result.stderr if result.stderr_bytes is not None else "")
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    return result.exit_code, result.output + (result.stderr if result.stderr_bytes is not None else "")
+
+
+def test_frontier_searches_diffmean_from_its_defaults(saved_tiny, corpus_dir, tmp_path):
+    import json
+
+    from langneurons.steer.diffmean import recommended_file
 
     run = tmp_path / "run"
     assert invoke("find", "--model", saved_tiny, "--corpus", corpus_dir, "--out", run, "--device", "cpu",
@@ -299,14 +302,7 @@ def test_frontier_searches_diffmean_from_its_defaults(saved_tiny, corpus_dir, tm
 def test_frontier_shares_one_shape_across_languages(saved_tiny, corpus_dir, tmp_path):
     import json
 
-    from typer.testing import CliRunner
-
-    from langneurons.cli.app import app
     from langneurons.steer.diffmean import recommended_file
-
-    def invoke(*args):
-        result = CliRunner().invoke(app, [str(a) for a in args])
-        return result.exit_code, result.output + (result.stderr if result.stderr_bytes is not None else "")
 
     run = tmp_path / "run"
     assert invoke("find", "--model", saved_tiny, "--corpus", corpus_dir, "--out", run, "--device", "cpu",
