@@ -350,3 +350,29 @@ def test_whole_characters_is_plain_data_and_a_no_op_without_byte_tokens(steerabl
     sampling = Sampling(max_new_tokens=12)
     assert generate_batch(model, tok, [[2], [2]], [3, 4], sampling, steerable.plan([iv], chars)) == \
         generate_batch(model, tok, [[2], [2]], [3, 4], sampling)
+
+
+@pytest.mark.parametrize("family", ["llama", "gemma3", "gpt2", "bloom", "xglm", "qwen2"])
+def test_answers_that_stop_leave_the_batch_without_changing_the_others(family):
+    """Rows that stop early are dropped from the batch (and from its cache); every answer is the one
+    its prompt and seed give alone, through a prefix opening's reread too."""
+    loaded = make_model(family)
+    model, tok = loaded.model, loaded.tokenizer
+    prompts = ["The cat", "Die Katze schläft auf der", "Le chat", "We walked to the old harbour"]
+    sampling = Sampling(max_new_tokens=12, temperature=1.5, top_p=1.0, stop=("e",))
+    encoded = [tok(p)["input_ids"] for p in prompts]
+    together = generate_batch(model, tok, encoded, [1, 2, 3, 4], sampling)
+    alone = [generate_batch(model, tok, [ids], [seed], sampling)[0] for ids, seed in zip(encoded, [1, 2, 3, 4])]
+    assert together == alone
+    assert len({len(out) for out in together}) > 1  # some stopped before others: rows left the batch
+
+
+def test_stopped_rows_leave_a_steered_batch_with_a_reread_opening(steerable):
+    model, tok = steerable.loaded.model, steerable.loaded.tokenizer
+    plan = steerable.plan([Intervention("fr", 10, "both", positions="prefix:2")], Decoding(guard=True))
+    sampling = Sampling(max_new_tokens=12, temperature=1.5, top_p=1.0, stop=("e",))
+    encoded = [tok(p)["input_ids"] for p in ["The cat", "Die Katze schläft auf der", "Le chat", "We walked"]]
+    seeds = [5, 6, 7, 8]
+    together = generate_batch(model, tok, encoded, seeds, sampling, plan)
+    alone = [generate_batch(model, tok, [ids], [seed], sampling, plan)[0] for ids, seed in zip(encoded, seeds)]
+    assert together == alone and len({len(out) for out in together}) > 1

@@ -138,6 +138,7 @@ def generate_batch(model: nn.Module, tokenizer, prompts: list[list[int]], seeds:
     newline_cache: dict[int, bool] = {}
     out: list[list[int]] = [[] for _ in prompts]
     done = np.zeros(len(prompts), bool)
+    rows = list(range(len(prompts)))  # the prompts still being answered, in batch order
     params = inspect.signature(model.forward).parameters
     last_only = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
     cache_arg = "cache" if "cache" in params else "past_key_values"  # renamed in transformers 5
@@ -161,13 +162,21 @@ def generate_batch(model: nn.Module, tokenizer, prompts: list[list[int]], seeds:
             chosen = next_tokens(logits, sampling if cooler is None else replace(sampling, temperature=cooler), draws)
             tokens = chosen.tolist()
             stops = eos | (newline_ids(tokenizer, set(tokens), newline_cache) if sampling.stop_at_newline else set())
-            for row, token in enumerate(tokens):
-                if not done[row]:
-                    out[row].append(token)
-                    done[row] = token in stops or stopped(tokenizer, out[row], sampling.stop)
+            for row, token in zip(rows, tokens):
+                out[row].append(token)
+                done[row] = token in stops or stopped(tokenizer, out[row], sampling.stop)
             if done.all() or step + 1 == sampling.max_new_tokens:
                 break
-            mask = torch.cat([mask, mask.new_ones((len(prompts), 1))], dim=1)
+            cache = result.get("cache") or result.get("past_key_values")
+            going = [i for i, row in enumerate(rows) if not done[row]]
+            if len(going) < len(rows) and hasattr(cache, "batch_select_indices"):
+                # finished answers leave the batch: their rows cost a full step each (the 262k-token
+                # head of Gemma-3 above all); a row's samples depend only on its own draws
+                keep = torch.tensor(going, device=device)
+                cache.batch_select_indices(keep)
+                rows, rngs = [rows[i] for i in going], [rngs[i] for i in going]
+                input_ids, mask, positions, chosen = input_ids[keep], mask[keep], positions[keep], chosen[keep]
+            mask = torch.cat([mask, mask.new_ones((len(rows), 1))], dim=1)
             input_ids = torch.cat([input_ids, chosen[:, None].to(device)], dim=1)
             steering.fed = step + 1
             if steering.fed in rereads:  # a prefix:K opening is written: read it all again, unedited
@@ -177,7 +186,6 @@ def generate_batch(model: nn.Module, tokenizer, prompts: list[list[int]], seeds:
                 positions = positions[:, -1:]
                 continue
             positions = positions[:, -1:] + 1
-            cache = result.get("cache") or result.get("past_key_values")
             result = model(input_ids=chosen[:, None].to(device), attention_mask=mask, position_ids=positions,
                            use_cache=True, **{cache_arg: cache})
     return out
