@@ -265,3 +265,23 @@ def test_task_study_settings_are_checked():
         TaskStudy("de", choose="heldout", heldout="heldout")
     with pytest.raises(LangneuronsError, match="split 'nowhere': one of choose, heldout, all"):
         TaskStudy("de").prompts_of("paper", "nowhere")
+
+
+def test_task_search_shares_one_shape_across_languages(steerable):
+    import pandas as pd
+
+    from langneurons.steer.shared import TASK_SHAPE, shared_task
+    from langneurons.steer.taskfrontier import TaskStudy
+
+    template = TaskStudy("de", "translation", named=True, limit=2,
+                         sampling=Sampling(max_new_tokens=4, greedy=True, stop_at_newline=True))
+    shapes, chosen = shared_task(steerable, ["de", "fr"], template, progress=False)
+    assert set(shapes["language"]) == {"de", "fr"} and shapes["chosen"].sum() == 2
+    picked = shapes[shapes["chosen"]]
+    assert len(picked[list(TASK_SHAPE)].drop_duplicates()) == 1  # the same shape for both; N may differ
+    assert (steerable.run / "frontier" / "translation-named-shape.csv").exists()
+    for language, best in chosen.items():
+        assert all(best[c] == picked[c].iloc[0] for c in TASK_SHAPE), language
+        table = pd.read_csv(steerable.run / "frontier" / f"{language}-translation-named.csv")
+        held = table[(table["split"] == "heldout") & (table["kind"] == "forced")]
+        assert set(held["prompt_style"]) == {"paper", "named"} and held["recommended"].all()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import typer
@@ -85,8 +86,6 @@ def sampling_from(base, max_new_tokens: int | None, temperature: float | None, t
                   greedy: bool | None, stop: list[str] | None):
     """`base` (the mode's sampling) with the options given on the command line; `\\n` in a stop string
     is a newline."""
-    from dataclasses import replace
-
     changes = {"max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p, "greedy": greedy,
                "stop": tuple(s.replace("\\n", "\n").replace("\\t", "\t") for s in stop) if stop else None}
     try:
@@ -410,9 +409,13 @@ def frontier(
     axes = (parse_switch(guards, "--guards"), parse_temperatures(opening_temperatures),
             parse_switch(starts, "--starts"), parse_temperatures(start_temperatures, "--start-temperatures"))
     languages = parse_languages(language)
-    if len(languages) > 1 and (method != "diffmean" or task or prompts or points):
-        raise LangneuronsError(f"-l {language}: several languages share one setting shape only in a DiffMean search "
-                               "from BOS (--method diffmean, no --task/--prompts/--points); run one language at a time")
+    grid_given = points is not None or method != "ap" or (values, positions, ns) != (
+        "on_p50", "prefix:2,prefix:3,prefix:4", "2000,4000,8000,16000")
+    if len(languages) > 1 and (points or not (method == "diffmean" or task or prompts)
+                               or ((task or prompts) and grid_given)):
+        raise LangneuronsError(f"-l {language}: several languages share one setting shape in a DiffMean search from "
+                               "BOS (--method diffmean) or a task search on its default grid (--task, --prompts); "
+                               "run one language at a time for other grids")
     steerable = open_run(run, device, dtype_or(dtype, None), trust_remote_code=trust_remote_code,
                          device_map=device_map)
     if method == "diffmean":
@@ -425,7 +428,7 @@ def frontier(
         axes_dm = (blocks.split(";") if blocks else default_blocks(steerable.info.blocks),
                    parse_switch(restore_norms, "--restore-norms"),
                    ["all"] if positions == "prefix:2,prefix:3,prefix:4" else parse_languages(positions))
-        if len(languages) > 1:
+        if len(languages) > 1 and not (task or prompts):
             shared_study(steerable, run, languages, strengths, axes_dm, seeds, heldout_seeds, batch_size)
             return
         settings = diffmean_grid(language, strengths, *axes_dm)
@@ -440,9 +443,7 @@ def frontier(
                         n_values, blocks.split(";"), modules.split(";"), *axes, method=method.value)
     settings += load_points(points, language) if points else []
     if task or prompts:
-        grid_given = points is not None or method == "diffmean" or (values, positions, ns) != (
-            "on_p50", "prefix:2,prefix:3,prefix:4", "2000,4000,8000,16000")
-        task_study(steerable, run, language, task or "prompts", prompts, named, chat_template, split, heldout_split,
+        task_study(steerable, run, languages, task or "prompts", prompts, named, chat_template, split, heldout_split,
                    settings if grid_given else [], seeds, batch_size, limit)
         return
     choice, heldout = parse_seeds(seeds), parse_seeds(heldout_seeds) if heldout_seeds else None
@@ -494,16 +495,27 @@ def shared_study(steerable, run: Path, languages: list[str], alphas: list[float]
                f"{run / 'frontier'}/<L>.csv")
 
 
-def task_study(steerable, run: Path, language: str, task: str, prompts: str | None, named: bool,
+def task_study(steerable, run: Path, languages: list[str], task: str, prompts: str | None, named: bool,
                chat_template: bool, split: str, heldout_split: str, points: list, seeds: str,
                batch_size: int, limit: int | None) -> None:
-    """`frontier --task`: the task frontier (steer/taskfrontier.py), its table and recommendation."""
+    """`frontier --task`: the task frontier (steer/taskfrontier.py), its table and recommendation; with
+    several languages one shape for all of them (steer/shared.py)."""
     from ..steer.steerable import parse_seeds
     from ..steer.taskfrontier import TaskStudy, task_frontier
 
-    study = TaskStudy(language, task, prompts or "", named, tuple(points),
+    study = TaskStudy(languages[0], task, prompts or "", named, tuple(points),
                       tuple(parse_seeds("1" if seeds == "1-100" else seeds)), chat_template=chat_template,
                       choose=split, heldout=heldout_split, batch_size=batch_size, limit=limit)
+    if len(languages) > 1:
+        from ..steer.shared import shared_task
+
+        shapes, chosen = shared_task(steerable, languages, study)
+        stdout.print(shapes.to_string(index=False))
+        for language, best in chosen.items():
+            typer.echo(f"{language}: {best['interventions']} → "
+                       f"{run / 'frontier' / (replace(study, language=language).name + '-recommended.json')}")
+        typer.echo(f"shapes → {run / 'frontier' / (study.name.split('-', 1)[1] + '-shape.csv')}")
+        return
     table, best = task_frontier(steerable, study)
     cols = ["split", "prompt_style", "kind", "method", "value", "positions", "n", "blocks", "target_share", "lpr",
             "chrf", "content", "degenerate_share", "generated_ppl", "on_front"]

@@ -1,23 +1,30 @@
-"""One DiffMean setting shape for several languages (docs/method.md §11).
+"""One setting shape for several languages (docs/method.md §11 and §12).
 
-A user steering five languages wants one rule, not five: the block(s) the direction is added at and
-whether norms are restored are shared, and only the strength α may differ per language. The search
-is a coordinate search over each language's frontier on the same seeds: every shape at the middle
-α, the shape with which the most languages reach the goal, then α per language within that shape.
+A user steering five languages wants one rule, not five. From BOS (DiffMean): the block(s) the
+direction is added at and whether norms are restored are shared, only the strength α differs; the
+search is a coordinate search over each language's frontier on the same seeds: every shape at the
+middle α, the shape with which the most languages reach the goal, then α per language within it.
+On a task (translation, requests): the method, units, value and positions are shared, only N
+differs; every language's task grid is scored on its choose part, the shape with which the most
+languages meet the task's goal is taken, and each language's choice within it is held out.
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
+from dataclasses import replace
+
 from ..io import write_table
 from ..progress import console
 from .diffmean import DEFAULT_ALPHA, diffmean_grid
 from .frontier import FrontierSettings, frontier_with, seed_range
-from .pareto import baseline_ppl, meets_goal, recommend, usable
+from .pareto import GOAL_DEGENERATE, baseline_ppl, meets_goal, recommend, usable
 from .steerable import Steerable
+from .taskfrontier import TaskStudy, recommend_task, task_frontier
 
 SHAPE = ("blocks", "restore_norm", "positions")  # what every language shares; α (`value`) may differ
+TASK_SHAPE = ("method", "selection", "value", "positions", "blocks", "restore_norm")  # N may differ
 
 
 def shape_table(tables: dict[str, pd.DataFrame], seeds: str) -> pd.DataFrame:
@@ -37,13 +44,15 @@ def shape_table(tables: dict[str, pd.DataFrame], seeds: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def pick_shape(shapes: pd.DataFrame) -> dict:
-    """The shape with which the most languages meet the goal; ties: the higher worst usable share,
-    then the higher mean usable share."""
-    score = shapes.groupby(list(SHAPE)).agg(meets=("meets_goal", "sum"), worst=("usable_share", "min"),
-                                             mean=("usable_share", "mean"))
+def pick_shape(shapes: pd.DataFrame, columns: tuple[str, ...] = SHAPE, worst: str = "usable_share",
+               mean: str = "usable_share") -> dict:
+    """The shape with which the most languages meet the goal; ties: the higher worst `worst`, then the
+    higher mean `mean`. Marks it in `shapes["chosen"]`."""
+    score = shapes.groupby(list(columns)).agg(meets=("meets_goal", "sum"), worst=(worst, "min"), mean=(mean, "mean"))
     best = score.sort_values(["meets", "worst", "mean"], ascending=False, kind="stable").index[0]
-    return {column: value.item() if hasattr(value, "item") else value for column, value in zip(SHAPE, best)}
+    shape = {column: value.item() if hasattr(value, "item") else value for column, value in zip(columns, best)}
+    shapes["chosen"] = (shapes[list(columns)] == pd.Series(shape)).all(axis=1)
+    return shape
 
 
 def middle_alpha(alphas: list[float]) -> float:
@@ -67,7 +76,6 @@ def shared_diffmean(steerable: Steerable, languages: list[str], alphas: list[flo
                                                                      batch_size=batch_size), progress)[0]
     shapes = shape_table(tables, seed_range(seeds))
     shape = pick_shape(shapes)
-    shapes["chosen"] = (shapes[list(SHAPE)] == pd.Series(shape)).all(axis=1)
     write_table(shapes, steerable.run / "frontier" / "diffmean-shape.csv")
     console.print(f"shared shape: blocks {shape['blocks']}, norm restored {shape['restore_norm']}, "
                   f"positions {shape['positions']}")
@@ -78,4 +86,41 @@ def shared_diffmean(steerable: Steerable, languages: list[str], alphas: list[flo
         study = FrontierSettings(language, tuple(points), tuple(seeds), tuple(heldout_seeds or ()), batch_size,
                                  shape=tuple(shape.items()))
         chosen[language] = frontier_with(steerable, study, progress)[1]
+    return shapes, chosen
+
+
+def task_shape_table(tables: dict[str, pd.DataFrame], studies: dict[str, TaskStudy]) -> pd.DataFrame:
+    """For every task shape and language, the task rule's choice among that language's points of that
+    shape on its choose part (N free), and whether it meets the language and degenerate goals."""
+    rows = []
+    for language, table in tables.items():
+        study = studies[language]
+        part = table[(table["split"] == study.choose) & (table["prompt_style"] == study.style)]
+        forced = part[part["kind"] == "forced"]
+        for shape, group in forced.groupby(list(TASK_SHAPE), sort=True):
+            best = recommend_task(group, study)
+            rows.append({**dict(zip(TASK_SHAPE, shape)), "language": language, "n": best["n"],
+                         "language_score": best["language_score"], "content_value": best["content_value"],
+                         "degenerate_share": best["degenerate_share"],
+                         "meets_goal": bool(best["language_score"] >= study.share_goal
+                                            and best["degenerate_share"] <= GOAL_DEGENERATE)})
+    return pd.DataFrame(rows)
+
+
+def shared_task(steerable: Steerable, languages: list[str], template: TaskStudy,
+                progress: bool = True) -> tuple[pd.DataFrame, dict[str, pd.Series]]:
+    """Each language's task study (`template` with its language) on the choose part, one shape for all
+    (`pick_shape` on the language goal, ties: the worst language score, then the mean content), then
+    each language's choice within the shape scored on the held-out part. Writes
+    RUN/frontier/<task>[-named]-shape.csv and each language's recommendation. Returns both."""
+    studies = {language: replace(template, language=language) for language in languages}
+    tables = {language: task_frontier(steerable, replace(study, heldout=""), progress)[0]
+              for language, study in studies.items()}
+    shapes = task_shape_table(tables, studies)
+    shape = pick_shape(shapes, TASK_SHAPE, worst="language_score", mean="content_value")
+    name = template.name.split("-", 1)[1]
+    write_table(shapes, steerable.run / "frontier" / f"{name}-shape.csv")
+    console.print("shared shape: " + ", ".join(f"{k} {v}" for k, v in shape.items()))
+    chosen = {language: task_frontier(steerable, replace(study, shape=tuple(shape.items())), progress)[1]
+              for language, study in studies.items()}
     return shapes, chosen

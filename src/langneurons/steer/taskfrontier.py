@@ -57,6 +57,7 @@ class TaskStudy:
     heldout: str = "heldout"
     batch_size: int = 50
     limit: int | None = None
+    shape: tuple[tuple[str, object], ...] = ()  # (column, value) pairs the recommendation must have
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -235,6 +236,8 @@ def score_task(steerable: Steerable, study: TaskStudy, progress: bool) -> tuple[
         score(steerable, study, study.style, "forced", point, study.choose, progress)
     table = load_task_table(steerable, study)
     chosen = table[(table["split"] == study.choose) & (table["prompt_style"] == study.style)]
+    for column, value in study.shape:  # a shared shape: its own points only, not the paper's
+        chosen = chosen[(chosen["kind"] == "unforced") | ((chosen["kind"] == "forced") & (chosen[column] == value))]
     best = recommend_task(chosen, study)
     setting = setting_of(best)
     if study.heldout:
