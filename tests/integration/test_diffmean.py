@@ -213,7 +213,7 @@ def test_cli_generate_defaults_flags_and_export(saved_tiny, corpus_dir, tmp_path
     from typer.testing import CliRunner
 
     from langneurons.cli.app import app
-    from langneurons.steer.diffmean import recommended_file
+    from langneurons.steer.intervene import recommended_path
     from langneurons.steer.intervene import Intervention, Setting, save_interventions
 
     def invoke(*args):
@@ -240,8 +240,8 @@ def test_cli_generate_defaults_flags_and_export(saved_tiny, corpus_dir, tmp_path
     # a frontier's recommendation in the RUN replaces the defaults
     info = RunInfo.read(run)
     chosen = Setting((Intervention("de", value="add:1.5", positions="generated", blocks="1", method="diffmean"),))
-    recommended_file(run, "de").parent.mkdir(parents=True, exist_ok=True)
-    save_interventions(recommended_file(run, "de"), chosen, info.fingerprint)
+    recommended_path(run, "de", "diffmean").parent.mkdir(parents=True, exist_ok=True)
+    save_interventions(recommended_path(run, "de", "diffmean"), chosen, info.fingerprint)
     assert generated() == [chosen.interventions[0].to_dict()]
     code, output = invoke("generate", run, "-l", "de", "--alpha", "2", "--seeds", "1", "--out", tmp_path / "x.jsonl")
     assert code != 0 and "only with --method diffmean" in output
@@ -282,7 +282,7 @@ def invoke(*args):
 def test_frontier_searches_diffmean_from_its_defaults(saved_tiny, corpus_dir, tmp_path):
     import json
 
-    from langneurons.steer.diffmean import recommended_file
+    from langneurons.steer.intervene import recommended_path
 
     run = tmp_path / "run"
     assert invoke("find", "--model", saved_tiny, "--corpus", corpus_dir, "--out", run, "--device", "cpu",
@@ -293,7 +293,7 @@ def test_frontier_searches_diffmean_from_its_defaults(saved_tiny, corpus_dir, tm
     forced = table[table["kind"] == "forced"]
     assert len(forced) == 8 and set(forced["method"]) == {"diffmean"}  # 4 α × block 1 × norm on/off, no AP point
     assert set(forced["value"]) == {"add:0.05", "add:0.1", "add:0.2", "add:0.3"} and set(forced["restore_norm"]) == {True, False}
-    chosen = json.loads(recommended_file(run, "de").read_text())["interventions"][0]
+    chosen = json.loads(recommended_path(run, "de", "diffmean").read_text())["interventions"][0]
     assert chosen["method"] == "diffmean" and not (run / "frontier" / "de-recommended.json").exists()
     code, output = invoke("generate", run, "-l", "de", "--method", "diffmean", "--seeds", "1", "--out", tmp_path / "s.jsonl")
     assert code == 0 and json.loads((tmp_path / "s.jsonl").read_text())["setting"] == [chosen]
@@ -302,7 +302,7 @@ def test_frontier_searches_diffmean_from_its_defaults(saved_tiny, corpus_dir, tm
 def test_frontier_shares_one_shape_across_languages(saved_tiny, corpus_dir, tmp_path):
     import json
 
-    from langneurons.steer.diffmean import recommended_file
+    from langneurons.steer.intervene import recommended_path
 
     run = tmp_path / "run"
     assert invoke("find", "--model", saved_tiny, "--corpus", corpus_dir, "--out", run, "--device", "cpu",
@@ -315,7 +315,7 @@ def test_frontier_shares_one_shape_across_languages(saved_tiny, corpus_dir, tmp_
     assert set(shapes["value"]) == {"add:0.1"}  # shapes are compared at the middle α
     chosen = shapes[shapes["chosen"]]
     assert len(chosen) == 2 and chosen["restore_norm"].nunique() == 1
-    settings = {lang: json.loads(recommended_file(run, lang).read_text())["interventions"][0] for lang in ("de", "fr")}
+    settings = {lang: json.loads(recommended_path(run, lang, "diffmean").read_text())["interventions"][0] for lang in ("de", "fr")}
     assert {s["restore_norm"] for s in settings.values()} == {bool(chosen["restore_norm"].iloc[0])}
     assert {s["blocks"] for s in settings.values()} == {str(chosen["blocks"].iloc[0])}
     for lang in ("de", "fr"):  # α searched within the shape; the choice scored on the held-out seeds, no paper point

@@ -398,7 +398,8 @@ def frontier(
 ) -> None:
     """Grid of steering strategies: target share vs fluency, its Pareto front and a recommendation."""
     from ..steer.frontier import frontier as run_frontier
-    from ..steer.frontier import grid, load_points, recommended_path, seed_range, study_method
+    from ..steer.frontier import grid, load_points, seed_range, study_method
+    from ..steer.intervene import recommended_path
     from ..steer.pareto import GOAL_PPL_RATIO, SETTING, meets_goal, same_setting
     from ..steer.steerable import method_defaults, open_run, parse_seeds
 

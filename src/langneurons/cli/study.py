@@ -123,10 +123,10 @@ def methods(
     if settings is not None and not settings.is_dir():
         raise LangneuronsError(f"--settings {settings}: not a folder; give the folder holding <L>-<method>.json files")
     chosen = parse_languages(languages) or list(steerable.info.languages[1:])
+    found = {language: method_settings(steerable, language, settings) for language in chosen}
     with run_lock(run, "methods"):
-        table = compare_steering(steerable, chosen, parse_seeds(seeds), settings, batch_size)
+        table = compare_steering(steerable, found, parse_seeds(seeds), batch_size)
         stdout.print(table.round(3).to_string(index=False))
         if steerable.directions is not None and steerable.expertise is not None:
-            found = {language: method_settings(steerable, language, settings) for language in chosen}
-            stdout.print(direction_alignment(steerable, chosen, found, sentences).round(3).to_string(index=False))
+            stdout.print(direction_alignment(steerable, found, sentences).round(3).to_string(index=False))
     typer.echo(f"tables → {run / 'analysis'}/steering_methods.csv, diffmean_alignment.csv")

@@ -25,6 +25,7 @@ from .intervene import (
     load_interventions,
     parse_blocks,
     parse_strength,
+    recommended_path,
 )
 
 DEPTH = 2 / 3  # default block: this share of the depth
@@ -44,13 +45,9 @@ def default_blocks(n_blocks: int) -> list[str]:
     return [str(b) for b in dict.fromkeys(min(n_blocks - 1, round(d * n_blocks)) for d in DEPTHS)]
 
 
-def recommended_file(run: Path, language: str) -> Path:
-    return Path(run) / "frontier" / f"{language}-diffmean-recommended.json"
-
-
 def default_setting(run: Path, language: str, n_blocks: int, fingerprint: str | None = None) -> Setting:
     """The frontier's DiffMean recommendation for `language` in the RUN, else the documented defaults."""
-    path = recommended_file(run, language)
+    path = recommended_path(run, language, "diffmean")
     if path.exists():
         setting = load_interventions(path, fingerprint)
         if setting.interventions and setting.interventions[0].method == "diffmean":

@@ -34,7 +34,7 @@ from ..progress import console
 from ..schema import SCHEMAS, migrate
 from .decoding import Decoding
 from .evaluate import openings, perplexity
-from .intervene import Intervention, Setting, is_opening, save_interventions
+from .intervene import Intervention, Setting, is_opening, recommended_path, save_interventions
 from .pareto import (
     FLAGS,
     TEMPERATURES,
@@ -251,13 +251,6 @@ def study_method(points: tuple[Setting, ...] | list[Setting]) -> str:
     return methods.pop() if len(methods) == 1 and methods & {"lape", "diffmean"} else "ap"
 
 
-def recommended_path(run: Path, language: str, method: str = "ap") -> Path:
-    """Where a frontier study writes its recommendation: RUN/frontier/<L>-recommended.json for AP (or
-    mixed) points, <L>-lape-recommended.json and <L>-diffmean-recommended.json for the other methods."""
-    return Path(run) / "frontier" / (f"{language}-recommended.json" if method == "ap" else
-                                     f"{language}-{method}-recommended.json")
-
-
 def frontier(steerable: Steerable, language: str,
              settings: list[Intervention | tuple[Intervention, ...] | Setting], seeds: list[int],
              heldout_seeds: list[int] | None = None, batch_size: int = 100,
@@ -302,7 +295,7 @@ def score_frontier(steerable: Steerable, study: FrontierSettings, progress: bool
     points([*paper, *study.points], seeds)
     table = load_table(steerable, language)
     chosen = table[table["seeds"] == seed_range(seeds)]
-    allowed = (chosen["kind"] != "forced") | (chosen["method"] == method) if method != "ap" else chosen["kind"].notna()
+    allowed = (chosen["kind"] != "forced") | (chosen["method"] == method if method != "ap" else True)
     for column, value in study.shape:
         allowed &= (chosen["kind"] != "forced") | (chosen[column] == value)
     best = recommend(chosen[allowed])

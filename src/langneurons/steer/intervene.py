@@ -275,6 +275,13 @@ def save_interventions(path: Path, setting: Setting, run_fingerprint: str) -> No
     write_json(path, stamp("interventions", {"run": run_fingerprint, **setting.to_dict()}))
 
 
+def recommended_path(run: Path, language: str, method: str = "ap") -> Path:
+    """Where a frontier study writes its recommendation: RUN/frontier/<L>-recommended.json for AP (or
+    mixed) points, <L>-lape-recommended.json and <L>-diffmean-recommended.json for the other methods."""
+    return Path(run) / "frontier" / (f"{language}-recommended.json" if method == "ap" else
+                                     f"{language}-{method}-recommended.json")
+
+
 def load_interventions(path: Path, run_fingerprint: str | None = None) -> Setting:
     """Read an intervention file (of this version or an older one); refuse one made for another run
     when a fingerprint is given."""

@@ -11,9 +11,9 @@ languages meet the task's goal is taken, and each language's choice within it is
 
 from __future__ import annotations
 
-import pandas as pd
-
 from dataclasses import replace
+
+import pandas as pd
 
 from ..io import write_table
 from ..progress import console

@@ -21,8 +21,8 @@ from ..io import write_table
 from ..model import find_blocks
 from ..progress import console
 from ..steer.apply import chosen_neurons, steer
-from ..steer.frontier import recommended_path, score_point, seed_range
-from ..steer.intervene import METHODS, Intervention, Setting, load_interventions, parse_blocks
+from ..steer.frontier import score_point, seed_range
+from ..steer.intervene import METHODS, Intervention, Setting, load_interventions, parse_blocks, recommended_path
 from ..steer.pareto import meets_goal
 from ..steer.steerable import Steerable, heldout_sentences
 
@@ -56,28 +56,27 @@ def depth(steerable: Steerable, iv: Intervention) -> float:
     return float(rows["layer"].map(block_of).mean()) / last
 
 
-def compare_steering(steerable: Steerable, languages: list[str], seeds: list[int], published: Path | None = None,
+def compare_steering(steerable: Steerable, settings: dict[str, dict[str, Setting]], seeds: list[int],
                      batch_size: int = 100, progress: bool = True) -> pd.DataFrame:
-    """Score every method's setting for each language on `seeds` (with the unforced and reference points,
+    """Score every method's setting for each language (`settings`: language → method → setting, as
+    `method_settings` finds them) on `seeds` (with the unforced and reference points,
     stored like the frontier's, so held-out rows the frontier scored are reused) and write
     RUN/analysis/steering_methods.csv: share, perplexity (× the reference's), distinct-2, degenerate and
     usable share, whether the goal is met, and the depth each method edits at."""
     rows = []
-    for language in languages:
-        settings = method_settings(steerable, language, published)
-        if not settings:
+    for language, chosen in settings.items():
+        if not chosen:
             raise LangneuronsError(f"{language}: no steering setting to compare; run `langneurons frontier "
                                    f"{steerable.run} -l {language} --method M` for M in ap, lape, diffmean, or "
                                    "give --settings DIR holding <L>-<method>.json files")
-        reference = score_point(steerable, language, "reference", Setting(), seeds, batch_size, progress)
+        base = score_point(steerable, language, "reference", Setting(), seeds, batch_size, progress)["generated_ppl"]
         score_point(steerable, language, "unforced", Setting(), seeds, batch_size, progress)
-        for method, setting in settings.items():
+        for method, setting in chosen.items():
             row = score_point(steerable, language, "forced", setting, seeds, batch_size, progress)
-            base = reference["generated_ppl"]
             rows.append({**{k: row.get(k) for k in COLUMNS}, "language": language, "method": method,
                          "setting": setting.label, "depth": round(depth(steerable, setting.interventions[0]), 3),
                          "ppl_ratio": row["generated_ppl"] / base, "meets_goal": meets_goal(pd.Series(row), base),
-                         "samples": row.get("samples"), "seeds": seed_range(seeds)})
+                         "seeds": seed_range(seeds)})
     table = pd.DataFrame(rows, columns=COLUMNS)
     write_table(table, steerable.run / "analysis" / "steering_methods.csv")
     return table
@@ -105,9 +104,9 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
-def direction_alignment(steerable: Steerable, languages: list[str], settings: dict[str, dict[str, Setting]],
-                        sentences: int = 30, draws: int = 3) -> pd.DataFrame:
-    """For each language, the cosine between its DiffMean direction v at the block its chosen DiffMean
+def direction_alignment(steerable: Steerable, settings: dict[str, dict[str, Setting]], sentences: int = 30,
+                        draws: int = 3) -> pd.DataFrame:
+    """For each language of `settings` (language → method → setting), the cosine between its DiffMean direction v at the block its chosen DiffMean
     setting edits and what its chosen AP units add to that block's output (edited − unedited, mean over
     the tokens of held-out English sentences, the units forced at every position). Controls: the same
     count of random units (`draws` draws), and the AP shift's best cosine with another language's v.
@@ -117,8 +116,7 @@ def direction_alignment(steerable: Steerable, languages: list[str], settings: di
     english = "en" if "en" in steerable.info.languages else steerable.info.languages[0]
     texts = heldout_sentences(english, sentences)
     rows = []
-    for language in languages:
-        chosen = settings.get(language, {})
+    for language, chosen in settings.items():
         if "ap" not in chosen or "diffmean" not in chosen:
             continue
         block = min(parse_blocks(chosen["diffmean"].interventions[0].blocks))
