@@ -307,11 +307,14 @@ def test_frontier_shares_one_shape_across_languages(saved_tiny, corpus_dir, tmp_
     run = tmp_path / "run"
     assert invoke("find", "--model", saved_tiny, "--corpus", corpus_dir, "--out", run, "--device", "cpu",
                   "--method", "all")[0] == 0
+    assert invoke("frontier", run, "-l", "de", "--method", "diffmean", "--alphas", "0.1", "--positions", "prefix:2",
+                  "--seeds", "1-2", "--batch-size", "8")[0] == 0  # a point of the RUN's that is not in the screen
     code, output = invoke("frontier", run, "-l", "de,fr", "--method", "diffmean", "--alphas", "0.1,0.3",
                           "--seeds", "1-2", "--heldout-seeds", "3-4", "--batch-size", "8")
     assert code == 0 and "shared shape" in output, output
     shapes = pd.read_csv(run / "frontier" / "diffmean-shape.csv")
     assert set(shapes["language"]) == {"de", "fr"} and len(shapes) == 4  # 2 languages × block 1 × norm on/off
+    assert set(shapes["positions"]) == {"all"}  # the earlier prefix:2 point is not a shape of the screen
     assert set(shapes["value"]) == {"add:0.1"}  # shapes are compared at the middle α
     chosen = shapes[shapes["chosen"]]
     assert len(chosen) == 2 and chosen["restore_norm"].nunique() == 1

@@ -19,7 +19,8 @@ from ..io import write_table
 from ..progress import console
 from .diffmean import DEFAULT_ALPHA, diffmean_grid
 from .frontier import FrontierSettings, frontier_with, seed_range
-from .pareto import GOAL_DEGENERATE, baseline_ppl, meets_goal, recommend, usable
+from .intervene import Setting
+from .pareto import GOAL_DEGENERATE, baseline_ppl, meets_goal, recommend, same_setting, usable
 from .steerable import Steerable
 from .taskfrontier import TaskStudy, recommend_task, task_frontier
 
@@ -27,14 +28,16 @@ SHAPE = ("blocks", "restore_norm", "positions")  # what every language shares; Î
 TASK_SHAPE = ("method", "selection", "value", "positions", "blocks", "restore_norm")  # N may differ
 
 
-def shape_table(tables: dict[str, pd.DataFrame], seeds: str) -> pd.DataFrame:
-    """For every shape and language, the frontier's choice among that language's DiffMean points of
-    that shape on `seeds`, and whether it meets the goal."""
+def shape_table(tables: dict[str, pd.DataFrame], seeds: str, screens: dict[str, list[Setting]]) -> pd.DataFrame:
+    """For every shape and language, the frontier's choice among that language's screen points
+    (`screens`; other points the RUN holds are left out) of that shape on `seeds`, and whether it
+    meets the goal."""
     rows = []
     for language, table in tables.items():
         scored = table[table["seeds"] == seeds]
         base = baseline_ppl(scored)
-        forced = scored[(scored["kind"] == "forced") & (scored["method"] == "diffmean")]
+        screened = pd.concat([same_setting(scored, point.columns()) for point in screens[language]], axis=1).any(axis=1)
+        forced = scored[(scored["kind"] == "forced") & screened]
         for shape, group in forced.groupby(list(SHAPE), sort=True):
             best = recommend(pd.concat([scored[scored["kind"] != "forced"], group]))
             rows.append({**dict(zip(SHAPE, shape)), "language": language, "value": best["value"],
@@ -68,13 +71,13 @@ def shared_diffmean(steerable: Steerable, languages: list[str], alphas: list[flo
     `heldout_seeds`. Writes RUN/frontier/diffmean-shape.csv (the shapes, `chosen` marking the pick)
     and each language's <L>-diffmean-recommended.json. Returns the shape table and the choices."""
     middle = middle_alpha(alphas)
-    tables = {}
+    tables, screens = {}, {}
     for language in languages:
         console.print(f"[bold]{language}[/bold]: every shape at Î± = {middle:g}")
-        screen = diffmean_grid(language, [middle], blocks, restores, positions)
-        tables[language] = frontier_with(steerable, FrontierSettings(language, tuple(screen), tuple(seeds),
+        screens[language] = diffmean_grid(language, [middle], blocks, restores, positions)
+        tables[language] = frontier_with(steerable, FrontierSettings(language, tuple(screens[language]), tuple(seeds),
                                                                      batch_size=batch_size), progress)[0]
-    shapes = shape_table(tables, seed_range(seeds))
+    shapes = shape_table(tables, seed_range(seeds), screens)
     shape = pick_shape(shapes)
     write_table(shapes, steerable.run / "frontier" / "diffmean-shape.csv")
     console.print(f"shared shape: blocks {shape['blocks']}, norm restored {shape['restore_norm']}, "
