@@ -43,6 +43,7 @@ from .pareto import (
     pareto_front,
     recommend,
     same_setting,
+    within_shape,
 )
 from .steerable import (
     Steerable,
@@ -296,8 +297,7 @@ def score_frontier(steerable: Steerable, study: FrontierSettings, progress: bool
     table = load_table(steerable, language)
     chosen = table[table["seeds"] == seed_range(seeds)]
     allowed = (chosen["kind"] != "forced") | (chosen["method"] == method if method != "ap" else True)
-    for column, value in study.shape:
-        allowed &= (chosen["kind"] != "forced") | (chosen[column] == value)
+    allowed &= within_shape(chosen, study.shape)
     best = recommend(chosen[allowed])
     if heldout_seeds:  # LAPE and DiffMean are compared with AP's recommendation (`methods`), not the paper's
         points([*(paper if method == "ap" else []), setting_of(best)], heldout_seeds)

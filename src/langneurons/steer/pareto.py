@@ -96,6 +96,15 @@ def fill_setting_columns(table: pd.DataFrame) -> None:
         table[column] = table.get(column, pd.Series(float("nan"), index=table.index)).astype(float)
 
 
+def within_shape(table: pd.DataFrame, shape: tuple[tuple[str, object], ...]) -> pd.Series:
+    """Which rows a recommendation restricted to `shape` ((column, value) pairs) may take: the forced
+    rows of that shape, and every row of another kind (the baselines)."""
+    allowed = pd.Series(True, index=table.index)
+    for column, value in shape:
+        allowed &= (table["kind"] != "forced") | (table[column] == value)
+    return allowed
+
+
 def same_setting(table: pd.DataFrame, setting: pd.Series | dict) -> pd.Series:
     """Which rows of `table` hold `setting` (its SETTING fields), on whatever seeds; a missing value
     (no opening temperature) matches a missing one."""

@@ -27,7 +27,7 @@ from .diffmean import default_block
 from .frontier import paper_setting, setting_of
 from .generate import Sampling
 from .intervene import Intervention, Setting, save_interventions
-from .pareto import fill_setting_columns, pareto_front, same_setting
+from .pareto import fill_setting_columns, pareto_front, same_setting, within_shape
 from .prompts import Prompt, in_split, load_prompts, templated, translation_prompts
 from .steerable import Steerable, current_samples, current_score
 from .task import PROMPTED, TRANSLATING, prompt_records, task_scores
@@ -236,8 +236,8 @@ def score_task(steerable: Steerable, study: TaskStudy, progress: bool) -> tuple[
         score(steerable, study, study.style, "forced", point, study.choose, progress)
     table = load_task_table(steerable, study)
     chosen = table[(table["split"] == study.choose) & (table["prompt_style"] == study.style)]
-    for column, value in study.shape:  # a shared shape: its own points only, not the paper's
-        chosen = chosen[(chosen["kind"] == "unforced") | ((chosen["kind"] == "forced") & (chosen[column] == value))]
+    if study.shape:  # a shared shape: its own points only, not the paper's
+        chosen = chosen[within_shape(chosen, study.shape) & (chosen["kind"] != "paper")]
     best = recommend_task(chosen, study)
     setting = setting_of(best)
     if study.heldout:
