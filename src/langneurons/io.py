@@ -100,7 +100,9 @@ def write_csv(df: pd.DataFrame, path: Path) -> None:
         df.to_csv(path, index=False)
         return
     try:
-        table = pa.Table.from_pandas(df, preserve_index=False)
+        # one chunk per column: pyarrow's CSV writer writes NUL bytes for a string column of several
+        # chunks with an empty one, which pandas' Arrow-backed strings give after a concat
+        table = pa.Table.from_pandas(df, preserve_index=False).combine_chunks()
         with open(path, "wb") as fh:
             fh.write((",".join(map(str, df.columns)) + "\n").encode())
             pa_csv.write_csv(table, fh, pa_csv.WriteOptions(include_header=False, quoting_style="none"))

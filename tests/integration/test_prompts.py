@@ -193,6 +193,20 @@ def test_generate_cli_answers_prompts_with_a_stop_and_sampling_options(saved_run
     assert bad.exit_code == 2 and "temperature" in bad.output
 
 
+def test_content_check_writes_each_language_as_it_is_done_and_keeps_the_others(saved_run):
+    import pandas as pd
+
+    run = saved_run.run
+    for language in ("de", "fr"):
+        result = CliRunner().invoke(app, ["content-check", str(run), "--languages", language, "--device", "cpu"])
+        assert result.exit_code == 0, result.output
+    table = pd.read_csv(run / "analysis" / "content_check.csv")
+    assert sorted(table["language"].unique()) == ["de", "fr"]  # the second check kept the first's rows
+    assert list(table[table["language"] == "de"]["kind"]) == ["real", "shuffled", "unrelated"]
+    assert table["pairs"].min() > 0 and table["content"].notna().all()
+    assert table[table["kind"] != "real"]["real_ranks_above"].between(0, 1).all()
+
+
 def test_task_frontier_scores_baselines_chooses_on_one_part_and_reports_on_the_other(steerable):
     from langneurons.steer.intervene import load_interventions
     from langneurons.steer.taskfrontier import TaskStudy, task_frontier

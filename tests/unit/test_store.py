@@ -40,3 +40,16 @@ def test_a_damaged_jsonl_names_its_file_and_line(tmp_path):
     (tmp_path / "s.jsonl").write_text('{"seed": 1}\n{"seed": 2, "te\n', encoding="utf-8")
     with pytest.raises(LangneuronsError, match=r"s.jsonl:2: not a JSON line .*delete it"):
         read_jsonl(tmp_path / "s.jsonl")
+
+
+def test_a_table_concatenated_with_an_empty_one_is_written_as_text(tmp_path):
+    import pandas as pd
+
+    from langneurons.io import write_table
+
+    rows = pd.DataFrame({"language": ["de", "fr"], "kind": ["real", "shuffled"], "content": [2.36, float("nan")]})
+    table = pd.concat([pd.DataFrame(columns=["language"]), rows], ignore_index=True)  # a column of two chunks
+    write_table(table, tmp_path / "t.csv")
+    assert b"\x00" not in (tmp_path / "t.csv").read_bytes()
+    back = pd.read_csv(tmp_path / "t.csv")
+    assert list(back["kind"]) == ["real", "shuffled"] and back["content"].iloc[0] == 2.36

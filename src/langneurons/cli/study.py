@@ -88,10 +88,14 @@ def content_check(
     steerable = open_run(run, device, dtype_or(dtype, None), trust_remote_code=trust_remote_code,
                          device_map=device_map)
     chosen = parse_languages(languages) or [l for l in steerable.info.languages if l in BUILTIN_LANGUAGES and l != "en"]
-    table = pd.concat([validate(steerable.loaded, language) for language in chosen], ignore_index=True)
-    write_table(table, run / "analysis" / "content_check.csv")
-    stdout.print(table.round(3).to_string(index=False))
-    typer.echo(f"table → {run / 'analysis' / 'content_check.csv'}")
+    path = run / "analysis" / "content_check.csv"
+    table = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=["language"])
+    for language in chosen:  # each language is written when it is done: a killed check keeps the others
+        table = pd.concat([table[table["language"] != language], validate(steerable.loaded, language)],
+                          ignore_index=True)
+        write_table(table, path)
+    stdout.print(table[table["language"].isin(chosen)].round(3).to_string(index=False))
+    typer.echo(f"table → {path}")
 
 
 @app.command(rich_help_panel="Compare the methods")
