@@ -106,22 +106,25 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 def direction_alignment(steerable: Steerable, settings: dict[str, dict[str, Setting]], sentences: int = 30,
                         draws: int = 3) -> pd.DataFrame:
-    """For each language of `settings` (language → method → setting), the cosine between its DiffMean direction v at the block its chosen DiffMean
-    setting edits and what its chosen AP units add to that block's output (edited − unedited, mean over
-    the tokens of held-out English sentences, the units forced at every position). Controls: the same
+    """For each language of `settings` (language → method → setting), the cosine between its DiffMean
+    direction v at the block its chosen DiffMean setting edits and what its chosen AP units add to that
+    block's output (edited − unedited, mean over the tokens of held-out English sentences, the units
+    forced at every position). Controls: the same
     count of random units (`draws` draws), and the AP shift's best cosine with another language's v.
     Writes RUN/analysis/diffmean_alignment.csv."""
     if steerable.directions is None:
         raise LangneuronsError(f"{steerable.run}: no DiffMean directions; run `langneurons find --method all`")
     english = "en" if "en" in steerable.info.languages else steerable.info.languages[0]
     texts = heldout_sentences(english, sentences)
-    rows = []
+    rows, unedited = [], {}  # block → the unedited mean, shared by the languages steered at that block
     for language, chosen in settings.items():
         if "ap" not in chosen or "diffmean" not in chosen:
             continue
         block = min(parse_blocks(chosen["diffmean"].interventions[0].blocks))
         ap = replace(chosen["ap"].interventions[0], positions="all", blocks="")
-        plain = residual_shift(steerable, None, texts, block)
+        if block not in unedited:
+            unedited[block] = residual_shift(steerable, None, texts, block)
+        plain = unedited[block]
         shift = residual_shift(steerable, Setting((ap,)), texts, block) - plain
         v = steerable.directions.vector(language, block).astype(np.float64)
         random = [cosine(residual_shift(steerable, Setting((replace(ap, selection="random", seed=d),)), texts, block)
@@ -129,8 +132,9 @@ def direction_alignment(steerable: Steerable, settings: dict[str, dict[str, Sett
         others = {o: cosine(shift, steerable.directions.vector(o, block)) for o in steerable.directions.languages
                   if o != language}
         best_other = max(others, key=others.get) if others else ""
-        console.print(f"{language}: block {block}, cos(AP shift, v) {cosine(shift, v):.3f}")
-        rows.append({"language": language, "block": block, "n": ap.n, "cos_ap": cosine(shift, v),
+        aligned = cosine(shift, v)
+        console.print(f"{language}: block {block}, cos(AP shift, v) {aligned:.3f}")
+        rows.append({"language": language, "block": block, "n": ap.n, "cos_ap": aligned,
                      "cos_random_mean": float(np.mean(random)), "cos_random_max": float(np.max(random)),
                      "best_other_language": best_other, "cos_other": others.get(best_other, float("nan")),
                      "ap_shift_norm": float(np.linalg.norm(shift)),
