@@ -207,6 +207,20 @@ def test_content_check_writes_each_language_as_it_is_done_and_keeps_the_others(s
     assert table[table["kind"] != "real"]["real_ranks_above"].between(0, 1).all()
 
 
+def test_the_content_check_shares_its_passes_and_gives_each_kinds_plain_score(steerable):
+    from langneurons.steer.task import content_template
+    from langneurons.study.content import KINDS, answers_of, validate
+
+    loaded = steerable.loaded
+    table = validate(loaded, "de", progress=False).set_index("kind")
+    sources, answers = answers_of("de")
+    template = content_template("translation", "de")
+    for kind in KINDS:  # five passes give what a content score of each kind on its own gives
+        alone = content_score(loaded.model, loaded.tokenizer, answers[kind], sources, template)
+        assert table.loc[kind, "content"] == pytest.approx(alone["content"], abs=1e-5), kind
+        assert table.loc[kind, "recovered"] == pytest.approx(alone["content_recovered"]), kind
+
+
 def test_task_frontier_scores_baselines_chooses_on_one_part_and_reports_on_the_other(steerable):
     from langneurons.steer.intervene import load_interventions
     from langneurons.steer.taskfrontier import TaskStudy, task_frontier
@@ -240,6 +254,31 @@ def test_task_frontier_scores_baselines_chooses_on_one_part_and_reports_on_the_o
     assert any(r.startswith("recommended (") and r.endswith("language named") for r in rows)
     html = task_section(steerable.run, ["de"], steerable.run / "figures")
     assert "de-translation, held-out prompts" in html and "task-de-translation" in html
+
+
+def test_the_default_task_search_holds_a_guarded_opening_and_keeps_its_guard_when_chosen(corpus_dir, tmp_path):
+    from langneurons.steer.intervene import load_interventions
+    from langneurons.steer.steerable import method_defaults
+    from langneurons.steer.taskfrontier import TaskStudy, task_frontier, task_grid
+
+    loaded = make_model("llama")
+    find(tmp_path / "all", corpus=str(corpus_dir), loaded=loaded, method="all", progress=False)
+    steerable = open_run(tmp_path / "all", loaded=loaded)
+    grid = task_grid(steerable, "de")
+    kinds = {(s.interventions[0].method, s.interventions[0].positions, s.decoding.guard) for s in grid}
+    assert {("ap", "all", False), ("ap", "prompt-tail:8+generated", False), ("ap", "prefix:2", True),
+            ("diffmean", "generated", False)} <= kinds
+    lape, _ = method_defaults(steerable, "lape", "de", None, None)
+    assert (("lape", "generated", False) in kinds) == (lape > 0)  # a language without LAPE units goes without
+    opening = next(s for s in grid if s.decoding.guard)
+    study = TaskStudy("de", "translation", named=True, points=(opening,), limit=2,
+                      sampling=Sampling(max_new_tokens=4, greedy=True, stop_at_newline=True))
+    table, best = task_frontier(steerable, study, progress=False)
+    assert bool(best["guard"]) and best["positions"] == "prefix:2"
+    held = table[(table["split"] == "heldout") & (table["kind"] == "forced")]
+    assert len(held) == 2 and held["guard"].all()  # scored again with its guard, on both prompt styles
+    saved = load_interventions(steerable.run / "frontier" / "de-translation-named-recommended.json")
+    assert saved.decoding.guard and saved.interventions[0].positions == "prefix:2"
 
 
 def test_sweep_answers_prompts_and_scores_their_content(steerable, tmp_path):

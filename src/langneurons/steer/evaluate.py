@@ -199,15 +199,23 @@ def content_score(model: nn.Module, tokenizer, answers: list[str], sources: list
     `content_recovered`: the share of answers that beat their shuffled partner; `content_target`: the
     mean over the answers in the target language only (`on_target`), since an answer that copies the
     English source recovers it best of all."""
-    nan = float("nan")
     if not answers:
-        return {"content": nan, "content_real": nan, "content_shuffled": nan, "content_recovered": nan,
-                "content_target": nan}
+        return recovery(np.zeros(0), np.zeros(0))
     partners = shuffled_partners(sources)
     real = target_logprobs(model, tokenizer, [template.format(answer=a) for a in answers], sources, batch_size)
     other = target_logprobs(model, tokenizer, [template.format(answer=answers[j]) for j in partners], sources,
                             batch_size)
-    kept = np.asarray(on_target if on_target is not None else [True] * len(answers), bool)
+    return recovery(real, other, on_target)
+
+
+def recovery(real: np.ndarray, other: np.ndarray, on_target: list[bool] | None = None) -> dict:
+    """The content score's figures from the per-answer log-probabilities of each source given its own
+    answer (`real`) and given its shuffled partner's (`other`)."""
+    nan = float("nan")
+    if not len(real):
+        return {"content": nan, "content_real": nan, "content_shuffled": nan, "content_recovered": nan,
+                "content_target": nan}
+    kept = np.asarray(on_target if on_target is not None else [True] * len(real), bool)
     return {"content": float(np.mean(real - other)), "content_real": float(np.mean(real)),
             "content_shuffled": float(np.mean(other)), "content_recovered": float(np.mean(real > other)),
             "content_target": float(np.mean((real - other)[kept])) if kept.any() else nan}

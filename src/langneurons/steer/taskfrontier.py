@@ -26,6 +26,7 @@ from ..schema import SCHEMAS
 from .diffmean import default_block
 from .frontier import paper_setting, setting_of
 from .generate import Sampling
+from .decoding import Decoding
 from .intervene import Intervention, Setting, save_interventions
 from .pareto import fill_setting_columns, pareto_front, same_setting, within_shape
 from .prompts import Prompt, in_split, load_prompts, templated, translation_prompts
@@ -106,20 +107,22 @@ class TaskStudy:
 
 
 def task_grid(steerable: Steerable, language: str, tail: int = 8) -> list[Setting]:
-    """The default search: what keeps content (8 points). AP neurons: the top 200 everywhere, on the
-    answer only, or on the answer and the prompt's last `tail` tokens; 200 and 2,000 (`both`) blended
-    (mix:0.3) everywhere; 2,000 replaced on the answer only; LAPE neurons on the answer; a DiffMean
-    direction (α 0.1 at the default block, norm restored) on the answer. Shifts (shift:1), the upper
-    half of the blocks and the prompt's tail alone were dropped from it after a wider search on the
-    German choose prompts (docs/steering.md). Units the run lacks are left out."""
+    """The default search: what keeps content (6 points). AP neurons: the top 200 everywhere, or on the
+    answer and the prompt's last `tail` tokens; 2,000 (`both`) blended (mix:0.3) everywhere; 2,000 on
+    the answer's first 2 tokens only, guarded (a steered opening the model then continues unedited);
+    LAPE neurons on the answer; a DiffMean direction (α 0.1 at the default block, norm restored) on
+    the answer. Shifts (shift:1), the upper half of the blocks and the prompt's tail alone left it after
+    a wider search on the German choose prompts, and the points the German and Chinese studies found
+    dominated after that (docs/steering.md). Units the run lacks are left out."""
     answer = "generated"
     points: list[Setting] = []
     if steerable.expertise is not None:
-        ap = [(200, "top", "on_p50", "all"), (200, "top", "on_p50", answer),
-              (200, "top", "on_p50", f"prompt-tail:{tail}+{answer}"), (200, "both", "mix:0.3", "all"),
-              (2000, "both", "mix:0.3", "all"), (2000, "both", "on_p50", answer)]
+        ap = [(200, "top", "on_p50", "all"), (200, "top", "on_p50", f"prompt-tail:{tail}+{answer}"),
+              (2000, "both", "mix:0.3", "all")]
         points += [Setting((Intervention(language, min(n, steerable.info.neurons), selection, value, pos),))
                    for n, selection, value, pos in ap]
+        points += [Setting((Intervention(language, min(2000, steerable.info.neurons), "both", "on_p50", "prefix:2"),),
+                           Decoding(guard=True))]
     if steerable.activation is not None:
         from .steerable import method_defaults
 

@@ -14,7 +14,8 @@ import pandas as pd
 
 from ..data import builtin_groups
 from ..model import LoadedModel
-from ..steer.evaluate import content_score, shuffled_partners, target_logprobs
+from ..progress import bar
+from ..steer.evaluate import recovery, shuffled_partners, target_logprobs
 from ..steer.task import content_template
 
 KINDS = ("real", "shuffled", "unrelated")
@@ -31,20 +32,33 @@ def answers_of(language: str) -> tuple[list[str], dict[str, list[str]]]:
                      "unrelated": [others[(i * step) % len(others)] for i in range(len(held))]}
 
 
-def validate(loaded: LoadedModel, language: str, batch_size: int = 16) -> pd.DataFrame:
+def validate(loaded: LoadedModel, language: str, batch_size: int = 16, progress: bool = True) -> pd.DataFrame:
     """One row per kind: the mean log-probability per token of the source given the answer, the content
     score of that set of answers (as steering results are scored), the share of its answers that beat a
-    shuffled partner, and the share of sources for which the real translation beats this kind."""
+    shuffled partner, and the share of sources for which the real translation beats this kind.
+    Five passes: each kind's own pairing, and the shuffled pairing of the shuffled and the unrelated
+    answers (that of the real answers is the shuffled kind itself)."""
     sources, answers = answers_of(language)
     template = content_template("translation", language)
-    model, tokenizer = loaded.model, loaded.tokenizer
-    real = target_logprobs(model, tokenizer, [template.format(answer=a) for a in answers["real"]], sources, batch_size)
+    partners = shuffled_partners(sources)
+
+    def logprobs(texts: list[str]) -> np.ndarray:
+        return target_logprobs(loaded.model, loaded.tokenizer, [template.format(answer=a) for a in texts], sources,
+                               batch_size)
+
+    with bar(f"content check {language}", 5, progress) as done:
+        own = {}
+        for kind in KINDS:
+            own[kind] = logprobs(answers[kind])
+            done.advance()
+        other = {"real": own["shuffled"]}
+        for kind in KINDS[1:]:
+            other[kind] = logprobs([answers[kind][j] for j in partners])
+            done.advance()
     rows = []
     for kind in KINDS:
-        score = content_score(model, tokenizer, answers[kind], sources, template, batch_size)
+        score = recovery(own[kind], other[kind])
         rows.append({"language": language, "kind": kind, "pairs": len(sources), "logprob": score["content_real"],
                      "content": score["content"], "recovered": score["content_recovered"],
-                     "real_ranks_above": float("nan") if kind == "real" else float(np.mean(
-                         real > target_logprobs(model, tokenizer, [template.format(answer=a) for a in answers[kind]],
-                                                sources, batch_size)))})
+                     "real_ranks_above": float("nan") if kind == "real" else float(np.mean(own["real"] > own[kind]))})
     return pd.DataFrame(rows)
