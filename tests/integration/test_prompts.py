@@ -2,6 +2,7 @@
 positions, prompted records and their scores, and the CLI."""
 
 import csv
+from dataclasses import replace
 import json
 
 import pytest
@@ -279,6 +280,18 @@ def test_the_default_task_search_holds_a_guarded_opening_and_keeps_its_guard_whe
     assert len(held) == 2 and held["guard"].all()  # scored again with its guard, on both prompt styles
     saved = load_interventions(steerable.run / "frontier" / "de-translation-named-recommended.json")
     assert saved.decoding.guard and saved.interventions[0].positions == "prefix:2"
+
+
+def test_a_task_search_chooses_only_among_its_own_points(steerable):
+    from langneurons.steer.taskfrontier import TaskStudy, task_frontier
+
+    sampling = Sampling(max_new_tokens=4, greedy=True, stop_at_newline=True)
+    other, ours = (Setting((Intervention("de", n, positions="generated"),)) for n in (30, 10))
+    study = TaskStudy("de", "translation", named=True, points=(other,), limit=2, heldout="", sampling=sampling)
+    task_frontier(steerable, study, progress=False)  # an earlier search leaves its point in the RUN
+    table, best = task_frontier(steerable, replace(study, points=(ours,)), progress=False)
+    assert set(table.loc[table["kind"] == "forced", "n"]) == {10, 30}  # both kept in the table
+    assert table.loc[table["searched"], "n"].tolist() == [10] and best["n"] != 30  # the earlier point is not chosen
 
 
 def test_sweep_answers_prompts_and_scores_their_content(steerable, tmp_path):

@@ -93,13 +93,13 @@ def shared_diffmean(steerable: Steerable, languages: list[str], alphas: list[flo
 
 
 def task_shape_table(tables: dict[str, pd.DataFrame], studies: dict[str, TaskStudy]) -> pd.DataFrame:
-    """For every task shape and language, the task rule's choice among that language's points of that
-    shape on its choose part (N free), and whether it meets the language and degenerate goals."""
+    """For every task shape and language, the task rule's choice among that language's searched points
+    of that shape on its choose part (N free), and whether it meets the language and degenerate goals."""
     rows = []
     for language, table in tables.items():
         study = studies[language]
         part = table[(table["split"] == study.choose) & (table["prompt_style"] == study.style)]
-        forced = part[part["kind"] == "forced"]
+        forced = part[part["searched"]]  # this search's own points, not others the RUN holds
         for shape, group in forced.groupby(list(TASK_SHAPE), sort=True):
             best = recommend_task(group, study)
             rows.append({**dict(zip(TASK_SHAPE, shape)), "language": language, "n": best["n"],

@@ -107,11 +107,11 @@ class TaskStudy:
 
 
 def task_grid(steerable: Steerable, language: str, tail: int = 8) -> list[Setting]:
-    """The default search: what keeps content (6 points). AP neurons: the top 200 everywhere, or on the
-    answer and the prompt's last `tail` tokens; 2,000 (`both`) blended (mix:0.3) everywhere; 2,000 on
-    the answer's first 2 tokens only, guarded (a steered opening the model then continues unedited);
-    LAPE neurons on the answer; a DiffMean direction (α 0.1 at the default block, norm restored) on
-    the answer. Shifts (shift:1), the upper half of the blocks and the prompt's tail alone left it after
+    """The default search: what keeps content (8 points). AP neurons: the top 200 everywhere, or on the
+    answer and the prompt's last `tail` tokens; 2,000 (`both`) blended (mix:0.3) everywhere; 2,000,
+    4,000 or 8,000 on the answer's first 2 tokens only, guarded (a steered opening the model then
+    continues unedited); LAPE neurons on the answer; a DiffMean direction (α 0.1 at the default
+    block, norm restored) on the answer. Shifts (shift:1), the upper half of the blocks and the prompt's tail alone left it after
     a wider search on the German choose prompts, and the points the German and Chinese studies found
     dominated after that (docs/steering.md). Units the run lacks are left out."""
     answer = "generated"
@@ -121,8 +121,8 @@ def task_grid(steerable: Steerable, language: str, tail: int = 8) -> list[Settin
               (2000, "both", "mix:0.3", "all")]
         points += [Setting((Intervention(language, min(n, steerable.info.neurons), selection, value, pos),))
                    for n, selection, value, pos in ap]
-        points += [Setting((Intervention(language, min(2000, steerable.info.neurons), "both", "on_p50", "prefix:2"),),
-                           Decoding(guard=True))]
+        points += [Setting((Intervention(language, min(n, steerable.info.neurons), "both", "on_p50", "prefix:2"),),
+                           Decoding(guard=True)) for n in (2000, 4000, 8000)]
     if steerable.activation is not None:
         from .steerable import method_defaults
 
@@ -195,9 +195,10 @@ def recommend_task(table: pd.DataFrame, study: TaskStudy) -> pd.Series:
     return rows.sort_values(order, ascending=False, kind="stable").iloc[0]
 
 
-def load_task_table(steerable: Steerable, study: TaskStudy) -> pd.DataFrame:
-    """Every row scored so far for the study, with its language and content values and whether it is
-    the paper's setting."""
+def load_task_table(steerable: Steerable, study: TaskStudy, points: list[Setting]) -> pd.DataFrame:
+    """Every row scored so far for the study, with its language and content values, whether it is
+    the paper's setting and whether it is one of this search's `points` (`searched`: only those are
+    chosen from; rows of other points, e.g. of an earlier wider search, stay in the table)."""
     folder = steerable.run / "frontier" / study.name
     table = pd.DataFrame([row for p in sorted(folder.glob("*.json")) for row in [current_score(p)] if row])
     fill_setting_columns(table)
@@ -206,6 +207,8 @@ def load_task_table(steerable: Steerable, study: TaskStudy) -> pd.DataFrame:
     limit = table["key"].str.extract(r"-first(\d+)$")[0].astype(float)  # rows of this study's limit only
     table = table[limit.isna() if study.limit is None else limit == study.limit].reset_index(drop=True)
     table["paper"] = table["kind"] == "paper"
+    ours = [same_setting(table, point.columns()) for point in points]
+    table["searched"] = (table["kind"] == "forced") & (pd.concat(ours, axis=1).any(axis=1) if ours else False)
     forced = table[table["kind"] != "unforced"]
     table["on_front"] = table.index.isin([i for _, group in forced.groupby(["split", "prompt_style"])
                                           for i in pareto_front(group, AXES).index])
@@ -237,8 +240,9 @@ def score_task(steerable: Steerable, study: TaskStudy, progress: bool) -> tuple[
     for index, point in enumerate(points, start=1):
         console.print(f"[{index}/{len(points)}]", end=" ")
         score(steerable, study, study.style, "forced", point, study.choose, progress)
-    table = load_task_table(steerable, study)
-    chosen = table[(table["split"] == study.choose) & (table["prompt_style"] == study.style)]
+    table = load_task_table(steerable, study, points)
+    chosen = table[(table["split"] == study.choose) & (table["prompt_style"] == study.style)
+                   & (table["searched"] | (table["kind"] != "forced"))]
     if study.shape:  # a shared shape: its own points only, not the paper's
         chosen = chosen[within_shape(chosen, study.shape) & (chosen["kind"] != "paper")]
     best = recommend_task(chosen, study)
@@ -247,7 +251,7 @@ def score_task(steerable: Steerable, study: TaskStudy, progress: bool) -> tuple[
         baselines(study.heldout)
         for style in study.styles:
             score(steerable, study, style, "forced", setting, study.heldout, progress)
-        table = load_task_table(steerable, study)
+        table = load_task_table(steerable, study, points)
     save_interventions(steerable.run / "frontier" / f"{study.name}-recommended.json", setting,
                        steerable.info.fingerprint)
     table["recommended"] = (table["kind"] == "forced") & same_setting(table, best)
