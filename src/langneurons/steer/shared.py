@@ -25,7 +25,7 @@ from .steerable import Steerable
 from .taskfrontier import TaskStudy, recommend_task, task_frontier
 
 SHAPE = ("blocks", "restore_norm", "positions")  # what every language shares; α (`value`) may differ
-TASK_SHAPE = ("method", "selection", "value", "positions", "blocks", "restore_norm", "guard")  # N may differ
+TASK_SHAPE = ("method", "selection", "value", "positions", "blocks", "restore_norm", "guard", "start")  # N may differ
 
 
 def shape_table(tables: dict[str, pd.DataFrame], seeds: str, screens: dict[str, list[Setting]]) -> pd.DataFrame:

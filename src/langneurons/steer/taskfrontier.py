@@ -107,12 +107,13 @@ class TaskStudy:
 
 
 def task_grid(steerable: Steerable, language: str, tail: int = 8) -> list[Setting]:
-    """The default search: what keeps content (8 points). AP neurons: the top 200 everywhere, or on the
-    answer and the prompt's last `tail` tokens; 2,000 (`both`) blended (mix:0.3) everywhere; 2,000,
-    4,000 or 8,000 on the answer's first 2 tokens only, guarded (a steered opening the model then
-    continues unedited); LAPE neurons on the answer; a DiffMean direction (α 0.1 at the default
-    block, norm restored) on the answer. Shifts (shift:1), the upper half of the blocks and the prompt's tail alone left it after
-    a wider search on the German choose prompts, and the points the German and Chinese studies found
+    """The default search: what keeps content (9 points). AP neurons: the top 200 everywhere, or on the
+    answer and the prompt's last `tail` tokens; 2,000 (`both`) blended (mix:0.3) everywhere; 2,000 or
+    4,000 on the answer's first 2 tokens only, guarded, with a free first token or one that begins the
+    run's sentences of the language (a steered opening the model then continues unedited); LAPE
+    neurons on the answer; a DiffMean direction (α 0.1 at the default block, norm restored) on the
+    answer. Shifts (shift:1), the upper half of the blocks and the prompt's tail alone left it after a
+    wider search on the German choose prompts, and the points the German and Chinese studies found
     dominated after that (docs/steering.md). Units the run lacks are left out."""
     answer = "generated"
     points: list[Setting] = []
@@ -122,7 +123,7 @@ def task_grid(steerable: Steerable, language: str, tail: int = 8) -> list[Settin
         points += [Setting((Intervention(language, min(n, steerable.info.neurons), selection, value, pos),))
                    for n, selection, value, pos in ap]
         points += [Setting((Intervention(language, min(n, steerable.info.neurons), "both", "on_p50", "prefix:2"),),
-                           Decoding(guard=True)) for n in (2000, 4000, 8000)]
+                           Decoding(guard=True, start=start)) for start in (False, True) for n in (2000, 4000)]
     if steerable.activation is not None:
         from .steerable import method_defaults
 
