@@ -23,10 +23,10 @@ from ..io import check_run_languages, read_jsonl, write_json, write_jsonl, write
 from ..lock import run_lock
 from ..progress import console
 from ..schema import SCHEMAS
+from .decoding import Decoding
 from .diffmean import default_block
 from .frontier import paper_setting, setting_of
 from .generate import Sampling
-from .decoding import Decoding
 from .intervene import Intervention, Setting, save_interventions
 from .pareto import fill_setting_columns, pareto_front, same_setting, within_shape
 from .prompts import Prompt, in_split, load_prompts, templated, translation_prompts
@@ -110,7 +110,7 @@ def task_grid(steerable: Steerable, language: str, tail: int = 8) -> list[Settin
     """The default search: what keeps content (9 points). AP neurons: the top 200 everywhere, or on the
     answer and the prompt's last `tail` tokens; 2,000 (`both`) blended (mix:0.3) everywhere; 2,000 or
     4,000 on the answer's first 2 tokens only, guarded, with a free first token or one that begins the
-    run's sentences of the language (a steered opening the model then continues unedited); LAPE
+    run's sentences (the start rule; a steered opening the model then continues unedited); LAPE
     neurons on the answer; a DiffMean direction (α 0.1 at the default block, norm restored) on the
     answer. Shifts (shift:1), the upper half of the blocks and the prompt's tail alone left it after a
     wider search on the German choose prompts, and the points the German and Chinese studies found
