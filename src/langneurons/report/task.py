@@ -41,7 +41,8 @@ def setting_label(row: pd.Series) -> str:
         return f"DiffMean {row['value']} block {row['blocks']} on {row['positions']}"
     units = f"{int(row['n']):,} {'LAPE' if row['method'] == 'lape' else row['selection']}"
     blocks = f" blocks {row['blocks']}" if row["blocks"] else ""
-    rules = "".join(f", {name}" for name, flag in (("guarded", "guard"), ("start", "start")) if bool(row.get(flag, False)))
+    rules = "".join(f", {name}" for name, flag in (("guarded", "guard"), ("start", "start"))
+                    if bool(row.get(flag, False)))
     return f"{units} {row['value']} on {row['positions']}{blocks}{rules}"
 
 

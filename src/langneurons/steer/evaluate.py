@@ -201,11 +201,16 @@ def content_score(model: nn.Module, tokenizer, answers: list[str], sources: list
     English source recovers it best of all."""
     if not answers:
         return recovery(np.zeros(0), np.zeros(0))
-    partners = shuffled_partners(sources)
-    real = target_logprobs(model, tokenizer, [template.format(answer=a) for a in answers], sources, batch_size)
-    other = target_logprobs(model, tokenizer, [template.format(answer=answers[j]) for j in partners], sources,
+    real = source_logprobs(model, tokenizer, answers, sources, template, batch_size)
+    other = source_logprobs(model, tokenizer, [answers[j] for j in shuffled_partners(sources)], sources, template,
                             batch_size)
     return recovery(real, other, on_target)
+
+
+def source_logprobs(model: nn.Module, tokenizer, answers: list[str], sources: list[str], template: str,
+                    batch_size: int = 16) -> np.ndarray:
+    """Per answer, the unedited mean log-probability per token of its source after `template` holding it."""
+    return target_logprobs(model, tokenizer, [template.format(answer=a) for a in answers], sources, batch_size)
 
 
 def recovery(real: np.ndarray, other: np.ndarray, on_target: list[bool] | None = None) -> dict:

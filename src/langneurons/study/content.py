@@ -15,7 +15,7 @@ import pandas as pd
 from ..data import builtin_groups
 from ..model import LoadedModel
 from ..progress import bar
-from ..steer.evaluate import recovery, shuffled_partners, target_logprobs
+from ..steer.evaluate import recovery, shuffled_partners, source_logprobs
 from ..steer.task import content_template
 
 KINDS = ("real", "shuffled", "unrelated")
@@ -43,8 +43,7 @@ def validate(loaded: LoadedModel, language: str, batch_size: int = 16, progress:
     partners = shuffled_partners(sources)
 
     def logprobs(texts: list[str]) -> np.ndarray:
-        return target_logprobs(loaded.model, loaded.tokenizer, [template.format(answer=a) for a in texts], sources,
-                               batch_size)
+        return source_logprobs(loaded.model, loaded.tokenizer, texts, sources, template, batch_size)
 
     with bar(f"content check {language}", 5, progress) as done:
         own = {}

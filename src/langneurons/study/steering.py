@@ -109,8 +109,8 @@ def direction_alignment(steerable: Steerable, settings: dict[str, dict[str, Sett
     """For each language of `settings` (language → method → setting), the cosine between its DiffMean
     direction v at the block its chosen DiffMean setting edits and what its chosen AP units add to that
     block's output (edited − unedited, mean over the tokens of held-out English sentences, the units
-    forced at every position). Controls: the same
-    count of random units (`draws` draws), and the AP shift's best cosine with another language's v.
+    forced at every position). Controls: the same count of random units (`draws` draws), and the AP
+    shift's best cosine with another language's v.
     Writes RUN/analysis/diffmean_alignment.csv."""
     if steerable.directions is None:
         raise LangneuronsError(f"{steerable.run}: no DiffMean directions; run `langneurons find --method all`")
