@@ -39,19 +39,27 @@ def steerable(corpus_dir, tmp_path):
     return open_run(tmp_path / "run", loaded=loaded)
 
 
-def edited_positions(steerable, positions: str, prompt: list[int]) -> list[list[bool]]:
-    """Per forward, which sequence positions reach the activation with the forced value 9."""
+def forced_values(steerable, values: dict[str, float], prompt: list[int]) -> list[list[float | None]]:
+    """Per forward and sequence position, which of `values` (positions → the value forced there)
+    reaches the activation (None: the model's own)."""
     model, tok = steerable.loaded.model, steerable.loaded.tokenizer
     act = dict(model.named_modules())["model.layers.1.mlp.act_fn"]  # sees gate_proj's edited output
-    plan = Plan({"model.layers.1.mlp.gate_proj": {positions: Edit(torch.tensor([0]), torch.zeros(1),
-                                                                  torch.tensor([9.0]))}}, steerable.widths)
-    calls = []
-    handle = act.register_forward_pre_hook(lambda _m, args: calls.append((args[0][0, :, 0] == 9.0).tolist()))
+    plan = Plan({"model.layers.1.mlp.gate_proj": {
+        positions: Edit(torch.tensor([0]), torch.zeros(1), torch.tensor([value])) for positions, value in values.items()
+    }}, steerable.widths)
+    forced, calls = set(values.values()), []
+    handle = act.register_forward_pre_hook(
+        lambda _m, args: calls.append([v if v in forced else None for v in args[0][0, :, 0].tolist()]))
     try:
         generate_batch(model, tok, [prompt], [1], Sampling(max_new_tokens=3, temperature=1.0), plan)
     finally:
         handle.remove()
     return calls
+
+
+def edited_positions(steerable, positions: str, prompt: list[int]) -> list[list[bool]]:
+    """Per forward, which sequence positions reach the activation with the forced value 9."""
+    return [[v == 9.0 for v in call] for call in forced_values(steerable, {positions: 9.0}, prompt)]
 
 
 def test_prompt_tail_edits_only_the_last_prompt_tokens_and_joins_with_generated(steerable):
@@ -63,6 +71,20 @@ def test_prompt_tail_edits_only_the_last_prompt_tokens_and_joins_with_generated(
     for bad in ("prompt-tail:0", "generated+generated", "all+generated", "prompt-tail"):
         with pytest.raises(LangneuronsError, match="positions"):
             Intervention("de", 4, positions=bad)
+
+
+def test_the_reread_after_an_opening_keeps_every_other_edit_where_it_was(steerable):
+    """After a prefix:K opening the text is read again without the opening's edit, but with the
+    prompt-tail and answer edits at the positions they had while it was written."""
+    prompt, tail, answer, opening = [2, 5, 6, 7, 8], 9.0, 5.0, 7.0
+    calls = forced_values(steerable, {"prompt-tail:2": tail, "generated": answer, "prefix:1": opening}, prompt)
+    assert calls[0] == [opening] * 5  # the prompt pass: the opening's edit is written last, over the tail's
+    assert calls[1] == [None, None, None, tail, tail, answer]  # the reread: prompt + 1 new token
+    assert calls[2] == [answer]
+    joined = forced_values(steerable, {"prompt-tail:2+generated": tail, "prefix:1": opening}, prompt)[1]
+    assert joined == [None, None, None, tail, tail, tail]
+    first = forced_values(steerable, {"first:2": tail, "prefix:2": opening}, prompt)
+    assert first[2] == [tail] * 6 + [None]  # first:2 edited the prompt and new token 1, not token 2
 
 
 def test_prompt_files_of_every_kind(tmp_path):

@@ -214,6 +214,7 @@ class Steering:
     def __init__(self, guards: set[str] | None = None, temperatures: dict[str, float] | None = None,
                  start_temperature: float | None = None) -> None:
         self.fed = 0
+        self.rereading = False  # the forward reads the whole text again (after a prefix:K opening)
         self.guards = guards or set()
         self.temperatures = temperatures or {}
         self.start_temperature = start_temperature
@@ -233,23 +234,39 @@ class Steering:
         return min(active) if active else None
 
     def active(self, positions: str) -> bool:
-        return self.span(positions) is not None
+        return any(self.part_span(kind, count) is not None for kind, count in position_parts(positions))
 
-    def span(self, positions: str) -> slice | None:
-        """Which sequence positions of the current forward `positions` edits: all of them, the prompt's
-        last K (`prompt-tail:K` in the prompt pass; prompts are left-padded, so these are the last K),
-        or none (None)."""
-        spans = [self.part_span(kind, count) for kind, count in position_parts(positions)]
-        if any(s == slice(None) for s in spans):
-            return slice(None)
-        return next((s for s in spans if s is not None), None)
+    def span(self, positions: str, length: int) -> slice | None:
+        """Which of the current forward's `length` sequence positions `positions` edits: a slice, or
+        None (none). Its parts always make one run (e.g. the prompt's tail, then the answer)."""
+        edited = torch.zeros(length, dtype=torch.bool)
+        for kind, count in position_parts(positions):
+            part = self.part_span(kind, count)
+            if part is not None:
+                edited[part] = True
+        where = edited.nonzero().flatten()
+        if len(where) == 0:
+            return None
+        return slice(None) if len(where) == length else slice(int(where[0]), int(where[-1]) + 1)
 
     def part_span(self, kind: str, count: int) -> slice | None:
-        if kind in OPENINGS:  # the forwards that write new tokens 1..K
-            return slice(None) if self.fed < count else None
-        if kind == "prompt-tail":
-            return slice(-count, None) if self.fed == 0 else None
-        return slice(None) if kind == "all" or (kind == "generated") == (self.fed > 0) else None
+        """The positions one part edits. Prompts are left-padded, so a prompt's last K tokens are the
+        sequence's last K in the prompt pass; after it each forward reads one new token, except the
+        reread after a prefix:K opening, which reads the prompt and the `fed` new tokens again, with
+        every edit but the finished openings' at the positions it had before."""
+        new = self.fed
+        if not self.rereading:
+            if kind in OPENINGS:  # the forwards that write new tokens 1..K
+                return slice(None) if new < count else None
+            if kind == "prompt-tail":
+                return slice(-count, None) if new == 0 else None
+            return slice(None) if kind == "all" or (kind == "generated") == (new > 0) else None
+        if kind == "all" or (kind in OPENINGS and count > new):
+            return slice(None)
+        if kind == "first":  # the prompt and new tokens 1..K-1
+            return slice(None, -(new - count + 1))
+        return {"prompt": slice(None, -new), "generated": slice(-new, None),
+                "prompt-tail": slice(-(new + count), -new)}.get(kind)  # prefix: finished, unedited
 
 
 @contextmanager
@@ -279,7 +296,7 @@ def steer(model: nn.Module, plan: Plan | None) -> Iterator[Steering]:
                                            f"{out.shape[-1]} outputs here, {plan.widths[name]} in the run")
                 placed[where] = [(pos, edit.to(*where)) for pos, edit in plan.edits[name].items()]
             for positions, edit in placed[where]:
-                span = state.span(positions)
+                span = state.span(positions, out.shape[1])
                 if span is not None:
                     edit.apply(out if span == slice(None) else out[:, span])
             return output

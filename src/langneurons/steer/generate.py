@@ -181,8 +181,10 @@ def generate_batch(model: nn.Module, tokenizer, prompts: list[list[int]], seeds:
             steering.fed = step + 1
             if steering.fed in rereads:  # a prefix:K opening is written: read it all again, unedited
                 positions = (mask.cumsum(-1) - 1).clamp(min=0)
+                steering.rereading = True
                 result = model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
                                use_cache=True, **last_only)
+                steering.rereading = False
                 positions = positions[:, -1:]
                 continue
             positions = positions[:, -1:] + 1
