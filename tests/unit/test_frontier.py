@@ -109,3 +109,19 @@ def test_the_report_shows_the_choice_made_on_the_seeds_of_the_last_frontier_run(
     table = pd.DataFrame({"seeds": ["1-20"] * 3 + ["1-100"] * 2, "recommended": [False] * 4 + [True]})
     assert choice_seeds(table) == "1-100"
     assert choice_seeds(table.drop(columns="recommended")) == "1-20"  # older tables: the most rows
+
+
+def test_the_task_recommendation_never_trades_fluency_for_language_while_a_fluent_point_exists():
+    from langneurons.steer.taskfrontier import TaskStudy, recommend_task
+
+    study = TaskStudy("fr", task="prompts")
+    table = pd.DataFrame({"key": ["loud", "fluent", "mild", "plain"],
+                          "kind": ["forced", "forced", "forced", "unforced"],
+                          "language_score": [0.95, 0.85, 0.60, 0.0],
+                          "content_value": [0.30, 0.32, 0.40, 0.60],
+                          "degenerate_share": [0.15, 0.05, 0.0, 0.0]})
+    assert recommend_task(table, study)["key"] == "fluent"  # no point meets the goal: the best fluent one
+    met = table.assign(language_score=[0.95, 0.92, 0.91, 0.0])
+    assert recommend_task(met, study)["key"] == "mild"  # points meeting it: the most content
+    noisy = table.assign(degenerate_share=[0.15, 0.10, 0.20, 0.0])
+    assert recommend_task(noisy, study)["key"] == "loud"  # none fluent: the best language score

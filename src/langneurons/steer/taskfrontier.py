@@ -186,14 +186,17 @@ def content_value(table: pd.DataFrame) -> pd.Series:
 
 def recommend_task(table: pd.DataFrame, study: TaskStudy) -> pd.Series:
     """Among the forced points: of those meeting the language goal with at most 5% degenerate answers,
-    the one that keeps the most content; else the one with the best language score (ties: content)."""
+    the one that keeps the most content; else, of those with at most 5% degenerate answers (else of
+    all), the one with the best language score (ties: content)."""
     forced = table[table["kind"] != "unforced"]
     if forced.empty:
         raise LangneuronsError(f"{study.name}: no setting was scored")
-    sound = (forced["language_score"] >= study.share_goal) & (forced["degenerate_share"] <= GOAL_DEGENERATE)
-    rows = forced[sound] if sound.any() else forced
-    order = ["content_value", "language_score"] if sound.any() else ["language_score", "content_value"]
-    return rows.sort_values(order, ascending=False, kind="stable").iloc[0]
+    fluent = forced["degenerate_share"] <= GOAL_DEGENERATE
+    sound = fluent & (forced["language_score"] >= study.share_goal)
+    if sound.any():
+        return forced[sound].sort_values(["content_value", "language_score"], ascending=False, kind="stable").iloc[0]
+    rows = forced[fluent] if fluent.any() else forced
+    return rows.sort_values(["language_score", "content_value"], ascending=False, kind="stable").iloc[0]
 
 
 def load_task_table(steerable: Steerable, study: TaskStudy, points: list[Setting]) -> pd.DataFrame:
