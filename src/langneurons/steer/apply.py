@@ -239,15 +239,13 @@ class Steering:
     def span(self, positions: str, length: int) -> slice | None:
         """Which of the current forward's `length` sequence positions `positions` edits: a slice, or
         None (none). Its parts always make one run (e.g. the prompt's tail, then the answer)."""
-        edited = torch.zeros(length, dtype=torch.bool)
-        for kind, count in position_parts(positions):
-            part = self.part_span(kind, count)
-            if part is not None:
-                edited[part] = True
-        where = edited.nonzero().flatten()
-        if len(where) == 0:
+        runs = [part.indices(length)[:2] for kind, count in position_parts(positions)
+                if (part := self.part_span(kind, count)) is not None]
+        runs = [(lo, hi) for lo, hi in runs if lo < hi]
+        if not runs:
             return None
-        return slice(None) if len(where) == length else slice(int(where[0]), int(where[-1]) + 1)
+        lo, hi = min(lo for lo, _ in runs), max(hi for _, hi in runs)
+        return slice(None) if (lo, hi) == (0, length) else slice(lo, hi)
 
     def part_span(self, kind: str, count: int) -> slice | None:
         """The positions one part edits. Prompts are left-padded, so a prompt's last K tokens are the
