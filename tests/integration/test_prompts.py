@@ -291,6 +291,9 @@ def test_the_default_task_search_holds_a_guarded_opening_and_keeps_its_guard_whe
     kinds = {(s.interventions[0].method, s.interventions[0].positions, s.decoding.guard) for s in grid}
     assert {("ap", "all", False), ("ap", "prompt-tail:8+generated", False), ("ap", "prefix:2", True),
             ("diffmean", "generated", False)} <= kinds
+    tails = [s for s in task_grid(steerable, "de", names_target=False) if s not in grid]
+    assert [[iv.positions for iv in s.interventions] for s in tails] == [["prefix:2", "prompt-tail:4"]] * 2
+    assert all(s.decoding.guard and s.decoding.start for s in tails)
     lape, _ = method_defaults(steerable, "lape", "de", None, None)
     assert (("lape", "generated", False) in kinds) == (lape > 0)  # a language without LAPE units goes without
     opening = next(s for s in grid if s.decoding.guard)
@@ -361,15 +364,18 @@ def test_task_search_shares_one_shape_across_languages(steerable):
     from langneurons.steer.shared import TASK_SHAPE, shared_task
     from langneurons.steer.taskfrontier import TaskStudy
 
-    template = TaskStudy("de", "translation", named=True, limit=2,
+    template = TaskStudy("de", "translation", limit=2,
                          sampling=Sampling(max_new_tokens=4, greedy=True, stop_at_newline=True))
     shapes, chosen = shared_task(steerable, ["de", "fr"], template, progress=False)
     assert set(shapes["language"]) == {"de", "fr"} and shapes["chosen"].sum() == 2
     picked = shapes[shapes["chosen"]]
     assert len(picked[list(TASK_SHAPE)].drop_duplicates()) == 1  # the same shape for both; N may differ
-    assert (steerable.run / "frontier" / "translation-named-shape.csv").exists()
+    # the paper's prompt adds openings joined by an edit of its tail, one shape in both languages
+    tails = shapes[shapes["also_shape"].str.contains("prompt-tail:4")]
+    assert set(tails["language"]) == {"de", "fr"} and len(tails[list(TASK_SHAPE)].drop_duplicates()) == 1
+    assert (steerable.run / "frontier" / "translation-shape.csv").exists()
     for language, best in chosen.items():
         assert all(best[c] == picked[c].iloc[0] for c in TASK_SHAPE), language
-        table = pd.read_csv(steerable.run / "frontier" / f"{language}-translation-named.csv")
+        table = pd.read_csv(steerable.run / "frontier" / f"{language}-translation.csv")
         held = table[(table["split"] == "heldout") & (table["kind"] == "forced")]
         assert set(held["prompt_style"]) == {"paper", "named"} and held["recommended"].all()

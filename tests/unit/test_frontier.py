@@ -125,3 +125,17 @@ def test_the_task_recommendation_never_trades_fluency_for_language_while_a_fluen
     assert recommend_task(met, study)["key"] == "mild"  # points meeting it: the most content
     noisy = table.assign(degenerate_share=[0.15, 0.10, 0.20, 0.0])
     assert recommend_task(noisy, study)["key"] == "loud"  # none fluent: the best language score
+
+
+def test_a_shared_shape_tie_goes_to_the_shape_fluent_in_more_languages():
+    from langneurons.steer.shared import pick_shape
+
+    rows = [("loud", "de", 1.00, 0.00, True), ("loud", "fr", 0.80, 0.10, False), ("loud", "es", 0.85, 0.10, False),
+            ("calm", "de", 0.60, 0.00, False), ("calm", "fr", 0.90, 0.05, True), ("calm", "es", 0.50, 0.00, False)]
+    shapes = pd.DataFrame(rows, columns=["positions", "language", "language_score", "degenerate_share", "meets_goal"])
+    shapes["content_value"] = 0.5
+    shape = pick_shape(shapes, ("positions",), worst="language_score", mean="content_value")
+    assert shape == {"positions": "calm"}  # one language meets the goal in each; calm is fluent in all three
+    assert shapes["chosen"].tolist() == [False] * 3 + [True] * 3
+    shapes.loc[shapes["positions"] == "loud", "degenerate_share"] = 0.0
+    assert pick_shape(shapes, ("positions",), worst="language_score", mean="content_value") == {"positions": "loud"}

@@ -25,7 +25,8 @@ from .steerable import Steerable
 from .taskfrontier import TaskStudy, recommend_task, task_frontier
 
 SHAPE = ("blocks", "restore_norm", "positions")  # what every language shares; α (`value`) may differ
-TASK_SHAPE = ("method", "selection", "value", "positions", "blocks", "restore_norm", "guard", "start")  # N may differ
+TASK_SHAPE = ("method", "selection", "value", "positions", "blocks", "restore_norm", "guard", "start",
+              "also_shape")  # the first edit's N may differ
 
 
 def shape_table(tables: dict[str, pd.DataFrame], seeds: str, screens: dict[str, list[Setting]]) -> pd.DataFrame:
@@ -49,11 +50,15 @@ def shape_table(tables: dict[str, pd.DataFrame], seeds: str, screens: dict[str, 
 
 def pick_shape(shapes: pd.DataFrame, columns: tuple[str, ...] = SHAPE, worst: str = "usable_share",
                mean: str = "usable_share") -> dict:
-    """The shape with which the most languages meet the goal; ties: the higher worst `worst`, then the
+    """The shape with which the most languages meet the goal; ties: the most languages whose choice is
+    fluent (at most 5% degenerate: the goal that always holds), then the higher worst `worst`, then the
     higher mean `mean`. Marks it in `shapes["chosen"]`."""
-    score = shapes.groupby(list(columns)).agg(meets=("meets_goal", "sum"), worst=(worst, "min"), mean=(mean, "mean"))
-    best = score.sort_values(["meets", "worst", "mean"], ascending=False, kind="stable").index[0]
-    shape = {column: value.item() if hasattr(value, "item") else value for column, value in zip(columns, best)}
+    fluent = shapes.assign(fluent=shapes["degenerate_share"] <= GOAL_DEGENERATE)
+    score = fluent.groupby(list(columns)).agg(meets=("meets_goal", "sum"), fluent=("fluent", "sum"),
+                                              worst=(worst, "min"), mean=(mean, "mean"))
+    best = score.sort_values(["meets", "fluent", "worst", "mean"], ascending=False, kind="stable").index[0]
+    values = best if isinstance(best, tuple) else (best,)  # a one-column index holds plain values
+    shape = {column: value.item() if hasattr(value, "item") else value for column, value in zip(columns, values)}
     shapes["chosen"] = (shapes[list(columns)] == pd.Series(shape)).all(axis=1)
     return shape
 
@@ -113,7 +118,7 @@ def task_shape_table(tables: dict[str, pd.DataFrame], studies: dict[str, TaskStu
 def shared_task(steerable: Steerable, languages: list[str], template: TaskStudy,
                 progress: bool = True) -> tuple[pd.DataFrame, dict[str, pd.Series]]:
     """Each language's task study (`template` with its language) on the choose part, one shape for all
-    (`pick_shape` on the language goal, ties: the worst language score, then the mean content), then
+    (`pick_shape` on the language goal, ties: fluent languages, the worst language score, the mean content), then
     each language's choice within the shape scored on the held-out part. Writes
     RUN/frontier/<task>[-named]-shape.csv and each language's recommendation. Returns both."""
     studies = {language: replace(template, language=language) for language in languages}

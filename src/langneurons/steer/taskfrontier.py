@@ -106,7 +106,7 @@ class TaskStudy:
         return templated(chosen, tokenizer) if self.chat_template else chosen
 
 
-def task_grid(steerable: Steerable, language: str, tail: int = 8) -> list[Setting]:
+def task_grid(steerable: Steerable, language: str, names_target: bool = True, tail: int = 8) -> list[Setting]:
     """The default search: what keeps content (9 points). AP neurons: the top 200 everywhere, or on the
     answer and the prompt's last `tail` tokens; 2,000 (`both`) blended (mix:0.3) everywhere; 2,000 or
     4,000 on the answer's first 2 tokens only, guarded, with a free first token or one that begins the
@@ -114,7 +114,10 @@ def task_grid(steerable: Steerable, language: str, tail: int = 8) -> list[Settin
     neurons on the answer; a DiffMean direction (α 0.1 at the default block, norm restored) on the
     answer. Shifts (shift:1), the upper half of the blocks and the prompt's tail alone left it after a
     wider search on the German choose prompts, and the points the German and Chinese studies found
-    dominated after that (docs/steering.md). Units the run lacks are left out."""
+    dominated after that (docs/steering.md). A prompt that does not name the target (`names_target`
+    False: the paper's translation prompt) also gets each opening with a start rule joined by 4,000
+    units on its last 4 tokens ("Target Language:"), which carry the task there. Units the run lacks
+    are left out."""
     answer = "generated"
     points: list[Setting] = []
     if steerable.expertise is not None:
@@ -122,8 +125,13 @@ def task_grid(steerable: Steerable, language: str, tail: int = 8) -> list[Settin
               (2000, "both", "mix:0.3", "all")]
         points += [Setting((Intervention(language, min(n, steerable.info.neurons), selection, value, pos),))
                    for n, selection, value, pos in ap]
-        points += [Setting((Intervention(language, min(n, steerable.info.neurons), "both", "on_p50", "prefix:2"),),
-                           Decoding(guard=True, start=start)) for start in (False, True) for n in (2000, 4000)]
+        openings = {n: Intervention(language, min(n, steerable.info.neurons), "both", "on_p50", "prefix:2")
+                    for n in (2000, 4000)}
+        points += [Setting((opening,), Decoding(guard=True, start=start))
+                   for start in (False, True) for opening in openings.values()]
+        if not names_target:
+            label = Intervention(language, min(4000, steerable.info.neurons), "both", "on_p50", "prompt-tail:4")
+            points += [Setting((opening, label), Decoding(guard=True, start=True)) for opening in openings.values()]
     if steerable.activation is not None:
         from .steerable import method_defaults
 
@@ -211,6 +219,8 @@ def load_task_table(steerable: Steerable, study: TaskStudy, points: list[Setting
     limit = table["key"].str.extract(r"-first(\d+)$")[0].astype(float)  # rows of this study's limit only
     table = table[limit.isna() if study.limit is None else limit == study.limit].reset_index(drop=True)
     table["paper"] = table["kind"] == "paper"
+    # the edits beside the first without their language, so that languages can share them in one shape
+    table["also_shape"] = [also.replace(f"{language}-", "") for also, language in zip(table["also"], table["language"])]
     ours = [same_setting(table, point.columns()) for point in points]
     table["searched"] = (table["kind"] == "forced") & (pd.concat(ours, axis=1).any(axis=1) if ours else False)
     forced = table[table["kind"] != "unforced"]
@@ -231,7 +241,8 @@ def task_frontier(steerable: Steerable, study: TaskStudy, progress: bool = True)
 
 def score_task(steerable: Steerable, study: TaskStudy, progress: bool) -> tuple[pd.DataFrame, pd.Series]:
     """The body of `task_frontier`, under the lock."""
-    points = list(dict.fromkeys(study.points or task_grid(steerable, study.language)))
+    names_target = study.task == "prompts" or study.named
+    points = list(dict.fromkeys(study.points or task_grid(steerable, study.language, names_target)))
     paper = Setting((paper_setting(steerable, study.language),)) if steerable.expertise is not None else None
 
     def baselines(split: str) -> None:
