@@ -43,7 +43,9 @@ def setting_label(row: pd.Series) -> str:
     blocks = f" blocks {row['blocks']}" if row["blocks"] else ""
     rules = "".join(f", {name}" for name, flag in (("guarded", "guard"), ("start", "start"))
                     if bool(row.get(flag, False)))
-    return f"{units} {row['value']} on {row['positions']}{blocks}{rules}"
+    also = row.get("also", "")
+    also = f" + {also}" if isinstance(also, str) and also else ""  # further edits, by their labels
+    return f"{units} {row['value']} on {row['positions']}{blocks}{rules}{also}"
 
 
 def summary(table: pd.DataFrame, split: str = "heldout") -> pd.DataFrame:
