@@ -130,8 +130,8 @@ def task_grid(steerable: Steerable, language: str, names_target: bool = True, ta
         points += [Setting((opening,), Decoding(guard=True, start=start))
                    for start in (False, True) for opening in openings.values()]
         if not names_target:
-            label = Intervention(language, min(4000, steerable.info.neurons), "both", "on_p50", "prompt-tail:4")
-            points += [Setting((opening, label), Decoding(guard=True, start=True)) for opening in openings.values()]
+            tail_edit = Intervention(language, min(4000, steerable.info.neurons), "both", "on_p50", "prompt-tail:4")
+            points += [Setting((opening, tail_edit), Decoding(guard=True, start=True)) for opening in openings.values()]
     if steerable.activation is not None:
         from .steerable import method_defaults
 
@@ -220,7 +220,8 @@ def load_task_table(steerable: Steerable, study: TaskStudy, points: list[Setting
     table = table[limit.isna() if study.limit is None else limit == study.limit].reset_index(drop=True)
     table["paper"] = table["kind"] == "paper"
     # the edits beside the first without their language, so that languages can share them in one shape
-    table["also_shape"] = [also.replace(f"{language}-", "") for also, language in zip(table["also"], table["language"])]
+    table["also_shape"] = [" + ".join(label.removeprefix(f"{language}-") for label in also.split(" + "))
+                           for also, language in zip(table["also"], table["language"])]
     ours = [same_setting(table, point.columns()) for point in points]
     table["searched"] = (table["kind"] == "forced") & (pd.concat(ours, axis=1).any(axis=1) if ours else False)
     forced = table[table["kind"] != "unforced"]
@@ -241,8 +242,7 @@ def task_frontier(steerable: Steerable, study: TaskStudy, progress: bool = True)
 
 def score_task(steerable: Steerable, study: TaskStudy, progress: bool) -> tuple[pd.DataFrame, pd.Series]:
     """The body of `task_frontier`, under the lock."""
-    names_target = study.task == "prompts" or study.named
-    points = list(dict.fromkeys(study.points or task_grid(steerable, study.language, names_target)))
+    points = list(dict.fromkeys(study.points or task_grid(steerable, study.language, study.style != "paper")))
     paper = Setting((paper_setting(steerable, study.language),)) if steerable.expertise is not None else None
 
     def baselines(split: str) -> None:
