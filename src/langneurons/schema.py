@@ -15,7 +15,7 @@ from typing import Callable
 
 from .errors import LangneuronsError
 
-SCHEMAS = {"run": 2, "interventions": 2, "samples": 2, "score": 2, "diffmean": 1}
+SCHEMAS = {"run": 2, "interventions": 2, "samples": 2, "score": 2, "diffmean": 2}
 DECODING_FIELDS = ("guard", "whole_characters", "opening_temperature", "start", "start_temperature")
 
 
@@ -69,9 +69,13 @@ def _score_1(data: dict) -> dict | None:
     return row
 
 
+def _diffmean_1(data: dict) -> dict | None:
+    return data  # without the language means: read as is, `floor:β` refuses it (find/diffmean.py)
+
+
 STEPS: dict[str, dict[int, Callable[[dict], dict | None]]] = {
     "run": {1: _run_1}, "interventions": {1: _interventions_1}, "samples": {1: _samples_1},
-    "score": {1: _score_1}, "diffmean": {},
+    "score": {1: _score_1}, "diffmean": {1: _diffmean_1},
 }
 
 

@@ -74,9 +74,10 @@ def test_diffmean_in_one_pass_matches_brute_force(family, corpus_dir, tmp_path):
                           for l in d.languages], axis=0)
         np.testing.assert_allclose(d.diffmean[li], means[:, pos].mean(1) - means[:, neg].mean(1), atol=2e-5)
         np.testing.assert_allclose(d.recover[li], means[:, pos].mean(1) - centre, atol=2e-5)
+        np.testing.assert_allclose(d.means[li], means[:, pos].mean(1), atol=2e-5)
     np.testing.assert_allclose(d.typical_norm, norms.mean(1), rtol=1e-4)
     summary = pd.read_parquet(tmp_path / "run" / "diffmean.parquet")
-    assert len(summary) == len(d.languages) * info.blocks and (summary["schema"] == 1).all()
+    assert len(summary) == len(d.languages) * info.blocks and (summary["schema"] == 2).all()
     np.testing.assert_allclose(summary["diffmean_norm"], np.linalg.norm(d.diffmean, axis=-1).ravel(), rtol=1e-5)
 
 
@@ -149,7 +150,7 @@ def test_shift_adds_alpha_norm_direction_at_its_block_and_positions(gemma_run):
     ids = torch.tensor([loaded.tokenizer("Die Katze schläft.")["input_ids"]])
     plain = block_outputs(loaded, ids)
     iv = Intervention("de", value="add:3", blocks="1", method="diffmean")
-    assert parse_strength(iv.value) == 3.0 and iv.label == "de-diffmean-add:3-all-blocks1"
+    assert parse_strength(iv.value) == ("add", 3.0) and iv.label == "de-diffmean-add:3-all-blocks1"
     v = d.vector("de", 1)
     expected = torch.from_numpy(3 * d.typical_norm[1] * v / np.linalg.norm(v))
     edited = block_outputs(loaded, ids, steerable.plan([iv]))
@@ -178,6 +179,50 @@ def test_shift_adds_alpha_norm_direction_at_its_block_and_positions(gemma_run):
         steerable.plan([Intervention("de", value="add:1", blocks="7", method="diffmean")])
 
 
+def test_clamp_raises_each_state_along_the_direction_to_the_language_level(gemma_run, tmp_path):
+    from dataclasses import replace
+
+    from langneurons.steer.intervene import Intervention
+    from langneurons.steer.steerable import open_run
+
+    run, loaded = gemma_run
+    steerable = open_run(run, loaded=loaded)
+    d = steerable.directions
+    ids = torch.tensor([loaded.tokenizer("The cat sleeps on the warm mat.")["input_ids"]])
+    plain = block_outputs(loaded, ids)
+    v = d.vector("de", 1).astype(np.float64)
+    unit = torch.from_numpy((v / np.linalg.norm(v)).astype(np.float32))
+    own = d.vector("de", 1, "means").astype(np.float64)
+    for beta in (0.0, 1.0, 5.0):
+        level = float((own - v) @ (v / np.linalg.norm(v)) + beta * np.linalg.norm(v))  # β 1: the mean of German
+        edited = block_outputs(loaded, ids, steerable.plan([Intervention("de", value=f"clamp:{beta:g}", blocks="1",
+                                                                         method="diffmean")]))
+        before, after = plain[1] @ unit, edited[1] @ unit
+        torch.testing.assert_close(after, torch.clamp(before, min=level), rtol=1e-4, atol=1e-4)
+        # only the component along v̂ moves
+        torch.testing.assert_close(edited[1] - after[..., None] * unit, plain[1] - before[..., None] * unit,
+                                   rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(edited[0], plain[0], rtol=0, atol=0)
+    assert bool((plain[1] @ unit < level).any())  # β 5 lies above the states: it edits them
+    restored = block_outputs(loaded, ids, steerable.plan([Intervention("de", value="clamp:5", blocks="1",
+                                                                       method="diffmean", restore_norm=True)]))
+    torch.testing.assert_close(restored[1].norm(dim=-1), plain[1].norm(dim=-1), rtol=1e-5, atol=1e-5)
+    with pytest.raises(LangneuronsError, match="same positions"):
+        steerable.plan([Intervention("de", value="clamp:1", blocks="1", method="diffmean"),
+                        Intervention("fr", value="add:1", blocks="1", method="diffmean")])
+    # a run recorded before the language means (diffmean.npz schema 1) still adds, and says how to clamp
+    old = tmp_path / "old"
+    old.mkdir()
+    replace(d, means=None).write(old)
+    with np.load(old / "diffmean.npz") as data:
+        arrays = {k: data[k] for k in data.files}
+    np.savez(old / "diffmean.npz", **{**arrays, "schema": np.int64(1)})
+    dated = Directions.read(old)
+    assert dated.means is None and np.array_equal(dated.diffmean, d.diffmean)
+    with pytest.raises(LangneuronsError, match="predate the language means"):
+        dated.vector("de", 1, "means")
+
+
 def test_diffmean_interventions_are_checked_and_round_trip(gemma_run, tmp_path):
     from langneurons.steer.decoding import Decoding
     from langneurons.steer.intervene import (
@@ -192,6 +237,7 @@ def test_diffmean_interventions_are_checked_and_round_trip(gemma_run, tmp_path):
                             ({"modules": "mlp"}, "modules 'mlp': not used"),
                             ({"blocks": ""}, "needs the block"),
                             ({"value": "on_p50"}, "add:α"), ({"value": "add:x"}, "add:α"),
+                            ({"value": "clamp:x"}, "clamp:β"), ({"value": "clamp"}, "clamp:β"),
                             ({"subtract": "de"}, "the target language itself")]:
         with pytest.raises(LangneuronsError, match=message):
             Intervention("de", **{"value": "add:2", "blocks": "1", "method": "diffmean", **kwargs})
@@ -237,6 +283,10 @@ def test_cli_generate_defaults_flags_and_export(saved_tiny, corpus_dir, tmp_path
     assert generated("--blocks", "0-1", "--alpha", "2", "--no-restore-norm", "--subtract", "en")[0] | {} == \
         Intervention("de", value="add:2", blocks="0-1", method="diffmean", subtract="en").to_dict()
     assert generated("--value", "add:3")[0]["value"] == "add:3"
+    assert generated("--value", "clamp:1.5")[0]["value"] == "clamp:1.5"
+    code, output = invoke("generate", run, "-l", "de", "--method", "diffmean", "--value", "clamp:1", "--alpha", "2",
+                          "--seeds", "1", "--out", tmp_path / "x.jsonl")
+    assert code != 0 and "give one strength" in output
     # a frontier's recommendation in the RUN replaces the defaults
     info = RunInfo.read(run)
     chosen = Setting((Intervention("de", value="add:1.5", positions="generated", blocks="1", method="diffmean"),))
@@ -267,6 +317,10 @@ def test_cli_generate_defaults_flags_and_export(saved_tiny, corpus_dir, tmp_path
     assert code != 0 and "block 0" in output
     code, output = invoke("export", run, "-l", "de", "--method", "ap", "--out", tmp_path / "bad.gguf")
     assert code != 0 and "only a diffmean steering" in output
+    clamped = Setting((Intervention("de", value="clamp:1", blocks="1", method="diffmean"),))
+    save_interventions(tmp_path / "clamp.json", clamped, info.fingerprint)
+    code, output = invoke("export", run, "-l", "de", "--interventions", tmp_path / "clamp.json", "--out", tmp_path / "c.gguf")
+    assert code != 0 and "only an add:α setting can be exported" in output and not (tmp_path / "c.gguf").exists()
 
 
 def invoke(*args):
@@ -291,8 +345,9 @@ def test_frontier_searches_diffmean_from_its_defaults(saved_tiny, corpus_dir, tm
     assert code == 0 and "method=diffmean" in output, output
     table = pd.read_csv(run / "frontier" / "de.csv")
     forced = table[table["kind"] == "forced"]
-    assert len(forced) == 8 and set(forced["method"]) == {"diffmean"}  # 4 α × block 1 × norm on/off, no AP point
-    assert set(forced["value"]) == {"add:0.05", "add:0.1", "add:0.2", "add:0.3"} and set(forced["restore_norm"]) == {True, False}
+    assert len(forced) == 16 and set(forced["method"]) == {"diffmean"}  # (4 α + 4 β) × block 1 × norm on/off, no AP
+    assert set(forced["value"]) == {"add:0.05", "add:0.1", "add:0.2", "add:0.3", "clamp:0.5", "clamp:1", "clamp:1.5",
+                                    "clamp:2"} and set(forced["restore_norm"]) == {True, False}
     chosen = json.loads(recommended_path(run, "de", "diffmean").read_text())["interventions"][0]
     assert chosen["method"] == "diffmean" and not (run / "frontier" / "de-recommended.json").exists()
     code, output = invoke("generate", run, "-l", "de", "--method", "diffmean", "--seeds", "1", "--out", tmp_path / "s.jsonl")
@@ -307,25 +362,29 @@ def test_frontier_shares_one_shape_across_languages(saved_tiny, corpus_dir, tmp_
     run = tmp_path / "run"
     assert invoke("find", "--model", saved_tiny, "--corpus", corpus_dir, "--out", run, "--device", "cpu",
                   "--method", "all")[0] == 0
-    assert invoke("frontier", run, "-l", "de", "--method", "diffmean", "--alphas", "0.1", "--positions", "prefix:2",
-                  "--seeds", "1-2", "--batch-size", "8")[0] == 0  # a point of the RUN's that is not in the screen
+    assert invoke("frontier", run, "-l", "de", "--method", "diffmean", "--alphas", "0.1", "--clamps", "",
+                  "--positions", "prefix:2", "--seeds", "1-2", "--batch-size", "8")[0] == 0  # a point of the RUN's that is not in the screen
     code, output = invoke("frontier", run, "-l", "de,fr", "--method", "diffmean", "--alphas", "0.1,0.3",
-                          "--seeds", "1-2", "--heldout-seeds", "3-4", "--batch-size", "8")
+                          "--clamps", "1,2", "--seeds", "1-2", "--heldout-seeds", "3-4", "--batch-size", "8")
     assert code == 0 and "shared shape" in output, output
     shapes = pd.read_csv(run / "frontier" / "diffmean-shape.csv")
-    assert set(shapes["language"]) == {"de", "fr"} and len(shapes) == 4  # 2 languages × block 1 × norm on/off
+    assert set(shapes["language"]) == {"de", "fr"} and len(shapes) == 8  # 2 languages × 2 edits × block 1 × norm on/off
     assert set(shapes["positions"]) == {"all"}  # the earlier prefix:2 point is not a shape of the screen
-    assert set(shapes["value"]) == {"add:0.1"}  # shapes are compared at the middle α
+    assert set(shapes["value"]) == {"add:0.1", "clamp:1"}  # each edit's shapes at its middle strength
+    assert (shapes["edit"] == shapes["value"].str.partition(":")[0]).all()
     chosen = shapes[shapes["chosen"]]
-    assert len(chosen) == 2 and chosen["restore_norm"].nunique() == 1
+    assert len(chosen) == 2 and chosen["restore_norm"].nunique() == 1 and chosen["edit"].nunique() == 1
+    edit = chosen["edit"].iloc[0]
     settings = {lang: json.loads(recommended_path(run, lang, "diffmean").read_text())["interventions"][0] for lang in ("de", "fr")}
     assert {s["restore_norm"] for s in settings.values()} == {bool(chosen["restore_norm"].iloc[0])}
     assert {s["blocks"] for s in settings.values()} == {str(chosen["blocks"].iloc[0])}
+    assert {s["value"].partition(":")[0] for s in settings.values()} == {edit}
+    within = {"add": {"add:0.1", "add:0.3"}, "clamp": {"clamp:1", "clamp:2"}}[edit]
     for lang in ("de", "fr"):  # α searched within the shape; the choice scored on the held-out seeds, no paper point
         table = pd.read_csv(run / "frontier" / f"{lang}.csv")
         heldout = table[table["seeds"] == "3-4"]
         assert set(heldout["kind"]) == {"unforced", "reference", "forced"} and len(heldout) == 3
-        assert set(table[(table["seeds"] == "1-2") & (table["method"] == "diffmean")]["value"]) == {"add:0.1", "add:0.3"}
+        assert set(table[(table["seeds"] == "1-2") & (table["method"] == "diffmean")]["value"]) == {"add:0.1", "clamp:1"} | within
     code, output = invoke("frontier", run, "-l", "de,fr", "--seeds", "1-2")
     assert code == 2 and "one language at a time" in output
 

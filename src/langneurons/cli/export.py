@@ -45,7 +45,8 @@ def export(
     check_run_languages([language], info.languages, "--language")
     directions = Directions.read(run)
     setting = (load_interventions(interventions, info.fingerprint) if interventions else
-               with_flags(default_setting(run, language, info.blocks, info.fingerprint), blocks, alpha, None, subtract))
+               with_flags(default_setting(run, language, info.blocks, info.fingerprint), blocks,
+                          None if alpha is None else f"add:{alpha:g}", None, subtract))
     iv = setting.interventions[0]
     if len(setting.interventions) > 1 or iv.positions != "all" or setting.decoding.active:
         typer.echo("note: llama.cpp adds a control vector at every position with plain decoding; only the "

@@ -53,7 +53,7 @@ def interventions_from(steerable, language: str | None, n: int | None, selection
                        restore_norm: bool | None = None, subtract: str | None = None):
     """The setting the options (or an intervention file) describe: the edit and its decoding rules.
     Method diffmean starts from the RUN's recommended DiffMean setting (else the defaults) and
-    replaces what --blocks, --alpha (or --value add:α), --restore-norm, --subtract and --positions give."""
+    replaces what --blocks, --alpha (or --value add:α / clamp:β), --restore-norm, --subtract and --positions give."""
     from ..steer.decoding import Decoding
     from ..steer.diffmean import default_setting, with_flags
     from ..steer.intervene import (
@@ -69,10 +69,13 @@ def interventions_from(steerable, language: str | None, n: int | None, selection
     if not language:
         raise LangneuronsError("--language is needed (or --interventions FILE)")
     if method == "diffmean":
-        if value != "on_p50" and alpha is None:  # --value add:α
-            alpha = parse_strength(value)
+        if value != "on_p50" and alpha is not None:
+            raise LangneuronsError(f"--value {value} and --alpha {alpha:g}: give one strength (--alpha A is --value add:A)")
+        edit = f"add:{alpha:g}" if alpha is not None else None if value == "on_p50" else value
+        if edit:
+            parse_strength(edit)
         base = default_setting(steerable.run, language, steerable.info.blocks, steerable.info.fingerprint)
-        setting = with_flags(base, blocks, alpha, restore_norm, subtract, None if positions == "all" else positions)
+        setting = with_flags(base, blocks, edit, restore_norm, subtract, None if positions == "all" else positions)
         rules = Decoding(guard, whole_characters, opening_temperature, start, start_temperature)
         return Setting(setting.interventions, rules if rules.active else setting.decoding)
     if alpha is not None or restore_norm is not None or subtract:
@@ -349,10 +352,14 @@ def frontier(
                                "diffmean: the blocks at 1/2, 2/3 and 4/5 of the depth)"),
     method: Method = typer.Option(Method.ap, rich_help_panel=GRID,
                                   help="ap or lape (the grid of --values, --selections, --ns; lape: N = all of the "
-                                  "language's, selection top) or diffmean (the grid of --alphas × --blocks × "
+                                  "language's, selection top) or diffmean (the grid of --alphas and --clamps × --blocks × "
                                   "--restore-norms, at --positions, default all)"),
     alphas: str = typer.Option("0.05,0.1,0.2,0.3", rich_help_panel=GRID, metavar="ALPHAS",
-                               help="diffmean: strengths in units of the block's typical hidden-state norm"),
+                               help="diffmean: add:α strengths, in units of the block's typical hidden-state norm "
+                               "('' none)"),
+    clamps: str = typer.Option("0.5,1,1.5,2", rich_help_panel=GRID, metavar="BETAS",
+                               help="diffmean: clamp:β levels along v̂, in units of the language's mean difference "
+                               "from the other languages' mean (1: the language's mean; '' none)"),
     restore_norms: str = typer.Option("on,off", rich_help_panel=GRID, metavar="off|on|off,on",
                                       help="diffmean: with and/or without norm restoration"),
     modules: str = typer.Option("", rich_help_panel=GRID, metavar="NAMES;...",
@@ -422,10 +429,10 @@ def frontier(
     if method == "diffmean":
         from ..steer.diffmean import default_blocks, diffmean_grid
 
-        try:
-            strengths = [float(a) for a in alphas.split(",")]
-        except ValueError:
-            raise LangneuronsError(f"--alphas {alphas!r}: comma-separated numbers, e.g. 0.05,0.1,0.2") from None
+        strengths = [f"add:{a:g}" for a in parse_numbers(alphas, "--alphas")]
+        strengths += [f"clamp:{b:g}" for b in parse_numbers(clamps, "--clamps")]
+        if not strengths:
+            raise LangneuronsError("--alphas and --clamps are both empty: give at least one strength")
         axes_dm = (blocks.split(";") if blocks else default_blocks(steerable.info.blocks),
                    parse_switch(restore_norms, "--restore-norms"),
                    ["all"] if positions == "prefix:2,prefix:3,prefix:4" else parse_languages(positions))
@@ -479,13 +486,21 @@ def frontier(
                f"(langneurons generate {run} --interventions {saved}); table → {run / 'frontier' / (language + '.csv')}")
 
 
-def shared_study(steerable, run: Path, languages: list[str], alphas: list[float], axes: tuple, seeds: str,
+def parse_numbers(text: str, option: str) -> list[float]:
+    """A comma-separated list of numbers ('' none)."""
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise LangneuronsError(f"{option} {text!r}: comma-separated numbers, e.g. 0.05,0.1,0.2") from None
+
+
+def shared_study(steerable, run: Path, languages: list[str], values: list[str], axes: tuple, seeds: str,
                  heldout_seeds: str, batch_size: int) -> None:
     """`frontier -l L1,L2,... --method diffmean`: one shape for all languages (steer/shared.py)."""
     from ..steer.shared import SHAPE, shared_diffmean
     from ..steer.steerable import parse_seeds
 
-    shapes, chosen = shared_diffmean(steerable, languages, alphas, *axes, parse_seeds(seeds),
+    shapes, chosen = shared_diffmean(steerable, languages, values, *axes, parse_seeds(seeds),
                                      parse_seeds(heldout_seeds) if heldout_seeds else None, batch_size)
     stdout.print(shapes.drop(columns=["seeds"]).to_string(index=False))
     for language, best in chosen.items():

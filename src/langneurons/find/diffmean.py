@@ -11,7 +11,9 @@ A one-token sentence keeps its token. From that store, per language L and block 
 - `diffmean`: v = mean over L's sentences − mean over the other languages' sentences (L's negatives);
 - `recover`: u = mean over L's sentences − the mean of all languages' means (ReCoVeR's centring);
 - `typical_norm`: the mean over all sentences of the mean per-token norm of the block's output, the
-  unit of an intervention's strength α (`add:α` adds α·typical_norm·v̂).
+  unit of an intervention's strength α (`add:α` adds α·typical_norm·v̂);
+- `means`: the mean over L's sentences itself, from which `floor:β` reads where L's states lie along v̂
+  (schema 2; a schema-1 file has none and steers with `add:α` only).
 
 They are written to `RUN/diffmean.npz` (the vectors) and `RUN/diffmean.parquet` (norms per
 language and block). Torch-free: the steering and the export read the npz through `Directions`.
@@ -63,6 +65,7 @@ class Directions:
     recover: np.ndarray  # [languages, blocks, hidden]
     typical_norm: np.ndarray  # [blocks]: mean per-token norm of the block's output
     pooled_norm: np.ndarray  # [blocks]: mean norm of the mean-pooled output (smaller: pooling averages)
+    means: np.ndarray | None = None  # [languages, blocks, hidden]: the mean over L's sentences; None: schema 1
 
     @property
     def hidden(self) -> int:
@@ -75,7 +78,10 @@ class Directions:
                                    f"(it has {', '.join(self.languages)})")
         if not 0 <= block < len(self.blocks):
             raise LangneuronsError(f"block {block}: this model has blocks 0-{len(self.blocks) - 1}")
-        table = self.diffmean if variant == "diffmean" else self.recover
+        table = {"diffmean": self.diffmean, "recover": self.recover, "means": self.means}[variant]
+        if table is None:
+            raise LangneuronsError("this run's DiffMean directions predate the language means (diffmean.npz schema 1); "
+                                   "rerun `langneurons find --method all --out RUN` (it reuses what is recorded)")
         return table[self.languages.index(language), block]
 
     def write(self, run: Path) -> None:
@@ -84,7 +90,8 @@ class Directions:
         with disk_errors(path):
             np.savez(tmp, schema=np.int64(SCHEMAS["diffmean"]), languages=np.array(self.languages),
                      blocks=np.array(self.blocks), diffmean=self.diffmean, recover=self.recover,
-                     typical_norm=self.typical_norm, pooled_norm=self.pooled_norm)
+                     typical_norm=self.typical_norm, pooled_norm=self.pooled_norm,
+                     **({} if self.means is None else {"means": self.means}))
             tmp.replace(path)
         write_table(self.summary(), Path(run) / SUMMARY)
 
@@ -112,7 +119,8 @@ class Directions:
                 migrate("diffmean", {"schema": int(data["schema"])}, f"langneurons find --method all --out {run}")
                 return cls(tuple(str(x) for x in data["languages"]), tuple(str(x) for x in data["blocks"]),
                            data["diffmean"].astype(np.float32), data["recover"].astype(np.float32),
-                           data["typical_norm"].astype(np.float32), data["pooled_norm"].astype(np.float32))
+                           data["typical_norm"].astype(np.float32), data["pooled_norm"].astype(np.float32),
+                           data["means"].astype(np.float32) if "means" in data.files else None)
         except (OSError, ValueError, KeyError) as exc:
             raise LangneuronsError(f"{path} is damaged ({exc}); rerun `langneurons find --method all "
                                    f"--out {run}`") from None
@@ -131,6 +139,7 @@ def compute_directions(store: ResponseStore, sites: Sites, labelset: LabelSet) -
     n_l, n_b, hidden = len(langs), len(sites), sites.sites[0].width
     diffmean = np.zeros((n_l, n_b, hidden), np.float32)
     recover = np.zeros((n_l, n_b, hidden), np.float32)
+    language_means = np.zeros((n_l, n_b, hidden), np.float32)
     typical, pooled = np.zeros(n_b, np.float32), np.zeros(n_b, np.float32)
     used = np.unique(np.concatenate([labelset.positives[l] for l in langs]))
     for b, site in enumerate(sites):
@@ -138,13 +147,14 @@ def compute_directions(store: ResponseStore, sites: Sites, labelset: LabelSet) -
         norms = np.asarray(store.responses(site.name + NORM), dtype=np.float64)[:, 0]
         means = np.stack([states[labelset.positives[l]].mean(axis=0) for l in langs])
         centre = means.mean(axis=0)
+        language_means[:, b] = means
         for li, lang in enumerate(langs):
             diffmean[li, b] = means[li] - states[labelset.negatives[lang]].mean(axis=0)
             recover[li, b] = means[li] - centre
         typical[b] = norms[used].mean()
         pooled[b] = np.linalg.norm(states[used], axis=1).mean()
         del states
-    return Directions(tuple(langs), tuple(sites.names), diffmean, recover, typical, pooled)
+    return Directions(tuple(langs), tuple(sites.names), diffmean, recover, typical, pooled, language_means)
 
 
 def write_diffmean(out: Path, store: ResponseStore, sites: Sites, labelset: LabelSet) -> dict:

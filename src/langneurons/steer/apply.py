@@ -74,12 +74,33 @@ class Shift:
             out.mul_((before / out.float().norm(dim=-1, keepdim=True).clamp_min(1e-12)).to(out.dtype))
 
 
-def shift_vectors(iv: Intervention, directions) -> dict[int, np.ndarray]:
-    """Block → α·typical_norm(block)·v̂ of a DiffMean intervention (`directions`: find.diffmean.Directions)."""
+@dataclass(frozen=True)
+class Floor:
+    """Raise every hidden state of a block's output along `direction` (a unit vector) to at least `level`:
+    h + max(0, level − h·direction)·direction; `restore`: then rescale each state to its norm before."""
+
+    direction: torch.Tensor  # [hidden], unit norm
+    level: float
+    restore: bool = False
+
+    def to(self, device: torch.device, dtype: torch.dtype) -> "Floor":
+        return Floor(self.direction.to(device, dtype), self.level, self.restore)
+
+    def apply(self, out: torch.Tensor) -> None:
+        """Edit `out` [..., hidden] in place."""
+        before = out.float().norm(dim=-1, keepdim=True) if self.restore else None
+        out.add_((self.level - out @ self.direction).clamp_min(0).unsqueeze(-1) * self.direction)
+        if before is not None:
+            out.mul_((before / out.float().norm(dim=-1, keepdim=True).clamp_min(1e-12)).to(out.dtype))
+
+
+def unit_directions(iv: Intervention, directions) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Block → (v, v̂) of a DiffMean intervention: the language's direction, minus `subtract`'s if given
+    (`directions`: find.diffmean.Directions)."""
     if directions is None:
         raise LangneuronsError("method diffmean: this run has no DiffMean directions; run "
                                "`langneurons find --method all` (or diffmean) to record them")
-    alpha, shifts = parse_strength(iv.value), {}
+    units = {}
     for block in sorted(parse_blocks(iv.blocks)):
         v = directions.vector(iv.language, block).astype(np.float64)
         if iv.subtract:
@@ -87,8 +108,30 @@ def shift_vectors(iv: Intervention, directions) -> dict[int, np.ndarray]:
         norm = np.linalg.norm(v)
         if not norm > 0:
             raise LangneuronsError(f"block {block}: the direction of {iv.language} is zero; choose another block")
-        shifts[block] = (alpha * float(directions.typical_norm[block]) * v / norm).astype(np.float32)
-    return shifts
+        units[block] = (v, v / norm)
+    return units
+
+
+def shift_vectors(iv: Intervention, directions) -> dict[int, np.ndarray]:
+    """Block → α·typical_norm(block)·v̂ of a DiffMean `add:α` intervention."""
+    kind, alpha = parse_strength(iv.value)
+    if kind != "add":
+        raise LangneuronsError(f"value {iv.value!r}: only an add:α DiffMean edit is a fixed vector")
+    return {block: (alpha * float(directions.typical_norm[block]) * unit).astype(np.float32)
+            for block, (_, unit) in unit_directions(iv, directions).items()}
+
+
+def floors(iv: Intervention, directions) -> dict[int, Floor]:
+    """Block → the `Floor` of a DiffMean `clamp:β` intervention: level m + β·(v·v̂), m the projection of
+    the mean over the language's negatives (the language's mean minus v_language) on v̂."""
+    _, beta = parse_strength(iv.value)
+    edits = {}
+    for block, (v, unit) in unit_directions(iv, directions).items():
+        own = directions.vector(iv.language, block, "means").astype(np.float64)
+        others = own - directions.vector(iv.language, block)
+        edits[block] = Floor(torch.from_numpy(unit.astype(np.float32)), float(others @ unit + beta * (v @ unit)),
+                             iv.restore_norm)
+    return edits
 
 
 def edit_terms(kind: str, factor: float, base: str, rows: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -108,9 +151,9 @@ def edit_terms(kind: str, factor: float, base: str, rows: pd.DataFrame) -> dict[
 
 @dataclass
 class Plan:
-    """Resolved edits: module → positions → `Edit` of its chosen units."""
+    """Resolved edits: module → positions → `Edit` of its chosen units (or a block's `Shift` / `Floor`)."""
 
-    edits: dict[str, dict[str, Edit | Shift]] = field(default_factory=dict)
+    edits: dict[str, dict[str, Edit | Shift | Floor]] = field(default_factory=dict)
     widths: dict[str, int] = field(default_factory=dict)
     guards: set[str] = field(default_factory=set)  # positions whose new tokens are guarded
     temperatures: dict[str, float] = field(default_factory=dict)  # positions → their opening temperature
@@ -120,8 +163,8 @@ class Plan:
 
     @property
     def n_units(self) -> int:
-        return sum(edit.vector.numel() if isinstance(edit, Shift) else len(edit.index)
-                   for per in self.edits.values() for edit in per.values())
+        return sum(edit.index.numel() if isinstance(edit, Edit) else self.widths[name]
+                   for name, per in self.edits.items() for edit in per.values())
 
     @property
     def rereads(self) -> set[int]:
@@ -179,7 +222,12 @@ def resolve(interventions: list[Intervention], expertise: pd.DataFrame | None, w
                                "sweep.Steerable.plan)")
     merged: dict[tuple[str, str], dict[int, tuple[float, float, float, float]]] = {}
     shifts: dict[tuple[str, str], list] = {}
-    for iv in (iv for iv in interventions if iv.method == "diffmean"):
+    lifted: dict[tuple[str, str], Floor] = {}
+    for iv in (iv for iv in interventions if iv.method == "diffmean" and parse_strength(iv.value)[0] == "clamp"):
+        for block, floor in floors(iv, directions).items():
+            widths = {**widths, directions.blocks[block]: directions.hidden}
+            lifted[directions.blocks[block], iv.positions] = floor
+    for iv in (iv for iv in interventions if iv.method == "diffmean" and parse_strength(iv.value)[0] == "add"):
         for block, vector in shift_vectors(iv, directions).items():
             name = directions.blocks[block]
             widths = {**widths, name: directions.hidden}
@@ -198,6 +246,11 @@ def resolve(interventions: list[Intervention], expertise: pd.DataFrame | None, w
                 start_temperature=rules.start_temperature)
     for (name, positions), (vector, restore) in shifts.items():
         plan.edits.setdefault(name, {})[positions] = Shift(torch.from_numpy(vector), restore)
+    for (name, positions), floor in lifted.items():
+        if positions in plan.edits.get(name, {}):
+            raise LangneuronsError(f"{name}: a clamp:β and an add:α DiffMean edit at the same positions "
+                                   f"({positions}); keep one of them, or give them different positions")
+        plan.edits.setdefault(name, {})[positions] = floor
     for (layer, positions), units in merged.items():
         order = sorted(units)
         keep, add, low, high = (torch.tensor([units[u][i] for u in order], dtype=torch.float32) for i in range(4))

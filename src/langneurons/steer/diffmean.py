@@ -31,7 +31,6 @@ from .intervene import (
 DEPTH = 2 / 3  # default block: this share of the depth
 DEFAULT_ALPHA = 0.1  # in units of the block's typical per-token hidden-state norm: about ‖v‖ itself
 DEFAULT_RESTORE = True  # rescale each edited state to its norm before the edit (ReCoVeR)
-ALPHAS = (0.05, 0.1, 0.2, 0.3)  # the frontier's default α axis
 DEPTHS = (0.5, 2 / 3, 0.8)  # the frontier's default block axis, as shares of the depth
 
 
@@ -56,11 +55,11 @@ def default_setting(run: Path, language: str, n_blocks: int, fingerprint: str | 
                                  method="diffmean", restore_norm=DEFAULT_RESTORE),))
 
 
-def with_flags(setting: Setting, blocks: str = "", alpha: float | None = None, restore_norm: bool | None = None,
+def with_flags(setting: Setting, blocks: str = "", value: str | None = None, restore_norm: bool | None = None,
                subtract: str | None = None, positions: str | None = None) -> Setting:
-    """`setting`'s DiffMean intervention with the fields the user gave replaced."""
+    """`setting`'s DiffMean intervention with the fields the user gave replaced (`value`: add:α or clamp:β)."""
     iv = setting.interventions[0]
-    changes = {k: v for k, v in {"blocks": blocks or None, "value": None if alpha is None else f"add:{alpha:g}",
+    changes = {k: v for k, v in {"blocks": blocks or None, "value": value,
                                  "restore_norm": restore_norm, "subtract": subtract,
                                  "positions": positions}.items() if v is not None}
     return Setting((replace(iv, **changes), *setting.interventions[1:]), setting.decoding)
@@ -76,7 +75,9 @@ def control_vector(directions: Directions, iv: Intervention) -> dict[int, np.nda
         # llama.cpp has no control-vector slot for layer 0 (see export_control_vector)
         raise LangneuronsError("blocks: llama.cpp cannot add a control vector at block 0 (direction.0 is "
                                "refused by its loader); choose blocks from 1")
-    parse_strength(iv.value)
+    if parse_strength(iv.value)[0] != "add":
+        raise LangneuronsError(f"export: value {iv.value}: a llama.cpp control vector adds a fixed vector; a "
+                               "clamp:β edit depends on each hidden state, so only an add:α setting can be exported (give --alpha A)")
     return shift_vectors(iv, directions)
 
 
@@ -112,9 +113,9 @@ def export_control_vector(path: Path, directions: Directions, iv: Intervention, 
     return vectors
 
 
-def diffmean_grid(language: str, alphas: list[float], blocks: list[str], restores: list[bool],
+def diffmean_grid(language: str, values: list[str], blocks: list[str], restores: list[bool],
                   positions: list[str], subtract: str = "") -> list[Setting]:
-    """The frontier's DiffMean points: every α × block(s) × norm restoration × positions."""
-    return [Setting((Intervention(language, value=f"add:{alpha:g}", positions=pos, blocks=block, method="diffmean",
+    """The frontier's DiffMean points: every value (add:α, clamp:β) × block(s) × norm restoration × positions."""
+    return [Setting((Intervention(language, value=value, positions=pos, blocks=block, method="diffmean",
                                   restore_norm=restore, subtract=subtract),))
-            for block in blocks for restore in restores for alpha in alphas for pos in positions]
+            for block in blocks for restore in restores for value in values for pos in positions]

@@ -25,6 +25,7 @@ DIFFMEAN_UNUSED = ("n", "selection", "seed", "modules")  # neuron fields a DiffM
 POSITIONS = ("all", "prompt", "generated", "first:K", "prefix:K", "prompt-tail:K")
 OPENINGS = ("first", "prefix")  # positions that edit only the first K new tokens
 BASE_VALUES = ("on_p50", "on_p90", "off_mean", "off_p50", "zero")
+DIRECTION_VALUES = ("add", "clamp")  # DiffMean: add α·v̂, or raise the projection on v̂ to a level
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,8 @@ class Intervention:
     method `diffmean` adds the language's residual direction (find/diffmean.py) to the output of
     each block of `blocks` (e.g. "12" or "10-12"): value `add:α` adds α·typical_norm(ℓ)·v̂ (α in units
     of the block's typical per-token hidden-state norm, so one α means the same on any model);
+    `clamp:β` raises each state's projection on v̂ to at least m + β·‖v‖, m the other languages' mean
+    projection (β 1: the language's own mean; the direction's counterpart of the neurons' `clamp`);
     `restore_norm` rescales each edited state to its norm before the edit; `subtract` (a language)
     uses the unit direction of v_language − v_subtract instead. n, selection, seed and modules are
     neuron fields and stay at their defaults.
@@ -90,7 +93,7 @@ class Intervention:
             default = type(self).__dataclass_fields__[name].default
             if getattr(self, name) != default:
                 raise LangneuronsError(f"{name} {getattr(self, name)!r}: not used by method diffmean (it adds a "
-                                       f"direction; its strength is value add:α); leave {name} at {default!r}")
+                                       f"direction; its strength is value add:α or clamp:β); leave {name} at {default!r}")
         parse_strength(self.value)
         position_parts(self.positions)
         if not parse_blocks(self.blocks):
@@ -217,17 +220,19 @@ def parse_value(value: str) -> tuple[str, float, str]:
     )
 
 
-def parse_strength(value: str) -> float:
-    """A DiffMean value `add:α` → α (in units of the block's typical hidden-state norm)."""
+def parse_strength(value: str) -> tuple[str, float]:
+    """A DiffMean value → (kind, strength): `add:α` (α in units of the block's typical hidden-state norm)
+    or `clamp:β` (β in units of the language's mean difference along v̂, from the other languages' mean)."""
     kind, _, number = value.partition(":")
     try:
-        alpha = float(number) if kind == "add" else None
+        strength = float(number) if kind in DIRECTION_VALUES else None
     except ValueError:
-        alpha = None
-    if alpha is None or not np.isfinite(alpha):
-        raise LangneuronsError(f"value {value!r}: method diffmean takes add:α, α in units of the block's typical "
-                               "hidden-state norm (e.g. add:4)")
-    return alpha
+        strength = None
+    if strength is None or not np.isfinite(strength):
+        raise LangneuronsError(f"value {value!r}: method diffmean takes add:α (add α typical norms along v̂, e.g. "
+                               "add:0.1) or clamp:β (raise each state along v̂ to at least β of the way from the "
+                               "other languages' mean to the language's, e.g. clamp:1)")
+    return kind, strength
 
 
 def parse_positions(spec: str) -> tuple[str, int]:

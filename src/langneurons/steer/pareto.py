@@ -96,12 +96,17 @@ def fill_setting_columns(table: pd.DataFrame) -> None:
         table[column] = table.get(column, pd.Series(float("nan"), index=table.index)).astype(float)
 
 
+def edit_kind(table: pd.DataFrame) -> pd.Series:
+    """Each row's kind of edit: the value before its colon (a DiffMean `add` or `clamp`, a neuron `mix` ...)."""
+    return table["value"].astype(str).str.partition(":")[0]
+
+
 def within_shape(table: pd.DataFrame, shape: tuple[tuple[str, object], ...]) -> pd.Series:
-    """Which rows a recommendation restricted to `shape` ((column, value) pairs) may take: the forced
-    rows of that shape, and every row of another kind (the baselines)."""
+    """Which rows a recommendation restricted to `shape` ((column, value) pairs; column `edit`: the
+    `edit_kind`) may take: the forced rows of that shape, and every row of another kind (the baselines)."""
     allowed = pd.Series(True, index=table.index)
     for column, value in shape:
-        allowed &= (table["kind"] != "forced") | (table[column] == value)
+        allowed &= (table["kind"] != "forced") | ((edit_kind(table) if column == "edit" else table[column]) == value)
     return allowed
 
 

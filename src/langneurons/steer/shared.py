@@ -19,12 +19,12 @@ from ..io import write_table
 from ..progress import console
 from .diffmean import DEFAULT_ALPHA, diffmean_grid
 from .frontier import FrontierSettings, frontier_with, seed_range
-from .intervene import Setting
-from .pareto import GOAL_DEGENERATE, baseline_ppl, meets_goal, recommend, same_setting, usable
+from .intervene import Setting, parse_strength
+from .pareto import GOAL_DEGENERATE, baseline_ppl, edit_kind, meets_goal, recommend, same_setting, usable
 from .steerable import Steerable
 from .taskfrontier import TaskStudy, recommend_task, task_frontier
 
-SHAPE = ("blocks", "restore_norm", "positions")  # what every language shares; α (`value`) may differ
+SHAPE = ("edit", "blocks", "restore_norm", "positions")  # what every language shares; α or β may differ
 TASK_SHAPE = ("method", "selection", "value", "positions", "blocks", "restore_norm", "guard", "start",
               "also_shape")  # the first edit's N may differ
 
@@ -39,6 +39,7 @@ def shape_table(tables: dict[str, pd.DataFrame], seeds: str, screens: dict[str, 
         base = baseline_ppl(scored)
         screened = pd.concat([same_setting(scored, point.columns()) for point in screens[language]], axis=1).any(axis=1)
         forced = scored[(scored["kind"] == "forced") & screened]
+        forced = forced.assign(edit=edit_kind(forced))  # add or clamp
         for shape, group in forced.groupby(list(SHAPE), sort=True):
             best = recommend(pd.concat([scored[scored["kind"] != "forced"], group]))
             rows.append({**dict(zip(SHAPE, shape)), "language": language, "value": best["value"],
@@ -63,34 +64,45 @@ def pick_shape(shapes: pd.DataFrame, columns: tuple[str, ...] = SHAPE, worst: st
     return shape
 
 
-def middle_alpha(alphas: list[float]) -> float:
-    """The α the shapes are compared at: the default α when the grid has it, else the grid's median."""
-    return DEFAULT_ALPHA if DEFAULT_ALPHA in alphas else sorted(alphas)[(len(alphas) - 1) // 2]
+MIDDLES = {"add": DEFAULT_ALPHA, "clamp": 1.0}  # the strength each edit's shapes are compared at
 
 
-def shared_diffmean(steerable: Steerable, languages: list[str], alphas: list[float], blocks: list[str],
+def middle_values(values: list[str]) -> list[str]:
+    """Per edit kind (add, clamp) of `values`, the value the shapes are compared at: the kind's middle
+    strength (add:0.1, clamp:1) when the grid has it, else the grid's median of that kind."""
+    kinds: dict[str, list[float]] = {}
+    for value in values:
+        kind, strength = parse_strength(value)
+        kinds.setdefault(kind, []).append(strength)
+    return [f"{kind}:{MIDDLES[kind] if MIDDLES[kind] in found else sorted(found)[(len(found) - 1) // 2]:g}"
+            for kind, found in kinds.items()]
+
+
+def shared_diffmean(steerable: Steerable, languages: list[str], values: list[str], blocks: list[str],
                     restores: list[bool], positions: list[str], seeds: list[int], heldout_seeds: list[int] | None,
                     batch_size: int = 100, progress: bool = True) -> tuple[pd.DataFrame, dict[str, pd.Series]]:
-    """Score every shape (block(s) × norm rule × positions) at the middle α for every language on `seeds`,
-    pick the shape (`pick_shape`), then search α within it per language and score each choice on
-    `heldout_seeds`. Writes RUN/frontier/diffmean-shape.csv (the shapes, `chosen` marking the pick)
-    and each language's <L>-diffmean-recommended.json. Returns the shape table and the choices."""
-    middle = middle_alpha(alphas)
+    """Score every shape (edit kind × block(s) × norm rule × positions) at its kind's middle strength
+    for every language on `seeds`, pick the shape (`pick_shape`), then search the strength within it per
+    language and score each choice on `heldout_seeds`. Writes RUN/frontier/diffmean-shape.csv (the
+    shapes, `chosen` marking the pick) and each language's <L>-diffmean-recommended.json. Returns the
+    shape table and the choices."""
+    middles = middle_values(values)
     tables, screens = {}, {}
     for language in languages:
-        console.print(f"[bold]{language}[/bold]: every shape at α = {middle:g}")
-        screens[language] = diffmean_grid(language, [middle], blocks, restores, positions)
+        console.print(f"[bold]{language}[/bold]: every shape at {', '.join(middles)}")
+        screens[language] = diffmean_grid(language, middles, blocks, restores, positions)
         tables[language] = frontier_with(steerable, FrontierSettings(language, tuple(screens[language]), tuple(seeds),
                                                                      batch_size=batch_size), progress)[0]
     shapes = shape_table(tables, seed_range(seeds), screens)
     shape = pick_shape(shapes)
     write_table(shapes, steerable.run / "frontier" / "diffmean-shape.csv")
-    console.print(f"shared shape: blocks {shape['blocks']}, norm restored {shape['restore_norm']}, "
-                  f"positions {shape['positions']}")
+    console.print(f"shared shape: {shape['edit']} at blocks {shape['blocks']}, norm restored "
+                  f"{shape['restore_norm']}, positions {shape['positions']}")
+    strengths = [value for value in values if parse_strength(value)[0] == shape["edit"]]
     chosen = {}
     for language in languages:
-        console.print(f"[bold]{language}[/bold]: α within the shared shape")
-        points = diffmean_grid(language, alphas, [shape["blocks"]], [shape["restore_norm"]], [shape["positions"]])
+        console.print(f"[bold]{language}[/bold]: the strength within the shared shape")
+        points = diffmean_grid(language, strengths, [shape["blocks"]], [shape["restore_norm"]], [shape["positions"]])
         study = FrontierSettings(language, tuple(points), tuple(seeds), tuple(heldout_seeds or ()), batch_size,
                                  shape=tuple(shape.items()))
         chosen[language] = frontier_with(steerable, study, progress)[1]
