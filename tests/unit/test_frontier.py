@@ -139,3 +139,11 @@ def test_a_shared_shape_tie_goes_to_the_shape_fluent_in_more_languages():
     assert shapes["chosen"].tolist() == [False] * 3 + [True] * 3
     shapes.loc[shapes["positions"] == "loud", "degenerate_share"] = 0.0
     assert pick_shape(shapes, ("positions",), worst="language_score", mean="content_value") == {"positions": "loud"}
+
+
+def test_diffmean_shapes_are_compared_at_each_edits_middle_strength():
+    from langneurons.steer.shared import middle_values
+
+    assert middle_values(["add:0.05", "add:0.1", "add:0.2", "clamp:0.5", "clamp:1", "clamp:2"]) == ["add:0.1", "clamp:1"]
+    assert middle_values(["add:0.05", "add:0.2", "add:0.3", "clamp:0.5", "clamp:2"]) == ["add:0.2", "clamp:0.5"]
+    assert middle_values(["clamp:1.5"]) == ["clamp:1.5"]  # one edit only: its shapes alone
