@@ -54,6 +54,10 @@ def export(
     if iv.restore_norm:
         typer.echo("note: llama.cpp has no norm restoration; the vector is exported as added before it "
                    "(steer with --no-restore-norm to match the served model)", err=True)
+    if iv.value.startswith("clamp:"):
+        typer.echo(f"note: llama.cpp can only add a vector; {iv.value} is exported as the addition that moves a "
+                   "state at the other languages' mean as the clamp does (β·‖v‖ along v̂), which keeps pushing "
+                   "states already in the language", err=True)
     ensure_writable(Path(out).parent)
     vectors = export_control_vector(out, directions, iv, info.model)
     norms = ", ".join(f"direction.{b}: |v| = {float((v ** 2).sum() ** 0.5):.2f}" for b, v in sorted(vectors.items()))

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import LangneuronsError
 from ..find.diffmean import Directions
-from .apply import shift_vectors
+from .apply import shift_vectors, unit_directions
 from .intervene import (
     Intervention,
     Setting,
@@ -66,7 +66,9 @@ def with_flags(setting: Setting, blocks: str = "", value: str | None = None, res
 
 
 def control_vector(directions: Directions, iv: Intervention) -> dict[int, np.ndarray]:
-    """Block → the float32 vector llama.cpp adds to that block's output: α·typical_norm·v̂, as steering adds it."""
+    """Block → the float32 vector llama.cpp adds to that block's output: α·typical_norm·v̂ for `add:α`,
+    as steering adds it. llama.cpp can only add, so a `clamp:β` becomes the addition that moves a state
+    at the other languages' mean exactly as the clamp does: β·(v·v̂)·v̂ (β·‖v‖·v̂ without `subtract`)."""
     if iv.method != "diffmean":
         raise LangneuronsError(f"export: method {iv.method} edits neurons, not the residual stream; only a "
                                "diffmean setting is a control vector")
@@ -75,10 +77,11 @@ def control_vector(directions: Directions, iv: Intervention) -> dict[int, np.nda
         # llama.cpp has no control-vector slot for layer 0 (see export_control_vector)
         raise LangneuronsError("blocks: llama.cpp cannot add a control vector at block 0 (direction.0 is "
                                "refused by its loader); choose blocks from 1")
-    if parse_strength(iv.value)[0] != "add":
-        raise LangneuronsError(f"export: value {iv.value}: a llama.cpp control vector adds a fixed vector; a "
-                               "clamp:β edit depends on each hidden state, so only an add:α setting can be exported (give --alpha A)")
-    return shift_vectors(iv, directions)
+    kind, beta = parse_strength(iv.value)
+    if kind == "add":
+        return shift_vectors(iv, directions)
+    return {block: (beta * float(v @ unit) * unit).astype(np.float32)
+            for block, (v, unit) in unit_directions(iv, directions).items()}
 
 
 def export_control_vector(path: Path, directions: Directions, iv: Intervention, model_hint: str) -> dict[int, np.ndarray]:
@@ -94,7 +97,8 @@ def export_control_vector(path: Path, directions: Directions, iv: Intervention, 
     - `apply_to(cur, il)` adds the vector as-is to the output of graph layer il (0-based), after
       the block's residual add (`build_cvec`), at every position, prompt and generated alike.
     So HF block ℓ's output (what `Shift` edits) ↔ `direction.ℓ`, scale 1 reproduces `add:α` exactly,
-    positions are always `all`, and there is no norm restoration (`restore_norm` is not exported).
+    positions are always `all`, and there is no norm restoration (`restore_norm` is not exported); a
+    `clamp:β` is exported as the fixed addition `control_vector` gives it.
     As llama.cpp's own cvector-generator writes it: a tensor for every layer 1..n−1 (zeros outside the
     chosen blocks) and layer_count = n − 1, the number of tensors (an int32; the loader ignores it).
     """
