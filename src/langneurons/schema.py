@@ -70,7 +70,7 @@ def _score_1(data: dict) -> dict | None:
 
 
 def _diffmean_1(data: dict) -> dict | None:
-    return data  # without the language means: read as is, `floor:β` refuses it (find/diffmean.py)
+    return data  # without the language means: read as is, `clamp:β` refuses it (find/diffmean.py)
 
 
 STEPS: dict[str, dict[int, Callable[[dict], dict | None]]] = {

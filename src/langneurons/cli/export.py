@@ -35,7 +35,7 @@ def export(
     from ..find.info import RunInfo
     from ..io import check_not_run_file, check_run_languages, ensure_writable
     from ..steer.diffmean import default_setting, export_control_vector, with_flags
-    from ..steer.intervene import load_interventions
+    from ..steer.intervene import load_interventions, parse_strength
 
     if str(method) != "diffmean":
         raise LangneuronsError(f"--method {method}: only a diffmean steering is a control vector (AP and LAPE "
@@ -54,7 +54,7 @@ def export(
     if iv.restore_norm:
         typer.echo("note: llama.cpp has no norm restoration; the vector is exported as added before it "
                    "(steer with --no-restore-norm to match the served model)", err=True)
-    if iv.value.startswith("clamp:"):
+    if iv.method == "diffmean" and parse_strength(iv.value)[0] == "clamp":
         typer.echo(f"note: llama.cpp can only add a vector; {iv.value} is exported as the addition that moves a "
                    "state at the other languages' mean as the clamp does (β·‖v‖ along v̂), which keeps pushing "
                    "states already in the language", err=True)

@@ -12,7 +12,7 @@ A one-token sentence keeps its token. From that store, per language L and block 
 - `recover`: u = mean over L's sentences − the mean of all languages' means (ReCoVeR's centring);
 - `typical_norm`: the mean over all sentences of the mean per-token norm of the block's output, the
   unit of an intervention's strength α (`add:α` adds α·typical_norm·v̂);
-- `means`: the mean over L's sentences itself, from which `floor:β` reads where L's states lie along v̂
+- `means`: the mean over L's sentences itself, from which `clamp:β` reads where L's states lie along v̂
   (schema 2; a schema-1 file has none and steers with `add:α` only).
 
 They are written to `RUN/diffmean.npz` (the vectors) and `RUN/diffmean.parquet` (norms per

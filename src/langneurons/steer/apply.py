@@ -55,6 +55,16 @@ class Edit:
         out[..., self.index] = edited
 
 
+@contextmanager
+def kept_norms(out: torch.Tensor, restore: bool) -> Iterator[None]:
+    """With `restore`, rescale each state of `out` [..., hidden] after the block's in-place edit to the
+    norm it had before (ReCoVeR's norm restoration); else leave the edit as it is."""
+    before = out.float().norm(dim=-1, keepdim=True) if restore else None
+    yield
+    if before is not None:
+        out.mul_((before / out.float().norm(dim=-1, keepdim=True).clamp_min(1e-12)).to(out.dtype))
+
+
 @dataclass(frozen=True)
 class Shift:
     """Add `vector` to every hidden state of a block's output; `restore`: then rescale each state to
@@ -68,10 +78,8 @@ class Shift:
 
     def apply(self, out: torch.Tensor) -> None:
         """Edit `out` [..., hidden] in place."""
-        before = out.float().norm(dim=-1, keepdim=True) if self.restore else None
-        out.add_(self.vector)
-        if before is not None:
-            out.mul_((before / out.float().norm(dim=-1, keepdim=True).clamp_min(1e-12)).to(out.dtype))
+        with kept_norms(out, self.restore):
+            out.add_(self.vector)
 
 
 @dataclass(frozen=True)
@@ -88,10 +96,8 @@ class Floor:
 
     def apply(self, out: torch.Tensor) -> None:
         """Edit `out` [..., hidden] in place."""
-        before = out.float().norm(dim=-1, keepdim=True) if self.restore else None
-        out.add_((self.level - out @ self.direction).clamp_min(0).unsqueeze(-1) * self.direction)
-        if before is not None:
-            out.mul_((before / out.float().norm(dim=-1, keepdim=True).clamp_min(1e-12)).to(out.dtype))
+        with kept_norms(out, self.restore):
+            out.add_((self.level - out @ self.direction).clamp_min(0).unsqueeze(-1) * self.direction)
 
 
 def unit_directions(iv: Intervention, directions) -> dict[int, tuple[np.ndarray, np.ndarray]]:
@@ -223,16 +229,16 @@ def resolve(interventions: list[Intervention], expertise: pd.DataFrame | None, w
     merged: dict[tuple[str, str], dict[int, tuple[float, float, float, float]]] = {}
     shifts: dict[tuple[str, str], list] = {}
     lifted: dict[tuple[str, str], Floor] = {}
-    for iv in (iv for iv in interventions if iv.method == "diffmean" and parse_strength(iv.value)[0] == "clamp"):
-        for block, floor in floors(iv, directions).items():
-            widths = {**widths, directions.blocks[block]: directions.hidden}
-            lifted[directions.blocks[block], iv.positions] = floor
-    for iv in (iv for iv in interventions if iv.method == "diffmean" and parse_strength(iv.value)[0] == "add"):
-        for block, vector in shift_vectors(iv, directions).items():
+    for iv in (iv for iv in interventions if iv.method == "diffmean"):
+        clamp = parse_strength(iv.value)[0] == "clamp"
+        for block, edit in (floors if clamp else shift_vectors)(iv, directions).items():
             name = directions.blocks[block]
             widths = {**widths, name: directions.hidden}
-            total = shifts.setdefault((name, iv.positions), [np.zeros_like(vector), False])
-            total[0] = total[0] + vector
+            if clamp:
+                lifted[name, iv.positions] = edit
+                continue
+            total = shifts.setdefault((name, iv.positions), [np.zeros_like(edit), False])
+            total[0] = total[0] + edit
             total[1] = total[1] or iv.restore_norm
     for iv in (iv for iv in interventions if iv.n > 0 and iv.method != "diffmean"):  # N = 0 edits nothing
         rows = chosen_neurons(expertise, iv, block_of or {}, activation)
