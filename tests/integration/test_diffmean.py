@@ -348,6 +348,7 @@ def test_frontier_searches_diffmean_from_its_defaults(saved_tiny, corpus_dir, tm
     table = pd.read_csv(run / "frontier" / "de.csv")
     forced = table[table["kind"] == "forced"]
     assert len(forced) == 16 and set(forced["method"]) == {"diffmean"}  # (4 α + 4 β) × block 1 × norm on/off, no AP
+    assert set(forced["positions"]) == {"prefix:3"} and forced["guard"].all()  # a guarded three-token opening
     assert set(forced["value"]) == {"add:0.05", "add:0.1", "add:0.2", "add:0.3", "clamp:0.5", "clamp:1", "clamp:1.5",
                                     "clamp:2"} and set(forced["restore_norm"]) == {True, False}
     chosen = json.loads(recommended_path(run, "de", "diffmean").read_text())["interventions"][0]
@@ -371,7 +372,8 @@ def test_frontier_shares_one_shape_across_languages(saved_tiny, corpus_dir, tmp_
     assert code == 0 and "shared shape" in output, output
     shapes = pd.read_csv(run / "frontier" / "diffmean-shape.csv")
     assert set(shapes["language"]) == {"de", "fr"} and len(shapes) == 8  # 2 languages × 2 edits × block 1 × norm on/off
-    assert set(shapes["positions"]) == {"all"}  # the earlier prefix:2 point is not a shape of the screen
+    # the default positions: a guarded opening; the earlier prefix:2 point is not a shape of the screen
+    assert set(shapes["positions"]) == {"prefix:3"} and shapes["guard"].all()
     assert set(shapes["value"]) == {"add:0.1", "clamp:1"}  # each edit's shapes at its middle strength
     assert (shapes["edit"] == shapes["value"].str.partition(":")[0]).all()
     chosen = shapes[shapes["chosen"]]
@@ -380,6 +382,7 @@ def test_frontier_shares_one_shape_across_languages(saved_tiny, corpus_dir, tmp_
     settings = {lang: json.loads(recommended_path(run, lang, "diffmean").read_text())["interventions"][0] for lang in ("de", "fr")}
     assert {s["restore_norm"] for s in settings.values()} == {bool(chosen["restore_norm"].iloc[0])}
     assert {s["blocks"] for s in settings.values()} == {str(chosen["blocks"].iloc[0])}
+    assert all(json.loads(recommended_path(run, lang, "diffmean").read_text())["decoding"]["guard"] for lang in ("de", "fr"))
     assert {s["value"].partition(":")[0] for s in settings.values()} == {edit}
     within = {"add": {"add:0.1", "add:0.3"}, "clamp": {"clamp:1", "clamp:2"}}[edit]
     for lang in ("de", "fr"):  # α searched within the shape; the choice scored on the held-out seeds, no paper point

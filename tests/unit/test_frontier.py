@@ -147,3 +147,13 @@ def test_diffmean_shapes_are_compared_at_each_edits_middle_strength():
     assert middle_values(["add:0.05", "add:0.1", "add:0.2", "clamp:0.5", "clamp:1", "clamp:2"]) == ["add:0.1", "clamp:1"]
     assert middle_values(["add:0.05", "add:0.2", "add:0.3", "clamp:0.5", "clamp:2"]) == ["add:0.2", "clamp:0.5"]
     assert middle_values(["clamp:1.5"]) == ["clamp:1.5"]  # one edit only: its shapes alone
+
+
+def test_the_diffmean_grid_guards_openings_and_ranges_the_later_blocks():
+    from langneurons.steer.diffmean import default_blocks, diffmean_grid
+
+    assert default_blocks(18) == ["9", "12", "14", "12-16"]  # 1/2, 2/3, 4/5 of the depth, and 2/3 to 9/10 together
+    assert default_blocks(2) == ["1"]  # no range of one block
+    points = diffmean_grid("de", ["clamp:1"], ["12"], [False], ["prefix:3", "all"], [True, False])
+    assert [(p.interventions[0].positions, p.decoding.guard) for p in points] == [
+        ("prefix:3", True), ("prefix:3", False), ("all", False)]  # the guard only where there is an opening

@@ -349,11 +349,11 @@ def frontier(
     ns: str = typer.Option("2000,4000,8000,16000", rich_help_panel=GRID, help="N values"),
     blocks: str = typer.Option("", rich_help_panel=GRID, metavar="BLOCKS;...",
                                help="SEMICOLON-separated block ranges to try, e.g. ';0-3,14-17' ('' = all; "
-                               "diffmean: the blocks at 1/2, 2/3 and 4/5 of the depth)"),
+                               "diffmean: the blocks at 1/2, 2/3 and 4/5 of the depth, and 2/3 to 9/10 together)"),
     method: Method = typer.Option(Method.ap, rich_help_panel=GRID,
                                   help="ap or lape (the grid of --values, --selections, --ns; lape: N = all of the "
                                   "language's, selection top) or diffmean (the grid of --alphas and --clamps × --blocks × "
-                                  "--restore-norms, at --positions, default all)"),
+                                  "--restore-norms, at --positions, default prefix:3 with --guards)"),
     alphas: str = typer.Option("0.05,0.1,0.2,0.3", rich_help_panel=GRID, metavar="ALPHAS",
                                help="diffmean: add:α strengths, in units of the block's typical hidden-state norm "
                                "('' none)"),
@@ -427,7 +427,7 @@ def frontier(
     steerable = open_run(run, device, dtype_or(dtype, None), trust_remote_code=trust_remote_code,
                          device_map=device_map)
     if method == "diffmean":
-        from ..steer.diffmean import default_blocks, diffmean_grid
+        from ..steer.diffmean import OPENING, default_blocks, diffmean_grid
 
         strengths = [f"add:{a:g}" for a in parse_numbers(alphas, "--alphas")]
         strengths += [f"clamp:{b:g}" for b in parse_numbers(clamps, "--clamps")]
@@ -435,7 +435,7 @@ def frontier(
             raise LangneuronsError("--alphas and --clamps are both empty: give at least one strength")
         axes_dm = (blocks.split(";") if blocks else default_blocks(steerable.info.blocks),
                    parse_switch(restore_norms, "--restore-norms"),
-                   ["all"] if positions == "prefix:2,prefix:3,prefix:4" else parse_languages(positions))
+                   [OPENING] if positions == "prefix:2,prefix:3,prefix:4" else parse_languages(positions), axes[0])
         if len(languages) > 1 and not (task or prompts):
             shared_study(steerable, run, languages, strengths, axes_dm, seeds, heldout_seeds, batch_size)
             return
@@ -504,7 +504,8 @@ def shared_study(steerable, run: Path, languages: list[str], values: list[str], 
                                      parse_seeds(heldout_seeds) if heldout_seeds else None, batch_size)
     stdout.print(shapes.drop(columns=["seeds"]).to_string(index=False))
     for language, best in chosen.items():
-        typer.echo(f"{language}: {best['value']} at blocks {best['blocks']}, norm restored {best['restore_norm']}: "
+        typer.echo(f"{language}: {best['value']} at blocks {best['blocks']}, norm restored {best['restore_norm']}, "
+                   f"positions {best['positions']}, guard {best['guard']}: "
                    f"share {best['target_share']:.2f}, degenerate {best['degenerate_share']:.2f} on seeds "
                    f"{best['seeds']} → {run / 'frontier' / (language + '-diffmean-recommended.json')}")
     typer.echo(f"shared shape ({', '.join(SHAPE)}) → {run / 'frontier' / 'diffmean-shape.csv'}; held-out rows in "

@@ -19,19 +19,23 @@ import numpy as np
 from ..errors import LangneuronsError
 from ..find.diffmean import Directions
 from .apply import shift_vectors, unit_directions
+from .decoding import Decoding
 from .intervene import (
     Intervention,
     Setting,
     load_interventions,
     parse_blocks,
     parse_strength,
+    is_opening,
     recommended_path,
 )
 
 DEPTH = 2 / 3  # default block: this share of the depth
 DEFAULT_ALPHA = 0.1  # in units of the block's typical per-token hidden-state norm: about ‖v‖ itself
 DEFAULT_RESTORE = True  # rescale each edited state to its norm before the edit (ReCoVeR)
-DEPTHS = (0.5, 2 / 3, 0.8)  # the frontier's default block axis, as shares of the depth
+DEPTHS = (0.5, 2 / 3, 0.8)  # the frontier's default single blocks, as shares of the depth
+OPENING = "prefix:3"  # the frontier's default positions: the first three tokens, then the model goes on unedited
+SPAN = (2 / 3, 0.9)  # and its default range of blocks, from and to these shares of the depth
 
 
 def default_block(n_blocks: int) -> int:
@@ -40,8 +44,11 @@ def default_block(n_blocks: int) -> int:
 
 
 def default_blocks(n_blocks: int) -> list[str]:
-    """The frontier's default block axis: the blocks at DEPTHS of the depth, each alone."""
-    return [str(b) for b in dict.fromkeys(min(n_blocks - 1, round(d * n_blocks)) for d in DEPTHS)]
+    """The frontier's default block axis: the blocks at DEPTHS of the depth, each alone, and the range
+    of blocks from SPAN[0] to SPAN[1] of the depth (12-16 of Gemma-3-270M's 18) when it holds two or more."""
+    at = [min(n_blocks - 1, round(d * n_blocks)) for d in (*DEPTHS, *SPAN)]
+    singles = [str(b) for b in dict.fromkeys(at[:len(DEPTHS)])]
+    return singles + ([f"{at[-2]}-{at[-1]}"] if at[-1] > at[-2] else [])
 
 
 def default_setting(run: Path, language: str, n_blocks: int, fingerprint: str | None = None) -> Setting:
@@ -118,8 +125,11 @@ def export_control_vector(path: Path, directions: Directions, iv: Intervention, 
 
 
 def diffmean_grid(language: str, values: list[str], blocks: list[str], restores: list[bool],
-                  positions: list[str], subtract: str = "") -> list[Setting]:
-    """The frontier's DiffMean points: every value (add:α, clamp:β) × block(s) × norm restoration × positions."""
+                  positions: list[str], guards: list[bool] | tuple[bool, ...] = (True,),
+                  subtract: str = "") -> list[Setting]:
+    """The frontier's DiffMean points: every value (add:α, clamp:β) × block(s) × norm restoration ×
+    positions, an opening (first:K, prefix:K) with each of `guards`, other positions unguarded."""
     return [Setting((Intervention(language, value=value, positions=pos, blocks=block, method="diffmean",
-                                  restore_norm=restore, subtract=subtract),))
-            for block in blocks for restore in restores for value in values for pos in positions]
+                                  restore_norm=restore, subtract=subtract),), Decoding(guard=guard))
+            for block in blocks for restore in restores for value in values for pos in positions
+            for guard in (dict.fromkeys(guards) if is_opening(pos) else (False,))]
