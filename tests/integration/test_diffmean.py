@@ -277,11 +277,18 @@ def test_cli_generate_defaults_flags_and_export(saved_tiny, corpus_dir, tmp_path
         assert code == 0, output
         return json.loads((tmp_path / "s.jsonl").read_text().splitlines()[0])["setting"]
 
-    # the documented defaults: block round(2/3 · 2) = 1, α 0.1, norm restored, every position
-    assert generated() == [Intervention("de", value="add:0.1", blocks="1", method="diffmean",
-                                        restore_norm=True).to_dict()]
+    def guarded(*flags):
+        generated(*flags)
+        return json.loads((tmp_path / "s.jsonl").read_text().splitlines()[0])["decoding"]["guard"]
+
+    # the documented defaults: clamp:1 at blocks 2/3 to 9/10 of the depth (block 1 of 2), a guarded
+    # three-token opening, no norm restoration
+    assert generated() == [Intervention("de", value="clamp:1", positions="prefix:3", blocks="1",
+                                        method="diffmean").to_dict()]
+    assert guarded() and not guarded("--positions", "all")  # the guard goes with the opening
+    assert generated("--positions", "all")[0]["positions"] == "all"
     assert generated("--blocks", "0-1", "--alpha", "2", "--no-restore-norm", "--subtract", "en")[0] | {} == \
-        Intervention("de", value="add:2", blocks="0-1", method="diffmean", subtract="en").to_dict()
+        Intervention("de", value="add:2", positions="prefix:3", blocks="0-1", method="diffmean", subtract="en").to_dict()
     assert generated("--value", "add:3")[0]["value"] == "add:3"
     assert generated("--value", "clamp:1.5")[0]["value"] == "clamp:1.5"
     code, output = invoke("generate", run, "-l", "de", "--method", "diffmean", "--value", "clamp:1", "--alpha", "2",

@@ -127,9 +127,10 @@ METHOD = typer.Option(Method.ap, rich_help_panel=NEURONS,
 VALUE = typer.Option("on_p50", rich_help_panel=EDIT, metavar="VALUE",
                      help="what the chosen neurons output: on_p50, on_p90, off_mean, off_p50, zero, "
                      "scale:K[:base], shift:A, mix:A or clamp[:base], e.g. scale:2, mix:0.7, clamp:on_p90")
-POSITIONS = typer.Option("all", rich_help_panel=EDIT, metavar="POSITIONS",
+POSITIONS = typer.Option(None, rich_help_panel=EDIT, metavar="POSITIONS", show_default="all",
                          help="where the edit applies: all, prompt, generated, first:K or prefix:K (the first K new "
-                         "tokens; prefix: then continue unedited), e.g. prefix:3")
+                         "tokens; prefix: then continue unedited), e.g. prefix:3 (--method diffmean: the "
+                         "recommended setting's)")
 SEEDS = typer.Option("1-100", rich_help_panel=SAMPLING, metavar="SEEDS",
                      help="one sample per seed: A-B or A,B,..., e.g. 1-100 or 1,5,9")
 NAMED = typer.Option(False, rich_help_panel=SAMPLING, help="translating: the prompt names the target language")

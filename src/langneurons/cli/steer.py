@@ -46,7 +46,7 @@ from .app import (
 
 
 def interventions_from(steerable, language: str | None, n: int | None, selection: str | None,
-                       value: str, positions: str, seed: int, blocks: str, file: Path | None, method: str,
+                       value: str, positions: str | None, seed: int, blocks: str, file: Path | None, method: str,
                        modules: str = "", guard: bool = False, whole_characters: bool = False,
                        opening_temperature: float | None = None, start: bool = False,
                        start_temperature: float | None = None, alpha: float | None = None,
@@ -75,13 +75,13 @@ def interventions_from(steerable, language: str | None, n: int | None, selection
         if edit:
             parse_strength(edit)
         base = default_setting(steerable.run, language, steerable.info.blocks, steerable.info.fingerprint)
-        setting = with_flags(base, blocks, edit, restore_norm, subtract, None if positions == "all" else positions)
+        setting = with_flags(base, blocks, edit, restore_norm, subtract, positions)
         rules = Decoding(guard, whole_characters, opening_temperature, start, start_temperature)
         return Setting(setting.interventions, rules if rules.active else setting.decoding)
     if alpha is not None or restore_norm is not None or subtract:
         raise LangneuronsError("--alpha, --restore-norm and --subtract: only with --method diffmean")
     n, selection = method_defaults(steerable, method, language, n, selection)
-    edit = Intervention(language, n, selection, value, positions, seed, blocks, method, modules)
+    edit = Intervention(language, n, selection, value, positions or "all", seed, blocks, method, modules)
     return Setting((edit,), Decoding(guard, whole_characters, opening_temperature, start, start_temperature))
 
 
@@ -121,7 +121,7 @@ def generate(
                                       "edit (default: the recommendation, else on)"),
     subtract: str = typer.Option(None, rich_help_panel=EDIT, metavar="LANG",
                                  help="diffmean: steer along v_language − v_LANG (the source language)"),
-    positions: str = POSITIONS,
+    positions: str | None = POSITIONS,
     guard: bool = typer.Option(False, rich_help_panel=DECODING,
                                help="with first:K/prefix:K: the opening's tokens are words, none repeated"),
     whole_characters: bool = typer.Option(False, rich_help_panel=DECODING,
@@ -295,7 +295,7 @@ def sweep(
                               help="of unconditional, translation, prompts, e.g. unconditional,translation"),
     method: Method = METHOD,
     value: str = VALUE,
-    positions: str = POSITIONS,
+    positions: str | None = POSITIONS,
     seeds: str = SEEDS,
     translate: str = typer.Option("heldout", rich_help_panel=SAMPLING, metavar="heldout|FILE",
                                   help="translation pairs: heldout or a JSONL file"),
@@ -325,7 +325,7 @@ def sweep(
         raise LangneuronsError(f"--ns {ns!r}: comma-separated integers, e.g. 0,20,2000") from None
     table = run_sweep(steerable, parse_languages(languages) or steerable.info.languages, n_values,
                       parse_languages(selections or ("top" if method == "lape" else "both")),
-                      parse_languages(modes), parse_seeds(seeds), value, positions, translate, limit,
+                      parse_languages(modes), parse_seeds(seeds), value, positions or "all", translate, limit,
                       ppl_sentences, batch_size, method=str(method), prompts=prompts)
     cols = [c for c in ["mode", "language", "selection", "n", "target_share", "lpr", "chrf", "content", "perplexity"]
             if c in table]

@@ -1,12 +1,11 @@
 """DiffMean steering defaults, the recommended setting of a run, and the llama.cpp control-vector export.
 
-`default_intervention` is what `generate --method diffmean` uses without flags: the frontier's
+`default_setting` is what `generate --method diffmean` uses without flags: the frontier's
 recommendation written in the RUN (`RUN/frontier/<L>-diffmean-recommended.json`) when there is one,
-else the documented defaults (docs/steering.md): block round(2/3 · depth) (CLaS-Bench and ReCoVeR
-find language directions steer best in the later-middle layers), α = DEFAULT_ALPHA typical norms
-(about DiffMean's own magnitude ‖v‖ there; on Gemma-3-270M 0.5 and 0.25 made text degenerate),
-norm restoration on (ReCoVeR), at every position. `export_control_vector` writes a setting as the
-GGUF that llama.cpp's `--control-vector` reads. Torch-free.
+else the documented defaults (docs/steering.md): clamp:1 at the blocks from 2/3 to 9/10 of the depth
+(CLaS-Bench and ReCoVeR find language directions steer best in the later-middle layers), on a
+guarded three-token opening, norms not restored: the shape the shared search chose on Gemma-3-270M.
+`export_control_vector` writes a setting as the GGUF that llama.cpp's `--control-vector` reads. Torch-free.
 """
 
 from __future__ import annotations
@@ -30,46 +29,61 @@ from .intervene import (
     recommended_path,
 )
 
-DEPTH = 2 / 3  # default block: this share of the depth
+DEPTH = 2 / 3  # a single block's default: this share of the depth
 DEFAULT_ALPHA = 0.1  # in units of the block's typical per-token hidden-state norm: about ‖v‖ itself
-DEFAULT_RESTORE = True  # rescale each edited state to its norm before the edit (ReCoVeR)
+DEFAULT_VALUE = "clamp:1"  # each edited state raised along v̂ to the language's own mean level
+DEFAULT_RESTORE = False  # rescale each edited state to its norm before the edit (ReCoVeR): off by default
 DEPTHS = (0.5, 2 / 3, 0.8)  # the frontier's default single blocks, as shares of the depth
-OPENING = "prefix:3"  # the frontier's default positions: the first three tokens, then the model goes on unedited
-SPAN = (2 / 3, 0.9)  # and its default range of blocks, from and to these shares of the depth
+OPENING = "prefix:3"  # the default positions: the first three tokens, then the model goes on unedited
+SPAN = (2 / 3, 0.9)  # the default range of blocks, from and to these shares of the depth
+
+
+def block_at(share: float, n_blocks: int) -> int:
+    """The block at `share` of the depth, within the blocks."""
+    return min(n_blocks - 1, max(0, round(share * n_blocks)))
 
 
 def default_block(n_blocks: int) -> int:
-    """round(DEPTH · n_blocks), within the blocks (12 of Gemma-3-270M's 18)."""
-    return min(n_blocks - 1, max(0, round(DEPTH * n_blocks)))
+    """The default single block: round(DEPTH · n_blocks) (12 of Gemma-3-270M's 18)."""
+    return block_at(DEPTH, n_blocks)
+
+
+def default_span(n_blocks: int) -> str:
+    """The default range of blocks, SPAN[0] to SPAN[1] of the depth (12-16 of Gemma-3-270M's 18)."""
+    low, high = (block_at(share, n_blocks) for share in SPAN)
+    return f"{low}-{high}" if high > low else str(low)
 
 
 def default_blocks(n_blocks: int) -> list[str]:
-    """The frontier's default block axis: the blocks at DEPTHS of the depth, each alone, and the range
-    of blocks from SPAN[0] to SPAN[1] of the depth (12-16 of Gemma-3-270M's 18) when it holds two or more."""
-    at = [min(n_blocks - 1, round(d * n_blocks)) for d in (*DEPTHS, *SPAN)]
-    singles = [str(b) for b in dict.fromkeys(at[:len(DEPTHS)])]
-    return singles + ([f"{at[-2]}-{at[-1]}"] if at[-1] > at[-2] else [])
+    """The frontier's default block axis: the blocks at DEPTHS of the depth, each alone, and the
+    default range when it holds two or more blocks."""
+    singles = [str(b) for b in dict.fromkeys(block_at(share, n_blocks) for share in DEPTHS)]
+    span = default_span(n_blocks)
+    return singles + ([span] if "-" in span else [])
 
 
 def default_setting(run: Path, language: str, n_blocks: int, fingerprint: str | None = None) -> Setting:
-    """The frontier's DiffMean recommendation for `language` in the RUN, else the documented defaults."""
+    """The frontier's DiffMean recommendation for `language` in the RUN, else the documented defaults:
+    clamp:1 at the default range of blocks on a guarded three-token opening, norms not restored."""
     path = recommended_path(run, language, "diffmean")
     if path.exists():
         setting = load_interventions(path, fingerprint)
         if setting.interventions and setting.interventions[0].method == "diffmean":
             return setting
-    return Setting((Intervention(language, value=f"add:{DEFAULT_ALPHA:g}", blocks=str(default_block(n_blocks)),
-                                 method="diffmean", restore_norm=DEFAULT_RESTORE),))
+    return Setting((Intervention(language, value=DEFAULT_VALUE, positions=OPENING, blocks=default_span(n_blocks),
+                                 method="diffmean", restore_norm=DEFAULT_RESTORE),), Decoding(guard=True))
 
 
 def with_flags(setting: Setting, blocks: str = "", value: str | None = None, restore_norm: bool | None = None,
                subtract: str | None = None, positions: str | None = None) -> Setting:
-    """`setting`'s DiffMean intervention with the fields the user gave replaced (`value`: add:α or clamp:β)."""
+    """`setting`'s DiffMean intervention with the fields the user gave replaced (`value`: add:α or clamp:β);
+    positions that are no opening drop the setting's decoding rules, which act on an opening."""
     iv = setting.interventions[0]
     changes = {k: v for k, v in {"blocks": blocks or None, "value": value,
                                  "restore_norm": restore_norm, "subtract": subtract,
                                  "positions": positions}.items() if v is not None}
-    return Setting((replace(iv, **changes), *setting.interventions[1:]), setting.decoding)
+    decoding = setting.decoding if positions is None or is_opening(positions) else Decoding()
+    return Setting((replace(iv, **changes), *setting.interventions[1:]), decoding)
 
 
 def control_vector(directions: Directions, iv: Intervention) -> dict[int, np.ndarray]:
