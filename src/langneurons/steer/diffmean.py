@@ -22,10 +22,10 @@ from .decoding import Decoding
 from .intervene import (
     Intervention,
     Setting,
+    is_opening,
     load_interventions,
     parse_blocks,
     parse_strength,
-    is_opening,
     recommended_path,
 )
 
