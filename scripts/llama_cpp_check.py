@@ -31,8 +31,9 @@ def control_buffer(path: str, n_embd: int) -> tuple[np.ndarray, int]:
     return buffer, layers
 
 
-def languages(llm, samples: int, label: str) -> Counter:
-    """The detected language of `samples` texts of 64 tokens from BOS (temperature 0.7, seeds 1..samples)."""
+def show_languages(llm, samples: int, label: str) -> None:
+    """Print the detected language of `samples` texts of 64 tokens from BOS (temperature 0.7, seeds
+    1..samples) and the first three texts."""
     found = Counter()
     for seed in range(1, samples + 1):
         text = llm.create_completion("", max_tokens=64, temperature=0.7, top_p=1.0, top_k=0, seed=seed)["choices"][0]["text"]
@@ -40,7 +41,6 @@ def languages(llm, samples: int, label: str) -> Counter:
         if seed <= 3:
             print(f"  {label}, seed {seed}: {text[:80]!r}")
     print(f"{label}: {dict(found.most_common())}", flush=True)
-    return found
 
 
 def main() -> None:
@@ -51,12 +51,12 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=20)
     args = parser.parse_args()
     llm = llama_cpp.Llama(model_path=str(embedded_gguf()), n_ctx=256, verbose=False)
-    languages(llm, args.samples, "plain")
+    show_languages(llm, args.samples, "plain")
     buffer, layers = control_buffer(args.vector, llm.n_embd())
     pointer = buffer.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
     if llama_cpp.llama_set_adapter_cvec(llm.ctx, pointer, buffer.size, llm.n_embd(), 1, layers) != 0:
         raise SystemExit(f"{args.vector}: llama.cpp refused the control vector")
-    languages(llm, args.samples, "with the control vector")
+    show_languages(llm, args.samples, "with the control vector")
 
 
 if __name__ == "__main__":
