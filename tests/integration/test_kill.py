@@ -49,13 +49,13 @@ def done_rows(run):
 
 
 def test_kill_during_find_then_resume(saved_tiny, tmp_path):
-    corpus = big_corpus(tmp_path / "corpus")
+    corpus = big_corpus(tmp_path / "corpus", per_language=1500)
     args = ["find", "--model", saved_tiny, "--corpus", corpus, "--device", "cpu", "--batch-size", "4"]
     reference = tmp_path / "reference"
     subprocess.run(command(*args, "--out", reference), check=True, capture_output=True)
     rng = random.Random(int(os.environ.get("KILL_SEED", "7")))
     run = tmp_path / "killed"
-    point = rng.randint(1, 1000)  # of 1,200 sentences
+    point = rng.randint(1, 1000)  # of 6,000 unique sentences: thousands still to record when the kill comes
     finished = kill_when(command(*args, "--out", run), lambda: done_rows(run) >= point, rng)
     stored = done_rows(run)
     assert not (run / "expertise.parquet").exists() or finished
