@@ -216,6 +216,20 @@ def test_generate_cli_answers_prompts_with_a_stop_and_sampling_options(saved_run
     assert bad.exit_code == 2 and "temperature" in bad.output
 
 
+def test_a_task_frontier_given_a_points_file_scores_those_points_only(saved_run, tmp_path):
+    import pandas as pd
+
+    run = saved_run.run
+    (tmp_path / "points.json").write_text(json.dumps({"points": [[{"n": 20, "positions": "generated"}]]}))
+    result = CliRunner().invoke(app, ["frontier", str(run), "-l", "de", "--task", "translation", "--points",
+                                      str(tmp_path / "points.json"), "--limit", "1", "--heldout-split", "",
+                                      "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(run / "frontier" / "de-translation.csv")
+    searched = table[table["searched"]]
+    assert list(zip(searched["n"], searched["positions"])) == [(20, "generated")]  # not the AP grid's openings
+
+
 def test_content_check_writes_each_language_as_it_is_done_and_keeps_the_others(saved_run):
     import pandas as pd
 

@@ -366,7 +366,8 @@ def frontier(
                                 help="SEMICOLON-separated module filters to try, e.g. ';mlp' ('' = all)"),
     points: Path = typer.Option(None, rich_help_panel=GRID,
                                 help='JSON file of further settings: {"points": [\\[intervention, ...], ...]}, '
-                                "each a list of interventions applied together"),
+                                "each a list of interventions applied together (with --task and no grid "
+                                "option: these points only)"),
     guards: str = typer.Option("on", rich_help_panel=DECODING, metavar="off|on|off,on",
                                help="openings with / without the guard (words, none repeated; for first:K "
                                "and prefix:K positions)"),
@@ -417,8 +418,9 @@ def frontier(
     axes = (parse_switch(guards, "--guards"), parse_temperatures(opening_temperatures),
             parse_switch(starts, "--starts"), parse_temperatures(start_temperatures, "--start-temperatures"))
     languages = parse_languages(language)
-    grid_given = points is not None or method != "ap" or (values, positions, ns) != (
+    options_given = method != "ap" or (values, positions, ns) != (
         "on_p50", "prefix:2,prefix:3,prefix:4", "2000,4000,8000,16000")
+    grid_given = points is not None or options_given
     if len(languages) > 1 and (points or not (method == "diffmean" or task or prompts)
                                or ((task or prompts) and grid_given)):
         raise LangneuronsError(f"-l {language}: several languages share one setting shape in a DiffMean search from "
@@ -449,6 +451,8 @@ def frontier(
         settings = grid(language, parse_languages(values), parse_languages(positions),
                         parse_languages(selections if method != "lape" or selections != "both" else "top"),
                         n_values, blocks.split(";"), modules.split(";"), *axes, method=method.value)
+    if (task or prompts) and points and not options_given:  # a task's points file replaces the default grid
+        settings = []
     settings += load_points(points, language) if points else []
     if task or prompts:
         task_study(steerable, run, languages, task or "prompts", prompts, named, chat_template, split, heldout_split,
