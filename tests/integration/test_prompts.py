@@ -308,6 +308,11 @@ def test_the_default_task_search_holds_a_guarded_opening_and_keeps_its_guard_whe
     tails = [s for s in task_grid(steerable, "de", names_target=False) if s not in grid]
     assert [[iv.positions for iv in s.interventions] for s in tails] == [["prefix:2", "prompt-tail:4"]] * 2
     assert all(s.decoding.guard and s.decoding.start for s in tails)
+    requests = task_grid(steerable, "de", task="prompts")  # answers of several lines: longer openings
+    assert sorted({s.interventions[0].positions for s in requests if s.decoding.guard}) == ["prefix:4", "prefix:6"]
+    assert {s.interventions[0].positions for s in requests if s.decoding.start} == {"prefix:4"}
+    direction = next(s.interventions[0] for s in requests if s.interventions[0].method == "diffmean")
+    assert (direction.value, direction.positions, direction.restore_norm) == ("add:0.04", "generated", False)
     lape, _ = method_defaults(steerable, "lape", "de", None, None)
     assert (("lape", "generated", False) in kinds) == (lape > 0)  # a language without LAPE units goes without
     opening = next(s for s in grid if s.decoding.guard)

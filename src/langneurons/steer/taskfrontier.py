@@ -24,7 +24,7 @@ from ..lock import run_lock
 from ..progress import console
 from ..schema import SCHEMAS
 from .decoding import Decoding
-from .diffmean import default_block
+from .diffmean import default_block, default_span
 from .frontier import paper_setting, setting_of
 from .generate import Sampling
 from .intervene import Intervention, Setting, save_interventions
@@ -106,41 +106,49 @@ class TaskStudy:
         return templated(chosen, tokenizer) if self.chat_template else chosen
 
 
-def task_grid(steerable: Steerable, language: str, names_target: bool = True, tail: int = 8) -> list[Setting]:
-    """The default search: what keeps content (9 points). AP neurons: the top 200 everywhere, or on the
-    answer and the prompt's last `tail` tokens; 2,000 (`both`) blended (mix:0.3) everywhere; 2,000 or
-    4,000 on the answer's first 2 tokens only, guarded, with a free first token or one that begins the
-    run's sentences (the start rule; a steered opening the model then continues unedited); LAPE
-    neurons on the answer; a DiffMean direction (α 0.1 at the default block, norm restored) on the
-    answer. Shifts (shift:1), the upper half of the blocks and the prompt's tail alone left it after a
-    wider search on the German choose prompts, and the points the German and Chinese studies found
-    dominated after that (docs/steering.md). A prompt that does not name the target (`names_target`
-    False: the paper's translation prompt) also gets each opening with a start rule joined by 4,000
-    units on its last 4 tokens ("Target Language:"), which carry the task there. Units the run lacks
-    are left out."""
+def task_grid(steerable: Steerable, language: str, names_target: bool = True, tail: int = 8,
+              task: str = "translation") -> list[Setting]:
+    """The default search: what keeps content. AP neurons: the top 200 everywhere, or on the answer and
+    the prompt's last `tail` tokens; 2,000 (`both`) blended (mix:0.3) everywhere; steered openings of
+    2,000 or 4,000 units, guarded, with a free first token or one that begins the run's sentences (the
+    start rule), after which the model goes on unedited; LAPE neurons on the answer; a DiffMean
+    direction added on the answer. A translation is one line, so its openings are the answer's first
+    2 tokens and its direction α 0.1 at the default block, norm restored; a prompt that does not name
+    the target (`names_target` False: the paper's translation prompt) also gets each opening with a
+    start rule joined by 4,000 units on its last 4 tokens ("Target Language:"), which carry the task
+    there. An answer to a request (`task` "prompts") runs on for lines and drifts back to the prompt's
+    language after a 2-token opening, so its openings are 4 and 6 tokens (the start rule on 4) and its
+    direction α 0.04 over the blocks from 2/3 to 9/10 of the depth. Why each, and what left the grid:
+    docs/steering.md. Units the run lacks are left out."""
     answer = "generated"
+    requests = task == "prompts"
     points: list[Setting] = []
     if steerable.expertise is not None:
         ap = [(200, "top", "on_p50", "all"), (200, "top", "on_p50", f"prompt-tail:{tail}+{answer}"),
               (2000, "both", "mix:0.3", "all")]
         points += [Setting((Intervention(language, min(n, steerable.info.neurons), selection, value, pos),))
                    for n, selection, value, pos in ap]
-        openings = {n: Intervention(language, min(n, steerable.info.neurons), "both", "on_p50", "prefix:2")
-                    for n in (2000, 4000)}
-        points += [Setting((opening,), Decoding(guard=True, start=start))
-                   for start in (False, True) for opening in openings.values()]
+        lengths, started = ((4, 6), (4,)) if requests else ((2,), (2,))
+
+        def opening(n: int, k: int) -> Intervention:
+            return Intervention(language, min(n, steerable.info.neurons), "both", "on_p50", f"prefix:{k}")
+
+        points += [Setting((opening(n, k),), Decoding(guard=True, start=start))
+                   for start in (False, True) for k in (started if start else lengths) for n in (2000, 4000)]
         if not names_target:
             tail_edit = Intervention(language, min(4000, steerable.info.neurons), "both", "on_p50", "prompt-tail:4")
-            points += [Setting((opening, tail_edit), Decoding(guard=True, start=True)) for opening in openings.values()]
+            points += [Setting((opening(n, 2), tail_edit), Decoding(guard=True, start=True)) for n in (2000, 4000)]
     if steerable.activation is not None:
         from .steerable import method_defaults
 
         n, selection = method_defaults(steerable, "lape", language, None, None)
         points += [Setting((Intervention(language, n, selection, "on_p50", answer, method="lape"),))] if n else []
     if steerable.directions is not None:
-        points += [Setting((Intervention(language, value="add:0.1", positions=answer,
-                                         blocks=str(default_block(steerable.info.blocks)), method="diffmean",
-                                         restore_norm=True),))]
+        blocks = steerable.info.blocks
+        value, where, restore = ("add:0.04", default_span(blocks), False) if requests else \
+            ("add:0.1", str(default_block(blocks)), True)
+        points += [Setting((Intervention(language, value=value, positions=answer, blocks=where, method="diffmean",
+                                         restore_norm=restore),))]
     return points
 
 
@@ -242,7 +250,8 @@ def task_frontier(steerable: Steerable, study: TaskStudy, progress: bool = True)
 
 def score_task(steerable: Steerable, study: TaskStudy, progress: bool) -> tuple[pd.DataFrame, pd.Series]:
     """The body of `task_frontier`, under the lock."""
-    points = list(dict.fromkeys(study.points or task_grid(steerable, study.language, study.style != "paper")))
+    points = list(dict.fromkeys(study.points or task_grid(steerable, study.language, study.style != "paper",
+                                                          task=study.task)))
     paper = Setting((paper_setting(steerable, study.language),)) if steerable.expertise is not None else None
 
     def baselines(split: str) -> None:
