@@ -116,7 +116,8 @@ def task_grid(steerable: Steerable, language: str, names_target: bool = True, ta
     2 tokens and its direction α 0.1 at the default block, norm restored; a prompt that does not name
     the target (`names_target` False: the paper's translation prompt) also gets each opening with a
     start rule joined by 4,000 units on its last 4 tokens ("Target Language:"), which carry the task
-    there, with and without the direction added (α 0.04, blocks 2/3 to 9/10) on the rest of the answer. An answer to a request (`task` "prompts") runs on for lines and drifts back to the prompt's
+    there, with and without the direction added (α 0.02, blocks 2/3 to 9/10) on the rest of the answer
+    (at α 0.04 it loops answers in Spanish, Chinese and Japanese). An answer to a request (`task` "prompts") runs on for lines and drifts back to the prompt's
     language after a 2-token opening, so its openings are 4 and 6 tokens (the start rule on 4) and its
     direction α 0.04 over the blocks from 2/3 to 9/10 of the depth. Why each, and what left the grid:
     docs/steering.md. Units the run lacks are left out."""
@@ -139,7 +140,7 @@ def task_grid(steerable: Steerable, language: str, names_target: bool = True, ta
             tail_edit = Intervention(language, min(4000, steerable.info.neurons), "both", "on_p50", "prompt-tail:4")
             points += [Setting((opening(n, 2), tail_edit), Decoding(guard=True, start=True)) for n in (2000, 4000)]
             if steerable.directions is not None:  # the pair, and the direction on the rest of the answer
-                direction = Intervention(language, value="add:0.04", positions=answer, method="diffmean",
+                direction = Intervention(language, value="add:0.02", positions=answer, method="diffmean",
                                          blocks=default_span(steerable.info.blocks))
                 points += [Setting((opening(n, 2), tail_edit, direction), Decoding(guard=True, start=True))
                            for n in (2000, 4000)]
