@@ -118,8 +118,9 @@ def task_grid(steerable: Steerable, language: str, names_target: bool = True, ta
     start rule joined by 4,000 units on its last 4 tokens ("Target Language:"), which carry the task
     there, with and without the direction added (α 0.02, blocks 2/3 to 9/10) on the rest of the answer
     (at α 0.04 it loops answers in Spanish, Chinese and Japanese). An answer to a request (`task` "prompts") runs on for lines and drifts back to the prompt's
-    language after a 2-token opening, so its openings are 4 and 6 tokens (the start rule on 4) and its
-    direction α 0.04 over the blocks from 2/3 to 9/10 of the depth. Why each, and what left the grid:
+    language after a 2-token opening, so its openings are 4 and 6 tokens (the start rule on 4), its
+    direction α 0.04 over the blocks from 2/3 to 9/10 of the depth, and the 4-token opening is also
+    followed by that direction at α 0.01 on the rest of the answer. Why each, and what left the grid:
     docs/steering.md. Units the run lacks are left out."""
     answer = "generated"
     requests = task == "prompts"
@@ -136,6 +137,10 @@ def task_grid(steerable: Steerable, language: str, names_target: bool = True, ta
 
         points += [Setting((opening(n, k),), Decoding(guard=True, start=start))
                    for start in (False, True) for k in (started if start else lengths) for n in (2000, 4000)]
+        if requests and steerable.directions is not None:  # the opening, and the direction on the rest
+            lightly = Intervention(language, value="add:0.01", positions=answer, method="diffmean",
+                                   blocks=default_span(steerable.info.blocks))
+            points += [Setting((opening(n, 4), lightly), Decoding(guard=True)) for n in (2000, 4000)]
         if not names_target:
             tail_edit = Intervention(language, min(4000, steerable.info.neurons), "both", "on_p50", "prompt-tail:4")
             points += [Setting((opening(n, 2), tail_edit), Decoding(guard=True, start=True)) for n in (2000, 4000)]
