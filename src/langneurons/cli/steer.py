@@ -442,6 +442,8 @@ def frontier(
             shared_study(steerable, run, languages, strengths, axes_dm, seeds, heldout_seeds, batch_size)
             return
         settings = diffmean_grid(language, strengths, *axes_dm)
+    elif (task or prompts) and points and not options_given:  # a task's points file replaces the default grid
+        settings = []
     else:
         if method == "lape" and ns == "2000,4000,8000,16000":  # LAPE's N: all of the language's neurons
             n_values = [method_defaults(steerable, "lape", language, None, None)[0]]
@@ -451,8 +453,6 @@ def frontier(
         settings = grid(language, parse_languages(values), parse_languages(positions),
                         parse_languages(selections if method != "lape" or selections != "both" else "top"),
                         n_values, blocks.split(";"), modules.split(";"), *axes, method=method.value)
-    if (task or prompts) and points and not options_given:  # a task's points file replaces the default grid
-        settings = []
     settings += load_points(points, language) if points else []
     if task or prompts:
         task_study(steerable, run, languages, task or "prompts", prompts, named, chat_template, split, heldout_split,

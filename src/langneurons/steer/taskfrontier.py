@@ -117,13 +117,20 @@ def task_grid(steerable: Steerable, language: str, names_target: bool = True, ta
     the target (`names_target` False: the paper's translation prompt) also gets each opening with a
     start rule joined by 4,000 units on its last 4 tokens ("Target Language:"), which carry the task
     there, with and without the direction added (α 0.02, blocks 2/3 to 9/10) on the rest of the answer
-    (at α 0.04 it loops answers in Spanish, Chinese and Japanese). An answer to a request (`task` "prompts") runs on for lines and drifts back to the prompt's
-    language after a 2-token opening, so its openings are 4 and 6 tokens (the start rule on 4), its
-    direction α 0.04 over the blocks from 2/3 to 9/10 of the depth, and the 4-token opening is also
-    followed by that direction at α 0.01 on the rest of the answer. Why each, and what left the grid:
+    (at α 0.04 it loops answers in Spanish, Chinese and Japanese). An answer to a request (`task`
+    "prompts") runs on for lines and drifts back to the prompt's language after a 2-token opening, so
+    its openings are 4 and 6 tokens (the start rule on 4), its direction α 0.04 over the blocks from
+    2/3 to 9/10 of the depth, and the 4-token opening is also followed by that direction at α 0.01 on
+    the rest of the answer. Why each, and what left the grid:
     docs/steering.md. Units the run lacks are left out."""
     answer = "generated"
     requests = task == "prompts"
+    span = default_span(steerable.info.blocks)
+
+    def on_answer(value: str, blocks: str = span, restore: bool = False) -> Intervention:
+        return Intervention(language, value=value, positions=answer, blocks=blocks, method="diffmean",
+                            restore_norm=restore)
+
     points: list[Setting] = []
     if steerable.expertise is not None:
         ap = [(200, "top", "on_p50", "all"), (200, "top", "on_p50", f"prompt-tail:{tail}+{answer}"),
@@ -138,28 +145,22 @@ def task_grid(steerable: Steerable, language: str, names_target: bool = True, ta
         points += [Setting((opening(n, k),), Decoding(guard=True, start=start))
                    for start in (False, True) for k in (started if start else lengths) for n in (2000, 4000)]
         if requests and steerable.directions is not None:  # the opening, and the direction on the rest
-            lightly = Intervention(language, value="add:0.01", positions=answer, method="diffmean",
-                                   blocks=default_span(steerable.info.blocks))
-            points += [Setting((opening(n, 4), lightly), Decoding(guard=True)) for n in (2000, 4000)]
+            points += [Setting((opening(n, 4), on_answer("add:0.01")), Decoding(guard=True)) for n in (2000, 4000)]
         if not names_target:
             tail_edit = Intervention(language, min(4000, steerable.info.neurons), "both", "on_p50", "prompt-tail:4")
             points += [Setting((opening(n, 2), tail_edit), Decoding(guard=True, start=True)) for n in (2000, 4000)]
             if steerable.directions is not None:  # the pair, and the direction on the rest of the answer
-                direction = Intervention(language, value="add:0.02", positions=answer, method="diffmean",
-                                         blocks=default_span(steerable.info.blocks))
-                points += [Setting((opening(n, 2), tail_edit, direction), Decoding(guard=True, start=True))
-                           for n in (2000, 4000)]
+                points += [Setting((opening(n, 2), tail_edit, on_answer("add:0.02")),
+                                   Decoding(guard=True, start=True)) for n in (2000, 4000)]
     if steerable.activation is not None:
         from .steerable import method_defaults
 
         n, selection = method_defaults(steerable, "lape", language, None, None)
         points += [Setting((Intervention(language, n, selection, "on_p50", answer, method="lape"),))] if n else []
     if steerable.directions is not None:
-        blocks = steerable.info.blocks
-        value, where, restore = ("add:0.04", default_span(blocks), False) if requests else \
-            ("add:0.1", str(default_block(blocks)), True)
-        points += [Setting((Intervention(language, value=value, positions=answer, blocks=where, method="diffmean",
-                                         restore_norm=restore),))]
+        direction = on_answer("add:0.04") if requests else \
+            on_answer("add:0.1", str(default_block(steerable.info.blocks)), restore=True)
+        points += [Setting((direction,))]
     return points
 
 
