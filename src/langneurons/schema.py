@@ -15,7 +15,7 @@ from typing import Callable
 
 from .errors import LangneuronsError
 
-SCHEMAS = {"run": 2, "interventions": 2, "samples": 2, "score": 2, "diffmean": 2}
+SCHEMAS = {"run": 2, "interventions": 2, "samples": 3, "score": 3, "diffmean": 2}
 DECODING_FIELDS = ("guard", "whole_characters", "opening_temperature", "start", "start_temperature")
 
 
@@ -69,13 +69,23 @@ def _score_1(data: dict) -> dict | None:
     return row
 
 
+def _samples_2(data: dict) -> dict | None:
+    # an answer to a Q/A frame ("Q: ...\nA:") ran on past the transcript's next "A:" turn: made again
+    return None if data.get("mode") == "prompts" and str(data.get("prompt", "")).endswith("\nA:") else data
+
+
+def _score_2(data: dict) -> dict | None:
+    prompted = data.get("task") == "prompts" or data.get("mode") == "prompts"
+    return None if prompted else data  # scored on such answers: scored again (from samples made again)
+
+
 def _diffmean_1(data: dict) -> dict | None:
     return data  # without the language means: read as is, `clamp:β` refuses it (find/diffmean.py)
 
 
 STEPS: dict[str, dict[int, Callable[[dict], dict | None]]] = {
-    "run": {1: _run_1}, "interventions": {1: _interventions_1}, "samples": {1: _samples_1},
-    "score": {1: _score_1}, "diffmean": {1: _diffmean_1},
+    "run": {1: _run_1}, "interventions": {1: _interventions_1}, "samples": {1: _samples_1, 2: _samples_2},
+    "score": {1: _score_1, 2: _score_2}, "diffmean": {1: _diffmean_1},
 }
 
 

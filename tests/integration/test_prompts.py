@@ -315,8 +315,9 @@ def test_the_default_task_search_holds_a_guarded_opening_and_keeps_its_guard_whe
     direction = next(s.interventions[0] for s in requests if s.interventions[0].method == "diffmean")
     assert (direction.value, direction.positions, direction.restore_norm) == ("add:0.04", "generated", False)
     followed = [s for s in requests if len(s.interventions) == 2]  # the opening, then the direction lightly
-    assert [[iv.positions for iv in s.interventions] for s in followed] == [["prefix:4", "generated"]] * 2
-    assert all(s.interventions[1].value == "add:0.01" and s.decoding.guard for s in followed)
+    assert [[iv.positions for iv in s.interventions] for s in followed] == [["prefix:4", "generated"]] * 4
+    assert [s.interventions[1].value for s in followed] == ["add:0.01"] * 2 + ["add:0.02"] * 2
+    assert all(s.decoding.guard for s in followed)
     lape, _ = method_defaults(steerable, "lape", "de", None, None)
     assert (("lape", "generated", False) in kinds) == (lape > 0)  # a language without LAPE units goes without
     opening = next(s for s in grid if s.decoding.guard)

@@ -60,3 +60,11 @@ def test_not_a_builtin_sentence():
     assert len(builtin) > 500
     same = [r["id"] for r in ROWS if " ".join(r["request"].lower().split()) in builtin]
     assert not same, same
+
+
+def test_an_answer_to_a_request_ends_where_the_transcript_s_next_turn_starts():
+    from langneurons.steer.task import PROMPTED
+
+    assert PROMPTED.cut("Hallo Welt.\nA: Hello world.") == "Hallo Welt."
+    assert PROMPTED.cut("你好。\nQ：What is it?") == "你好。"
+    assert PROMPTED.cut("Zeile eins.\nZeile zwei: A: B") == "Zeile eins.\nZeile zwei: A: B"  # not a turn

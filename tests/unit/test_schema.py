@@ -80,6 +80,11 @@ def test_sample_records_and_scores_of_the_earlier_version_migrate_or_are_made_ag
     score = {"n": 0, "target_share": 0.5, "padded_share": 0.0}
     assert migrate("score", score)["kind"] == "unforced" and migrate("score", score)["method"] == "ap"
     assert migrate("score", {"n": 4, "target_share": 0.5}) is None
+    answer = {**sample, "schema": 2, "mode": "prompts", "prompt": "Q: Name a fruit. Reply in German.\nA:"}
+    assert migrate("samples", answer) is None  # ran on past the next turn: made again
+    assert migrate("samples", {**answer, "prompt": "Once upon a time"})["schema"] == SCHEMAS["samples"]
+    assert migrate("score", {**score, "schema": 2, "task": "prompts"}) is None
+    assert migrate("score", {**score, "schema": 2, "task": "translation"})["schema"] == SCHEMAS["score"]
 
 
 def test_run_info_round_trips_migrates_and_refuses_damage(tmp_path):

@@ -25,7 +25,10 @@ PAPER_PROMPT = "Translate an English sentence into a target language.\nEnglish: 
 NAMED_PROMPT = "Translate an English sentence into {name}.\nEnglish: {source}\n{name}:"
 REQUEST_FORMS = ("{request} Reply in {name}.", "Answer in {name} only. {request}",
                  "{request} Please respond in {name}.", "Write your answer in {name}. {request}")
-QA_FRAME = "Q: {request}\nA:"  # how a base model (no chat template) is asked; `--stop "\nQ:"` ends the answer
+QA_FRAME = "Q: {request}\nA:"  # how a base model (no chat template) is asked
+# where the answer to a Q/A frame ends: the transcript's next turn, a question or another answer, with
+# the ASCII or the full-width colon (Chinese and Japanese answers write "Q：")
+TURNS = ("\nQ:", "\nA:", "\nQ：", "\nA：")
 SPLITS = ("choose", "heldout", "all")
 
 

@@ -17,10 +17,10 @@ from ..errors import LangneuronsError
 from .evaluate import BACK_TRANSLATION, REQUEST_RECOVERY, content_score, perplexity
 from .generate import TRANSLATION, Sampling, generate
 from .intervene import Setting
-from .prompts import Prompt, language_name
+from .prompts import TURNS, Prompt, language_name
 from .steerable import Steerable, sample_record, score_cell
 
-PROMPTED = Sampling(stop=("\nQ:",))  # the paper's sampling, ended where a Q/A prompt's next question starts
+PROMPTED = Sampling(stop=TURNS)  # the paper's sampling, ended where a Q/A transcript's next turn starts
 # the paper's translation decoding, the first line within 64 tokens: the longest built-in reference is 52
 TRANSLATING = replace(TRANSLATION, max_new_tokens=64)
 

@@ -120,8 +120,8 @@ def task_grid(steerable: Steerable, language: str, names_target: bool = True, ta
     (at α 0.04 it loops answers in Spanish, Chinese and Japanese). An answer to a request (`task`
     "prompts") runs on for lines and drifts back to the prompt's language after a 2-token opening, so
     its openings are 4 and 6 tokens (the start rule on 4), its direction α 0.04 over the blocks from
-    2/3 to 9/10 of the depth, and the 4-token opening is also followed by that direction at α 0.01 on
-    the rest of the answer. Why each, and what left the grid:
+    2/3 to 9/10 of the depth, and the 4-token opening is also followed by that direction at α 0.01 or
+    0.02 on the rest of the answer. Why each, and what left the grid:
     docs/steering.md. Units the run lacks are left out."""
     answer = "generated"
     requests = task == "prompts"
@@ -145,7 +145,8 @@ def task_grid(steerable: Steerable, language: str, names_target: bool = True, ta
         points += [Setting((opening(n, k),), Decoding(guard=True, start=start))
                    for start in (False, True) for k in (started if start else lengths) for n in (2000, 4000)]
         if requests and steerable.directions is not None:  # the opening, and the direction on the rest
-            points += [Setting((opening(n, 4), on_answer("add:0.01")), Decoding(guard=True)) for n in (2000, 4000)]
+            points += [Setting((opening(n, 4), on_answer(value)), Decoding(guard=True))
+                       for value in ("add:0.01", "add:0.02") for n in (2000, 4000)]
         if not names_target:
             tail_edit = Intervention(language, min(4000, steerable.info.neurons), "both", "on_p50", "prompt-tail:4")
             points += [Setting((opening(n, 2), tail_edit), Decoding(guard=True, start=True)) for n in (2000, 4000)]
