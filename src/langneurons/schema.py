@@ -16,7 +16,7 @@ from typing import Callable
 from .errors import LangneuronsError
 
 SCHEMAS = {"run": 2, "interventions": 2, "samples": 3, "score": 3, "diffmean": 2}
-DECODING_FIELDS = ("guard", "whole_characters", "opening_temperature", "start", "start_temperature")
+DECODING_FIELDS = ("guard", "whole_characters", "opening_temperature", "start", "start_temperature", "own_starts")
 
 
 def version(data: dict) -> int:

@@ -308,7 +308,7 @@ def test_the_default_task_search_holds_a_guarded_opening_and_keeps_its_guard_whe
     tails = [s for s in task_grid(steerable, "de", names_target=False) if s not in grid]
     assert [[iv.positions for iv in s.interventions] for s in tails] == \
         [["prefix:2", "prompt-tail:4"]] * 2 + [["prefix:2", "prompt-tail:4", "generated"]] * 2
-    assert all(s.decoding.guard and s.decoding.start for s in tails)
+    assert all(s.decoding.guard and s.decoding.start and s.decoding.own_starts for s in tails)
     requests = task_grid(steerable, "de", task="prompts")  # answers of several lines: longer openings
     assert sorted({s.interventions[0].positions for s in requests if s.decoding.guard}) == ["prefix:4", "prefix:6"]
     assert {s.interventions[0].positions for s in requests if s.decoding.start} == {"prefix:4"}

@@ -187,7 +187,7 @@ def test_a_start_opening_draws_its_first_token_from_the_sentence_starts_then_goe
     sampling, seeds = Sampling(max_new_tokens=6), list(range(12))
     strong = dict(language="de", n=40, selection="both", value="scale:20", positions="prefix:3")
     plan = steerable.plan([Intervention(**strong)], Decoding(start=True, start_temperature=1.5))
-    starts = steerable.sentence_starts
+    starts = steerable.sentence_starts()
     assert plan.starts is starts and plan.start_temperature == 1.5 and 0 < int(starts.sum()) < len(tok)
     out = generate_batch(model, tok, [[2]] * len(seeds), seeds, sampling, plan)
     edited = steerable.plan([Intervention(**{**strong, "positions": "all"})])
@@ -208,6 +208,14 @@ def test_a_start_opening_draws_its_first_token_from_the_sentence_starts_then_goe
         Setting((Intervention("de", 4, positions="all"),), Decoding(start=True))
     with pytest.raises(LangneuronsError, match="only with start"):
         Decoding(start_temperature=1.3)
+    own = steerable.plan([Intervention(**strong)], Decoding(start=True, own_starts=True)).starts
+    assert own is steerable.sentence_starts("de") and 0 < int(own.sum()) < int(starts.sum())
+    assert Setting((Intervention(**strong),), Decoding(start=True, own_starts=True)).label.endswith("-start-own")
+    with pytest.raises(LangneuronsError, match="own_starts: only with start"):
+        Decoding(own_starts=True)
+    with pytest.raises(LangneuronsError, match="need one language"):
+        steerable.plan([Intervention(**strong), Intervention(**{**strong, "language": "fr"})],
+                       Decoding(start=True, own_starts=True))
     with pytest.raises(LangneuronsError, match="above 0"):
         Decoding(start=True, start_temperature=0)
     with pytest.raises(LangneuronsError, match="sentence-start tokens"):

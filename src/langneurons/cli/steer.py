@@ -50,7 +50,7 @@ def interventions_from(steerable, language: str | None, n: int | None, selection
                        modules: str = "", guard: bool = False, whole_characters: bool = False,
                        opening_temperature: float | None = None, start: bool = False,
                        start_temperature: float | None = None, alpha: float | None = None,
-                       restore_norm: bool | None = None, subtract: str | None = None):
+                       restore_norm: bool | None = None, subtract: str | None = None, own_starts: bool = False):
     """The setting the options (or an intervention file) describe: the edit and its decoding rules.
     Method diffmean starts from the RUN's recommended DiffMean setting (else the defaults) and
     replaces what --blocks, --alpha (or --value add:α / clamp:β), --restore-norm, --subtract and --positions give."""
@@ -76,13 +76,13 @@ def interventions_from(steerable, language: str | None, n: int | None, selection
             parse_strength(edit)
         base = default_setting(steerable.run, language, steerable.info.blocks, steerable.info.fingerprint)
         setting = with_flags(base, blocks, edit, restore_norm, subtract, positions)
-        rules = Decoding(guard, whole_characters, opening_temperature, start, start_temperature)
+        rules = Decoding(guard, whole_characters, opening_temperature, start, start_temperature, own_starts)
         return Setting(setting.interventions, rules if rules.active else setting.decoding)
     if alpha is not None or restore_norm is not None or subtract:
         raise LangneuronsError("--alpha, --restore-norm and --subtract: only with --method diffmean")
     n, selection = method_defaults(steerable, method, language, n, selection)
     edit = Intervention(language, n, selection, value, positions or "all", seed, blocks, method, modules)
-    return Setting((edit,), Decoding(guard, whole_characters, opening_temperature, start, start_temperature))
+    return Setting((edit,), Decoding(guard, whole_characters, opening_temperature, start, start_temperature, own_starts))
 
 
 def sampling_from(base, max_new_tokens: int | None, temperature: float | None, top_p: float | None,
@@ -133,6 +133,8 @@ def generate(
                                "sentences (over-represented there)"),
     start_temperature: float = typer.Option(None, rich_help_panel=DECODING,
                                             help="with --start: sample the first token at this temperature"),
+    own_starts: bool = typer.Option(False, rich_help_panel=DECODING,
+                                    help="with --start: the starts of the target language's sentences only"),
     seeds: str = typer.Option(None, rich_help_panel=SAMPLING, metavar="SEEDS",
                               help="one sample per seed (and prompt): A-B or A,B,...; default 1-100 from BOS, "
                               "1 with --prompts"),
@@ -187,7 +189,8 @@ def generate(
         check_run_languages([language], steerable.info.languages, "--language")
     setting = interventions_from(steerable, language, n, selection and str(selection), value, positions, random_seed,
                                  blocks, interventions, str(method), modules, guard, whole_characters,
-                                 opening_temperature, start, start_temperature, alpha, restore_norm, subtract)
+                                 opening_temperature, start, start_temperature, alpha, restore_norm, subtract,
+                                 own_starts)
     ivs = list(setting.interventions)
     check_run_languages([iv.language for iv in ivs], steerable.info.languages,
                         f"{interventions}: language" if interventions else "--language")
@@ -482,7 +485,7 @@ def frontier(
                + (" guard" if best["guard"] else "")
                + (" whole-characters" if best["whole_characters"] else "")
                + (f" opening-temperature={best['opening_temperature']:g}" if best["opening_temperature"] > 0 else "")
-               + (" start" if best["start"] else "")
+               + (" start" if best["start"] else "") + (" own-starts" if best.get("own_starts") else "")
                + (f" start-temperature={best['start_temperature']:g}" if best["start_temperature"] > 0 else "")
                + (f" + {best['also']}" if best["also"] else "")
                + (f" method=diffmean restore-norm={'on' if best['restore_norm'] else 'off'}"

@@ -27,7 +27,9 @@ class Decoding:
     sampling's, the edited model's next-token distribution being flat. start: the first new token is
     one that begins the run's sentences more often than its share of all their tokens
     (`rules.sentence_starts`): the edited model otherwise often opens mid-phrase ("など", "か").
-    start_temperature (with start): sample that first token at this temperature.
+    start_temperature (with start): sample that first token at this temperature. own_starts (with
+    start): the sentence starts are those of the target language's sentences alone, so that an
+    opening cannot begin with another language's first word ("The", "What" in a French answer).
     """
 
     guard: bool = False
@@ -35,6 +37,7 @@ class Decoding:
     opening_temperature: float | None = None
     start: bool = False
     start_temperature: float | None = None
+    own_starts: bool = False
 
     def __post_init__(self) -> None:
         if self.opening_temperature is not None and not self.opening_temperature > 0:
@@ -43,6 +46,8 @@ class Decoding:
         if self.start_temperature is not None and not (self.start and self.start_temperature > 0):
             raise LangneuronsError(f"start_temperature {self.start_temperature}: a temperature above 0, only "
                                    "with start (the opening's first token from the sentence starts)")
+        if self.own_starts and not self.start:
+            raise LangneuronsError("own_starts: only with start (the target language's sentence starts)")
 
     @property
     def needs_opening(self) -> bool:
@@ -59,7 +64,7 @@ class Decoding:
         """The part of a setting's label (and file key) that names the rules, "" when none is on."""
         return ("-guard" if self.guard else "") + ("-chars" if self.whole_characters else "") + (
             f"-T{self.opening_temperature:g}" if self.opening_temperature is not None else "") + (
-            "-start" if self.start else "") + (
+            "-start" if self.start else "") + ("-own" if self.own_starts else "") + (
             f"-S{self.start_temperature:g}" if self.start_temperature is not None else "")
 
     def to_dict(self) -> dict:

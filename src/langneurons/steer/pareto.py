@@ -13,9 +13,9 @@ import pandas as pd
 AXES = {"target_share": "max", "generated_ppl": "min", "degenerate_share": "min"}
 GOAL_SHARE, GOAL_DEGENERATE, GOAL_PPL_RATIO = 0.9, 0.05, 1.5  # the issue's goal for a usable setting
 SETTING = ["value", "positions", "selection", "n", "blocks", "modules", "guard", "whole_characters",
-           "opening_temperature", "start", "start_temperature", "also", "method", "restore_norm",
+           "opening_temperature", "start", "start_temperature", "own_starts", "also", "method", "restore_norm",
            "subtract"]  # `also`: further interventions; the last three tell DiffMean points apart
-FLAGS = ("guard", "whole_characters", "start")  # setting columns that are False when missing
+FLAGS = ("guard", "whole_characters", "start", "own_starts")  # setting columns that are False when missing
 TEMPERATURES = ("opening_temperature", "start_temperature")  # setting columns that are NaN when missing
 
 
@@ -84,8 +84,9 @@ def meets_goal(row: pd.Series, baseline: float) -> bool:
 
 def fill_setting_columns(table: pd.DataFrame) -> None:
     """Give `blocks`, `modules`, `also` and `subtract` "" (all blocks / all modules / no further
-    interventions / none), `method` "ap" and `restore_norm` False and `guard`, `whole_characters` and `start` False where empty or missing, and the
-    temperatures NaN (the sampling's) where missing: points and tables of older versions lack some."""
+    interventions / none), `method` "ap", and `restore_norm` and the rule flags (`FLAGS`) False where empty
+    or missing, and the temperatures NaN (the sampling's) where missing: points and tables of older
+    versions lack some."""
     for column in ("blocks", "modules", "also", "subtract"):
         table[column] = table.get(column, pd.Series("", index=table.index)).fillna("")
     table["method"] = table.get("method", pd.Series("ap", index=table.index)).fillna("ap")

@@ -26,7 +26,7 @@ from .steerable import Steerable
 from .taskfrontier import TaskStudy, recommend_task, task_frontier
 
 SHAPE = ("edit", "blocks", "restore_norm", "positions", "guard")  # what every language shares; α or β may differ
-TASK_SHAPE = ("method", "selection", "value", "positions", "blocks", "restore_norm", "guard", "start",
+TASK_SHAPE = ("method", "selection", "value", "positions", "blocks", "restore_norm", "guard", "start", "own_starts",
               "also_shape")  # the first edit's N may differ
 
 

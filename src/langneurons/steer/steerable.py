@@ -70,10 +70,19 @@ class Steerable:
         return {s["name"]: s["width"] for s in self.site_records}
 
     @cached_property
-    def sentence_starts(self) -> torch.Tensor:
-        """Which tokens may open a text under the start rule, from the run's sentences (all languages)."""
-        texts = [s["text"] for s in read_jsonl(self.run / "sentences.jsonl")]
-        return sentence_starts(self.loaded.tokenizer, texts)
+    def start_sets(self) -> dict[str | None, torch.Tensor]:
+        return {}  # language (None: all) → its sentence starts, made once
+
+    def sentence_starts(self, language: str | None = None) -> torch.Tensor:
+        """Which tokens may open a text under the start rule, from the run's sentences: all languages',
+        or `language`'s alone."""
+        if language not in self.start_sets:
+            texts = [s["text"] for s in read_jsonl(self.run / "sentences.jsonl")
+                     if language is None or s["lang"] == language]
+            if not texts:
+                raise LangneuronsError(f"own_starts: the run has no sentences of {language!r} to take starts from")
+            self.start_sets[language] = sentence_starts(self.loaded.tokenizer, texts)
+        return self.start_sets[language]
 
     def plan(self, interventions: list[Intervention], decoding: Decoding | None = None) -> Plan | None:
         """The edits of `interventions` and the rules of `decoding`; None when they change nothing
@@ -82,7 +91,13 @@ class Steerable:
         if not (any(iv.n > 0 for iv in interventions) or decoding.active):
             return None
         block_of = {s["name"]: s["block"] for s in self.site_records}
-        starts = self.sentence_starts if decoding.start else None
+        starts = None
+        if decoding.start:
+            languages = {iv.language for iv in interventions}
+            if decoding.own_starts and len(languages) != 1:
+                raise LangneuronsError(f"own_starts: the interventions steer {sorted(languages)}; the target "
+                                       "language's sentence starts need one language")
+            starts = self.sentence_starts(languages.pop() if decoding.own_starts else None)
         return resolve(interventions, self.expertise, self.widths, block_of, self.activation, starts, decoding,
                        self.directions)
 

@@ -110,8 +110,8 @@ def task_grid(steerable: Steerable, language: str, names_target: bool = True, ta
               task: str = "translation") -> list[Setting]:
     """The default search: what keeps content. AP neurons: the top 200 everywhere, or on the answer and
     the prompt's last `tail` tokens; 2,000 (`both`) blended (mix:0.3) everywhere; steered openings of
-    2,000 or 4,000 units, guarded, with a free first token or one that begins the run's sentences (the
-    start rule), after which the model goes on unedited; LAPE neurons on the answer; a DiffMean
+    2,000 or 4,000 units, guarded, with a free first token or one that begins the target language's
+    sentences (the start rule, own starts: another language's "The" or "What" cannot open), after which the model goes on unedited; LAPE neurons on the answer; a DiffMean
     direction added on the answer. A translation is one line, so its openings are the answer's first
     2 tokens and its direction α 0.1 at the default block, norm restored; a prompt that does not name
     the target (`names_target` False: the paper's translation prompt) also gets each opening with a
@@ -142,17 +142,18 @@ def task_grid(steerable: Steerable, language: str, names_target: bool = True, ta
         def opening(n: int, k: int) -> Intervention:
             return Intervention(language, min(n, steerable.info.neurons), "both", "on_p50", f"prefix:{k}")
 
-        points += [Setting((opening(n, k),), Decoding(guard=True, start=start))
+        points += [Setting((opening(n, k),), Decoding(guard=True, start=start, own_starts=start))
                    for start in (False, True) for k in (started if start else lengths) for n in (2000, 4000)]
         if requests and steerable.directions is not None:  # the opening, and the direction on the rest
             points += [Setting((opening(n, 4), on_answer(value)), Decoding(guard=True))
                        for value in ("add:0.01", "add:0.02") for n in (2000, 4000)]
         if not names_target:
             tail_edit = Intervention(language, min(4000, steerable.info.neurons), "both", "on_p50", "prompt-tail:4")
-            points += [Setting((opening(n, 2), tail_edit), Decoding(guard=True, start=True)) for n in (2000, 4000)]
+            points += [Setting((opening(n, 2), tail_edit), Decoding(guard=True, start=True, own_starts=True))
+                       for n in (2000, 4000)]
             if steerable.directions is not None:  # the pair, and the direction on the rest of the answer
                 points += [Setting((opening(n, 2), tail_edit, on_answer("add:0.02")),
-                                   Decoding(guard=True, start=True)) for n in (2000, 4000)]
+                                   Decoding(guard=True, start=True, own_starts=True)) for n in (2000, 4000)]
     if steerable.activation is not None:
         from .steerable import method_defaults
 
