@@ -354,8 +354,9 @@ def test_frontier_searches_diffmean_from_its_defaults(saved_tiny, corpus_dir, tm
     assert code == 0 and "method=diffmean" in output, output
     table = pd.read_csv(run / "frontier" / "de.csv")
     forced = table[table["kind"] == "forced"]
-    assert len(forced) == 16 and set(forced["method"]) == {"diffmean"}  # (4 α + 4 β) × block 1 × norm on/off, no AP
+    assert len(forced) == 32 and set(forced["method"]) == {"diffmean"}  # (4 α + 4 β) × block 1 × norm × start, no AP
     assert set(forced["positions"]) == {"prefix:3"} and forced["guard"].all()  # a guarded three-token opening
+    assert set(forced["start"]) == {False, True} and (forced["start"] == forced["own_starts"]).all()
     assert set(forced["value"]) == {"add:0.05", "add:0.1", "add:0.2", "add:0.3", "clamp:0.5", "clamp:1", "clamp:1.5",
                                     "clamp:2"} and set(forced["restore_norm"]) == {True, False}
     chosen = json.loads(recommended_path(run, "de", "diffmean").read_text())["interventions"][0]
@@ -378,13 +379,13 @@ def test_frontier_shares_one_shape_across_languages(saved_tiny, corpus_dir, tmp_
                           "--clamps", "1,2", "--seeds", "1-2", "--heldout-seeds", "3-4", "--batch-size", "8")
     assert code == 0 and "shared shape" in output, output
     shapes = pd.read_csv(run / "frontier" / "diffmean-shape.csv")
-    assert set(shapes["language"]) == {"de", "fr"} and len(shapes) == 8  # 2 languages × 2 edits × block 1 × norm on/off
+    assert set(shapes["language"]) == {"de", "fr"} and len(shapes) == 16  # 2 languages × 2 edits × block 1 × norm × start
     # the default positions: a guarded opening; the earlier prefix:2 point is not a shape of the screen
     assert set(shapes["positions"]) == {"prefix:3"} and shapes["guard"].all()
     assert set(shapes["value"]) == {"add:0.1", "clamp:1"}  # each edit's shapes at its middle strength
     assert (shapes["edit"] == shapes["value"].str.partition(":")[0]).all()
     chosen = shapes[shapes["chosen"]]
-    assert len(chosen) == 2 and chosen["restore_norm"].nunique() == 1 and chosen["edit"].nunique() == 1
+    assert len(chosen) == 2 and chosen[["restore_norm", "edit", "start"]].nunique().eq(1).all()
     edit = chosen["edit"].iloc[0]
     settings = {lang: json.loads(recommended_path(run, lang, "diffmean").read_text())["interventions"][0] for lang in ("de", "fr")}
     assert {s["restore_norm"] for s in settings.values()} == {bool(chosen["restore_norm"].iloc[0])}

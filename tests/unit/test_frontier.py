@@ -157,3 +157,6 @@ def test_the_diffmean_grid_guards_openings_and_ranges_the_later_blocks():
     points = diffmean_grid("de", ["clamp:1"], ["12"], [False], ["prefix:3", "all"], [True, False])
     assert [(p.interventions[0].positions, p.decoding.guard) for p in points] == [
         ("prefix:3", True), ("prefix:3", False), ("all", False)]  # the guard only where there is an opening
+    started = diffmean_grid("de", ["clamp:1"], ["12"], [False], ["prefix:3", "all"], [True], [False, True])
+    assert [(p.interventions[0].positions, p.decoding.start, p.decoding.own_starts) for p in started] == [
+        ("prefix:3", False, False), ("prefix:3", True, True), ("all", False, False)]  # the language's own starts

@@ -377,9 +377,10 @@ def frontier(
     opening_temperatures: str = typer.Option("none", rich_help_panel=DECODING, metavar="none|T,...",
                                              help="e.g. none,0.5: openings sampled at the sampling's temperature "
                                              "and/or these (first:K and prefix:K)"),
-    starts: str = typer.Option("off", rich_help_panel=DECODING, metavar="off|on|off,on",
+    starts: str = typer.Option(None, rich_help_panel=DECODING, metavar="off|on|off,on",
                                help="openings whose first token is free / one that begins the run's sentences "
-                               "(first:K and prefix:K)"),
+                               "(first:K and prefix:K; --method diffmean: the language's own sentences); "
+                               "default off, off,on for --method diffmean"),
     start_temperatures: str = typer.Option("none", rich_help_panel=DECODING, metavar="none|T,...",
                                            help="e.g. none,1.3: with --starts on, the first token sampled at the "
                                            "sampling's temperature and/or these"),
@@ -419,7 +420,7 @@ def frontier(
     except ValueError:
         raise LangneuronsError(f"--ns {ns!r}: comma-separated integers, e.g. 200,2000") from None
     axes = (parse_switch(guards, "--guards"), parse_temperatures(opening_temperatures),
-            parse_switch(starts, "--starts"), parse_temperatures(start_temperatures, "--start-temperatures"))
+            parse_switch(starts or "off", "--starts"), parse_temperatures(start_temperatures, "--start-temperatures"))
     languages = parse_languages(language)
     options_given = method != "ap" or (values, positions, ns) != (
         "on_p50", "prefix:2,prefix:3,prefix:4", "2000,4000,8000,16000")
@@ -440,7 +441,8 @@ def frontier(
             raise LangneuronsError("--alphas and --clamps are both empty: give at least one strength")
         axes_dm = (blocks.split(";") if blocks else default_blocks(steerable.info.blocks),
                    parse_switch(restore_norms, "--restore-norms"),
-                   [OPENING] if positions == "prefix:2,prefix:3,prefix:4" else parse_languages(positions), axes[0])
+                   [OPENING] if positions == "prefix:2,prefix:3,prefix:4" else parse_languages(positions), axes[0],
+                   parse_switch(starts or "off,on", "--starts"))
         if len(languages) > 1 and not (task or prompts):
             shared_study(steerable, run, languages, strengths, axes_dm, seeds, heldout_seeds, batch_size)
             return
@@ -512,7 +514,7 @@ def shared_study(steerable, run: Path, languages: list[str], values: list[str], 
     stdout.print(shapes.drop(columns=["seeds"]).to_string(index=False))
     for language, best in chosen.items():
         typer.echo(f"{language}: {best['value']} at blocks {best['blocks']}, norm restored {best['restore_norm']}, "
-                   f"positions {best['positions']}, guard {best['guard']}: "
+                   f"positions {best['positions']}, guard {best['guard']}, start {best['start']}: "
                    f"share {best['target_share']:.2f}, degenerate {best['degenerate_share']:.2f} on seeds "
                    f"{best['seeds']} → {run / 'frontier' / (language + '-diffmean-recommended.json')}")
     typer.echo(f"shared shape ({', '.join(SHAPE)}) → {run / 'frontier' / 'diffmean-shape.csv'}; held-out rows in "

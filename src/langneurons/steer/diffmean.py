@@ -140,10 +140,13 @@ def export_control_vector(path: Path, directions: Directions, iv: Intervention, 
 
 def diffmean_grid(language: str, values: list[str], blocks: list[str], restores: list[bool],
                   positions: list[str], guards: list[bool] | tuple[bool, ...] = (True,),
-                  subtract: str = "") -> list[Setting]:
+                  starts: list[bool] | tuple[bool, ...] = (False,), subtract: str = "") -> list[Setting]:
     """The frontier's DiffMean points: every value (add:α, clamp:β) × block(s) × norm restoration ×
-    positions, an opening (first:K, prefix:K) with each of `guards`, other positions unguarded."""
+    positions, an opening (first:K, prefix:K) with each of `guards` and `starts` (the start rule from
+    the language's own sentences), other positions with neither."""
     return [Setting((Intervention(language, value=value, positions=pos, blocks=block, method="diffmean",
-                                  restore_norm=restore, subtract=subtract),), Decoding(guard=guard))
+                                  restore_norm=restore, subtract=subtract),),
+                    Decoding(guard=guard, start=start, own_starts=start))
             for block in blocks for restore in restores for value in values for pos in positions
-            for guard in (dict.fromkeys(guards) if is_opening(pos) else (False,))]
+            for guard in (dict.fromkeys(guards) if is_opening(pos) else (False,))
+            for start in (dict.fromkeys(starts) if is_opening(pos) else (False,))]

@@ -1,7 +1,7 @@
 """One setting shape for several languages (docs/method.md §11 and §12).
 
 A user steering five languages wants one rule, not five. From BOS (DiffMean): the edit, the
-block(s), the norm rule, the positions and the guard are shared, only the strength α or β differs;
+block(s), the norm rule, the positions, the guard and the start rule are shared, only the strength α or β differs;
 the search is a coordinate search over each language's frontier on the same seeds: every shape at
 its edit's middle strength, the shape with which the most languages reach the goal, then the
 strength per language within it.
@@ -25,7 +25,7 @@ from .pareto import GOAL_DEGENERATE, baseline_ppl, edit_kind, meets_goal, recomm
 from .steerable import Steerable
 from .taskfrontier import TaskStudy, recommend_task, task_frontier
 
-SHAPE = ("edit", "blocks", "restore_norm", "positions", "guard")  # what every language shares; α or β may differ
+SHAPE = ("edit", "blocks", "restore_norm", "positions", "guard", "start")  # what every language shares; α or β may differ
 TASK_SHAPE = ("method", "selection", "value", "positions", "blocks", "restore_norm", "guard", "start", "own_starts",
               "also_shape")  # the first edit's N may differ
 
@@ -80,9 +80,9 @@ def middle_values(values: list[str]) -> list[str]:
 
 
 def shared_diffmean(steerable: Steerable, languages: list[str], values: list[str], blocks: list[str],
-                    restores: list[bool], positions: list[str], guards: list[bool], seeds: list[int],
+                    restores: list[bool], positions: list[str], guards: list[bool], starts: list[bool], seeds: list[int],
                     heldout_seeds: list[int] | None, batch_size: int = 100, progress: bool = True) -> tuple[pd.DataFrame, dict[str, pd.Series]]:
-    """Score every shape (edit kind × block(s) × norm rule × positions × guard) at its kind's middle strength
+    """Score every shape (edit kind × block(s) × norm rule × positions × guard × start rule) at its kind's middle strength
     for every language on `seeds`, pick the shape (`pick_shape`), then search the strength within it per
     language and score each choice on `heldout_seeds`. Writes RUN/frontier/diffmean-shape.csv (the
     shapes, `chosen` marking the pick) and each language's <L>-diffmean-recommended.json. Returns the
@@ -91,20 +91,20 @@ def shared_diffmean(steerable: Steerable, languages: list[str], values: list[str
     tables, screens = {}, {}
     for language in languages:
         console.print(f"[bold]{language}[/bold]: every shape at {', '.join(middles)}")
-        screens[language] = diffmean_grid(language, middles, blocks, restores, positions, guards)
+        screens[language] = diffmean_grid(language, middles, blocks, restores, positions, guards, starts)
         tables[language] = frontier_with(steerable, FrontierSettings(language, tuple(screens[language]), tuple(seeds),
                                                                      batch_size=batch_size), progress)[0]
     shapes = shape_table(tables, seed_range(seeds), screens)
     shape = pick_shape(shapes)
     write_table(shapes, steerable.run / "frontier" / "diffmean-shape.csv")
     console.print(f"shared shape: {shape['edit']} at blocks {shape['blocks']}, norm restored "
-                  f"{shape['restore_norm']}, positions {shape['positions']}, guard {shape['guard']}")
+                  f"{shape['restore_norm']}, positions {shape['positions']}, guard {shape['guard']}, start {shape['start']}")
     strengths = [value for value in values if parse_strength(value)[0] == shape["edit"]]
     chosen = {}
     for language in languages:
         console.print(f"[bold]{language}[/bold]: the strength within the shared shape")
         points = diffmean_grid(language, strengths, [shape["blocks"]], [shape["restore_norm"]], [shape["positions"]],
-                               [shape["guard"]])
+                               [shape["guard"]], [shape["start"]])
         study = FrontierSettings(language, tuple(points), tuple(seeds), tuple(heldout_seeds or ()), batch_size,
                                  shape=tuple(shape.items()))
         chosen[language] = frontier_with(steerable, study, progress)[1]
