@@ -281,10 +281,12 @@ def test_cli_generate_defaults_flags_and_export(saved_tiny, corpus_dir, tmp_path
         generated(*flags)
         return json.loads((tmp_path / "s.jsonl").read_text().splitlines()[0])["decoding"]["guard"]
 
-    # the documented defaults: clamp:1 at blocks 2/3 to 9/10 of the depth (block 1 of 2), a guarded
-    # three-token opening, no norm restoration
+    # the documented defaults: clamp:1 at blocks 2/3 to 9/10 of the depth (block 1 of 2), norms restored,
+    # a guarded three-token opening that starts like German sentences
     assert generated() == [Intervention("de", value="clamp:1", positions="prefix:3", blocks="1",
-                                        method="diffmean").to_dict()]
+                                        method="diffmean", restore_norm=True).to_dict()]
+    rules = json.loads((tmp_path / "s.jsonl").read_text().splitlines()[0])["decoding"]
+    assert rules["guard"] and rules["start"] and rules["own_starts"]
     assert guarded() and not guarded("--positions", "all")  # the guard goes with the opening
     assert generated("--positions", "all")[0]["positions"] == "all"
     assert generated("--blocks", "0-1", "--alpha", "2", "--no-restore-norm", "--subtract", "en")[0] | {} == \

@@ -3,8 +3,9 @@
 `default_setting` is what `generate --method diffmean` uses without flags: the frontier's
 recommendation written in the RUN (`RUN/frontier/<L>-diffmean-recommended.json`) when there is one,
 else the documented defaults (docs/steering.md): clamp:1 at the blocks from 2/3 to 9/10 of the depth
-(CLaS-Bench and ReCoVeR find language directions steer best in the later-middle layers), on a
-guarded three-token opening, norms not restored: the shape the shared search chose on Gemma-3-270M.
+(CLaS-Bench and ReCoVeR find language directions steer best in the later-middle layers), norms
+restored, on a guarded three-token opening whose first token begins one of the language's own
+sentences: the shape the shared search chose on Gemma-3-270M.
 `export_control_vector` writes a setting as the GGUF that llama.cpp's `--control-vector` reads. Torch-free.
 """
 
@@ -32,7 +33,8 @@ from .intervene import (
 DEPTH = 2 / 3  # a single block's default: this share of the depth
 DEFAULT_ALPHA = 0.1  # in units of the block's typical per-token hidden-state norm: about ‖v‖ itself
 DEFAULT_VALUE = "clamp:1"  # each edited state raised along v̂ to the language's own mean level
-DEFAULT_RESTORE = False  # rescale each edited state to its norm before the edit (ReCoVeR): off by default
+DEFAULT_RESTORE = True  # rescale each edited state to its norm before the edit (ReCoVeR)
+OPENING_RULES = Decoding(guard=True, start=True, own_starts=True)  # the default opening's decoding rules
 DEPTHS = (0.5, 2 / 3, 0.8)  # the frontier's default single blocks, as shares of the depth
 OPENING = "prefix:3"  # the default positions: the first three tokens, then the model goes on unedited
 SPAN = (2 / 3, 0.9)  # the default range of blocks, from and to these shares of the depth
@@ -64,14 +66,15 @@ def default_blocks(n_blocks: int) -> list[str]:
 
 def default_setting(run: Path, language: str, n_blocks: int, fingerprint: str | None = None) -> Setting:
     """The frontier's DiffMean recommendation for `language` in the RUN, else the documented defaults:
-    clamp:1 at the default range of blocks on a guarded three-token opening, norms not restored."""
+    clamp:1 at the default range of blocks, norms restored, on a guarded three-token opening that starts
+    like the language's sentences."""
     path = recommended_path(run, language, "diffmean")
     if path.exists():
         setting = load_interventions(path, fingerprint)
         if setting.interventions and setting.interventions[0].method == "diffmean":
             return setting
     return Setting((Intervention(language, value=DEFAULT_VALUE, positions=OPENING, blocks=default_span(n_blocks),
-                                 method="diffmean", restore_norm=DEFAULT_RESTORE),), Decoding(guard=True))
+                                 method="diffmean", restore_norm=DEFAULT_RESTORE),), OPENING_RULES)
 
 
 def with_flags(setting: Setting, blocks: str = "", value: str | None = None, restore_norm: bool | None = None,
