@@ -68,6 +68,7 @@ def interventions_from(steerable, language: str | None, n: int | None, selection
         return load_interventions(file, steerable.info.fingerprint)
     if not language:
         raise LangneuronsError("--language is needed (or --interventions FILE)")
+    rules = Decoding(guard, whole_characters, opening_temperature, start, start_temperature, own_starts)
     if method == "diffmean":
         if value != "on_p50" and alpha is not None:
             raise LangneuronsError(f"--value {value} and --alpha {alpha:g}: give one strength (--alpha A is --value add:A)")
@@ -76,13 +77,12 @@ def interventions_from(steerable, language: str | None, n: int | None, selection
             parse_strength(edit)
         base = default_setting(steerable.run, language, steerable.info.blocks, steerable.info.fingerprint)
         setting = with_flags(base, blocks, edit, restore_norm, subtract, positions)
-        rules = Decoding(guard, whole_characters, opening_temperature, start, start_temperature, own_starts)
         return Setting(setting.interventions, rules if rules.active else setting.decoding)
     if alpha is not None or restore_norm is not None or subtract:
         raise LangneuronsError("--alpha, --restore-norm and --subtract: only with --method diffmean")
     n, selection = method_defaults(steerable, method, language, n, selection)
     edit = Intervention(language, n, selection, value, positions or "all", seed, blocks, method, modules)
-    return Setting((edit,), Decoding(guard, whole_characters, opening_temperature, start, start_temperature, own_starts))
+    return Setting((edit,), rules)
 
 
 def sampling_from(base, max_new_tokens: int | None, temperature: float | None, top_p: float | None,

@@ -1,8 +1,8 @@
 """One setting shape for several languages (docs/method.md §11 and §12).
 
 A user steering five languages wants one rule, not five. From BOS (DiffMean): the edit, the
-block(s), the norm rule, the positions, the guard and the start rule are shared, only the strength α or β differs;
-the search is a coordinate search over each language's frontier on the same seeds: every shape at
+block(s), the norm rule, the positions, the guard and the start rule are shared, only the strength α
+or β differs; the search is a coordinate search over each language's frontier on the same seeds: every shape at
 its edit's middle strength, the shape with which the most languages reach the goal, then the
 strength per language within it.
 On a task (translation, requests): the method, units, value and positions are shared, only N
@@ -25,7 +25,7 @@ from .pareto import GOAL_DEGENERATE, baseline_ppl, edit_kind, meets_goal, recomm
 from .steerable import Steerable
 from .taskfrontier import TaskStudy, recommend_task, task_frontier
 
-SHAPE = ("edit", "blocks", "restore_norm", "positions", "guard", "start")  # what every language shares; α or β may differ
+SHAPE = ("edit", "blocks", "restore_norm", "positions", "guard", "start")  # shared by every language; α or β differ
 TASK_SHAPE = ("method", "selection", "value", "positions", "blocks", "restore_norm", "guard", "start", "own_starts",
               "also_shape")  # the first edit's N may differ
 
@@ -80,10 +80,10 @@ def middle_values(values: list[str]) -> list[str]:
 
 
 def shared_diffmean(steerable: Steerable, languages: list[str], values: list[str], blocks: list[str],
-                    restores: list[bool], positions: list[str], guards: list[bool], starts: list[bool], seeds: list[int],
-                    heldout_seeds: list[int] | None, batch_size: int = 100, progress: bool = True) -> tuple[pd.DataFrame, dict[str, pd.Series]]:
-    """Score every shape (edit kind × block(s) × norm rule × positions × guard × start rule) at its kind's middle strength
-    for every language on `seeds`, pick the shape (`pick_shape`), then search the strength within it per
+                    restores: list[bool], positions: list[str], guards: list[bool], starts: list[bool],
+                    seeds: list[int], heldout_seeds: list[int] | None, batch_size: int = 100, progress: bool = True) -> tuple[pd.DataFrame, dict[str, pd.Series]]:
+    """Score every shape (edit kind × block(s) × norm rule × positions × guard × start rule) at its kind's
+    middle strength for every language on `seeds`, pick the shape (`pick_shape`), then search the strength within it per
     language and score each choice on `heldout_seeds`. Writes RUN/frontier/diffmean-shape.csv (the
     shapes, `chosen` marking the pick) and each language's <L>-diffmean-recommended.json. Returns the
     shape table and the choices."""
@@ -98,7 +98,8 @@ def shared_diffmean(steerable: Steerable, languages: list[str], values: list[str
     shape = pick_shape(shapes)
     write_table(shapes, steerable.run / "frontier" / "diffmean-shape.csv")
     console.print(f"shared shape: {shape['edit']} at blocks {shape['blocks']}, norm restored "
-                  f"{shape['restore_norm']}, positions {shape['positions']}, guard {shape['guard']}, start {shape['start']}")
+                  f"{shape['restore_norm']}, positions {shape['positions']}, guard {shape['guard']}, "
+                  f"start {shape['start']}")
     strengths = [value for value in values if parse_strength(value)[0] == shape["edit"]]
     chosen = {}
     for language in languages:

@@ -111,8 +111,9 @@ def task_grid(steerable: Steerable, language: str, names_target: bool = True, ta
     """The default search: what keeps content. AP neurons: the top 200 everywhere, or on the answer and
     the prompt's last `tail` tokens; 2,000 (`both`) blended (mix:0.3) everywhere; steered openings of
     2,000 or 4,000 units, guarded, with a free first token or one that begins the target language's
-    sentences (the start rule, own starts: another language's "The" or "What" cannot open), after which the model goes on unedited; LAPE neurons on the answer; a DiffMean
-    direction added on the answer. A translation is one line, so its openings are the answer's first
+    sentences (the start rule, own starts: another language's "The" or "What" cannot open), after
+    which the model goes on unedited; LAPE neurons on the answer; a DiffMean direction added on the
+    answer. A translation is one line, so its openings are the answer's first
     2 tokens and its direction α 0.1 at the default block, norm restored; a prompt that does not name
     the target (`names_target` False: the paper's translation prompt) also gets each opening with a
     start rule joined by 4,000 units on its last 4 tokens ("Target Language:"), which carry the task
@@ -131,29 +132,28 @@ def task_grid(steerable: Steerable, language: str, names_target: bool = True, ta
         return Intervention(language, value=value, positions=answer, blocks=blocks, method="diffmean",
                             restore_norm=restore)
 
+    started = Decoding(guard=True, start=True, own_starts=True)  # the opening's first word is one of L's
     points: list[Setting] = []
     if steerable.expertise is not None:
         ap = [(200, "top", "on_p50", "all"), (200, "top", "on_p50", f"prompt-tail:{tail}+{answer}"),
               (2000, "both", "mix:0.3", "all")]
         points += [Setting((Intervention(language, min(n, steerable.info.neurons), selection, value, pos),))
                    for n, selection, value, pos in ap]
-        lengths, started = ((4, 6), (4,)) if requests else ((2,), (2,))
+        lengths, start_lengths = ((4, 6), (4,)) if requests else ((2,), (2,))
 
         def opening(n: int, k: int) -> Intervention:
             return Intervention(language, min(n, steerable.info.neurons), "both", "on_p50", f"prefix:{k}")
 
-        points += [Setting((opening(n, k),), Decoding(guard=True, start=start, own_starts=start))
-                   for start in (False, True) for k in (started if start else lengths) for n in (2000, 4000)]
+        points += [Setting((opening(n, k),), started if start else Decoding(guard=True))
+                   for start in (False, True) for k in (start_lengths if start else lengths) for n in (2000, 4000)]
         if requests and steerable.directions is not None:  # the opening, and the direction on the rest
             points += [Setting((opening(n, 4), on_answer(value)), Decoding(guard=True))
                        for value in ("add:0.01", "add:0.02") for n in (2000, 4000)]
         if not names_target:
             tail_edit = Intervention(language, min(4000, steerable.info.neurons), "both", "on_p50", "prompt-tail:4")
-            points += [Setting((opening(n, 2), tail_edit), Decoding(guard=True, start=True, own_starts=True))
-                       for n in (2000, 4000)]
+            points += [Setting((opening(n, 2), tail_edit), started) for n in (2000, 4000)]
             if steerable.directions is not None:  # the pair, and the direction on the rest of the answer
-                points += [Setting((opening(n, 2), tail_edit, on_answer("add:0.02")),
-                                   Decoding(guard=True, start=True, own_starts=True)) for n in (2000, 4000)]
+                points += [Setting((opening(n, 2), tail_edit, on_answer("add:0.02")), started) for n in (2000, 4000)]
     if steerable.activation is not None:
         from .steerable import method_defaults
 
