@@ -289,6 +289,12 @@ def test_cli_generate_defaults_flags_and_export(saved_tiny, corpus_dir, tmp_path
     assert rules["guard"] and rules["start"] and rules["own_starts"]
     assert guarded() and not guarded("--positions", "all")  # the guard goes with the opening
     assert generated("--positions", "all")[0]["positions"] == "all"
+    held = generated("--hold", "clamp:0.5")  # the same direction as a floor on every new token after the opening
+    assert [(iv["value"], iv["positions"], iv["blocks"]) for iv in held] == [("clamp:1", "prefix:3", "1"),
+                                                                          ("clamp:0.5", "generated", "1")]
+    code, output = invoke("generate", run, "-l", "de", "--method", "diffmean", "--hold", "clamp:x", "--seeds", "1",
+                          "--out", tmp_path / "x.jsonl")
+    assert code != 0 and "hold 'clamp:x'" in output, output
     assert generated("--blocks", "0-1", "--alpha", "2", "--no-restore-norm", "--subtract", "en")[0] | {} == \
         Intervention("de", value="add:2", positions="prefix:3", blocks="0-1", method="diffmean", subtract="en").to_dict()
     assert generated("--value", "add:3")[0]["value"] == "add:3"
@@ -303,6 +309,8 @@ def test_cli_generate_defaults_flags_and_export(saved_tiny, corpus_dir, tmp_path
     save_interventions(recommended_path(run, "de", "diffmean"), chosen, info.fingerprint)
     assert generated() == [chosen.interventions[0].to_dict()]
     code, output = invoke("generate", run, "-l", "de", "--alpha", "2", "--seeds", "1", "--out", tmp_path / "x.jsonl")
+    assert code != 0 and "only with --method diffmean" in output
+    code, output = invoke("generate", run, "-l", "de", "--hold", "clamp:1", "--seeds", "1", "--out", tmp_path / "x.jsonl")
     assert code != 0 and "only with --method diffmean" in output
     code, output = invoke("sweep", run, "--method", "diffmean")
     assert code != 0 and "no N to sweep" in output
@@ -356,15 +364,22 @@ def test_frontier_searches_diffmean_from_its_defaults(saved_tiny, corpus_dir, tm
     assert code == 0 and "method=diffmean" in output, output
     table = pd.read_csv(run / "frontier" / "de.csv")
     forced = table[table["kind"] == "forced"]
-    assert len(forced) == 32 and set(forced["method"]) == {"diffmean"}  # (4 α + 4 β) × block 1 × norm × start, no AP
+    holds = forced[forced["also"].fillna("") != ""]  # then the choice's opening followed by each default hold
+    assert len(forced) == 32 + 2 and set(forced["method"]) == {"diffmean"}  # (4 α + 4 β) × block 1 × norm × start, no AP
+    assert len(holds) == 2 and holds["also"].str.contains("-generated-").all()
+    assert sorted(holds["also"].str.extract(r"diffmean-(clamp:[\d.]+)-")[0]) == ["clamp:0.5", "clamp:1"]
     assert set(forced["positions"]) == {"prefix:3"} and forced["guard"].all()  # a guarded three-token opening
     assert set(forced["start"]) == {False, True} and (forced["start"] == forced["own_starts"]).all()
     assert set(forced["value"]) == {"add:0.05", "add:0.1", "add:0.2", "add:0.3", "clamp:0.5", "clamp:1", "clamp:1.5",
                                     "clamp:2"} and set(forced["restore_norm"]) == {True, False}
-    chosen = json.loads(recommended_path(run, "de", "diffmean").read_text())["interventions"][0]
-    assert chosen["method"] == "diffmean" and not (run / "frontier" / "de-recommended.json").exists()
+    chosen = json.loads(recommended_path(run, "de", "diffmean").read_text())["interventions"]
+    assert chosen[0]["method"] == "diffmean" and not (run / "frontier" / "de-recommended.json").exists()
     code, output = invoke("generate", run, "-l", "de", "--method", "diffmean", "--seeds", "1", "--out", tmp_path / "s.jsonl")
-    assert code == 0 and json.loads((tmp_path / "s.jsonl").read_text())["setting"] == [chosen]
+    assert code == 0 and json.loads((tmp_path / "s.jsonl").read_text())["setting"] == chosen
+    code, output = invoke("frontier", run, "-l", "de", "--holds", "clamp:1")
+    assert code != 0 and "only with --method diffmean" in output
+    code, output = invoke("frontier", run, "-l", "de", "--method", "diffmean", "--holds", "clamp:x")
+    assert code != 0 and "--holds 'clamp:x'" in output
 
 
 def test_frontier_shares_one_shape_across_languages(saved_tiny, corpus_dir, tmp_path):

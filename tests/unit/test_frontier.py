@@ -160,3 +160,30 @@ def test_the_diffmean_grid_guards_openings_and_ranges_the_later_blocks():
     started = diffmean_grid("de", ["clamp:1"], ["12"], [False], ["prefix:3", "all"], [True], [False, True])
     assert [(p.interventions[0].positions, p.decoding.start, p.decoding.own_starts) for p in started] == [
         ("prefix:3", False, False), ("prefix:3", True, True), ("all", False, False)]  # the language's own starts
+
+
+def test_a_hold_follows_the_opening_with_its_direction_blocks_and_norm_rule_on_the_rest():
+    import pytest
+
+    from langneurons.errors import LangneuronsError
+    from langneurons.steer.diffmean import diffmean_grid, with_flags, with_hold
+
+    opening = diffmean_grid("de", ["clamp:1.5"], ["12-16"], [True], ["prefix:3"], [True], [True])[0]
+    assert with_hold(opening, "off") == opening
+    held = with_hold(opening, "clamp:0.5")
+    first, hold = held.interventions
+    assert first == opening.interventions[0] and held.decoding == opening.decoding
+    assert (hold.value, hold.positions, hold.blocks, hold.restore_norm, hold.method) == (
+        "clamp:0.5", "generated", "12-16", True, "diffmean")
+    with pytest.raises(LangneuronsError, match="clamp:β"):
+        with_hold(opening, "floor:1")
+    # flags that shape the direction move the hold with the opening; its strength and positions stay
+    moved = with_flags(held, blocks="14", restore_norm=False, value="clamp:2")
+    assert [(iv.value, iv.positions, iv.blocks, iv.restore_norm) for iv in moved.interventions] == [
+        ("clamp:2", "prefix:3", "14", False), ("clamp:0.5", "generated", "14", False)]
+    everywhere = with_flags(held, positions="all")  # no opening: nothing to hold, no opening rules
+    assert len(everywhere.interventions) == 1 and not everywhere.decoding.active
+    assert with_flags(held, hold="off") == opening and with_flags(opening, hold="clamp:0.5") == held
+    assert with_flags(held, hold="clamp:1").interventions[1].value == "clamp:1"  # replaced, not added
+    with pytest.raises(LangneuronsError, match="follows an opening"):
+        with_flags(opening, positions="all", hold="clamp:0.5")

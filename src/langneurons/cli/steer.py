@@ -50,10 +50,12 @@ def interventions_from(steerable, language: str | None, n: int | None, selection
                        modules: str = "", guard: bool = False, whole_characters: bool = False,
                        opening_temperature: float | None = None, start: bool = False,
                        start_temperature: float | None = None, alpha: float | None = None,
-                       restore_norm: bool | None = None, subtract: str | None = None, own_starts: bool = False):
+                       restore_norm: bool | None = None, subtract: str | None = None, own_starts: bool = False,
+                       hold: str | None = None):
     """The setting the options (or an intervention file) describe: the edit and its decoding rules.
     Method diffmean starts from the RUN's recommended DiffMean setting (else the defaults) and
-    replaces what --blocks, --alpha (or --value add:α / clamp:β), --restore-norm, --subtract and --positions give."""
+    replaces what --blocks, --alpha (or --value add:α / clamp:β), --restore-norm, --subtract, --positions and
+    --hold give."""
     from ..steer.decoding import Decoding
     from ..steer.diffmean import default_setting, with_flags
     from ..steer.intervene import (
@@ -76,10 +78,10 @@ def interventions_from(steerable, language: str | None, n: int | None, selection
         if edit:
             parse_strength(edit)
         base = default_setting(steerable.run, language, steerable.info.blocks, steerable.info.fingerprint)
-        setting = with_flags(base, blocks, edit, restore_norm, subtract, positions)
+        setting = with_flags(base, blocks, edit, restore_norm, subtract, positions, hold)
         return Setting(setting.interventions, rules if rules.active else setting.decoding)
-    if alpha is not None or restore_norm is not None or subtract:
-        raise LangneuronsError("--alpha, --restore-norm and --subtract: only with --method diffmean")
+    if alpha is not None or restore_norm is not None or subtract or hold is not None:
+        raise LangneuronsError("--alpha, --restore-norm, --subtract and --hold: only with --method diffmean")
     n, selection = method_defaults(steerable, method, language, n, selection)
     edit = Intervention(language, n, selection, value, positions or "all", seed, blocks, method, modules)
     return Setting((edit,), rules)
@@ -121,6 +123,9 @@ def generate(
                                       "edit (default: the recommendation, else on)"),
     subtract: str = typer.Option(None, rich_help_panel=EDIT, metavar="LANG",
                                  help="diffmean: steer along v_language − v_LANG (the source language)"),
+    hold: str = typer.Option(None, rich_help_panel=EDIT, metavar="off|clamp:β|add:α",
+                             help="diffmean: after the opening, this edit of the same direction on every new token "
+                             "(default: the recommendation's, else off)"),
     positions: str | None = POSITIONS,
     guard: bool = typer.Option(False, rich_help_panel=DECODING,
                                help="with first:K/prefix:K: the opening's tokens are words, none repeated"),
@@ -190,7 +195,7 @@ def generate(
     setting = interventions_from(steerable, language, n, selection and str(selection), value, positions, random_seed,
                                  blocks, interventions, str(method), modules, guard, whole_characters,
                                  opening_temperature, start, start_temperature, alpha, restore_norm, subtract,
-                                 own_starts)
+                                 own_starts, hold)
     ivs = list(setting.interventions)
     check_run_languages([iv.language for iv in ivs], steerable.info.languages,
                         f"{interventions}: language" if interventions else "--language")
@@ -365,6 +370,10 @@ def frontier(
                                "from the other languages' mean (1: the language's mean; '' none)"),
     restore_norms: str = typer.Option("on,off", rich_help_panel=GRID, metavar="off|on|off,on",
                                       help="diffmean: with and/or without norm restoration"),
+    holds: str = typer.Option(None, rich_help_panel=GRID, metavar="off,clamp:β,add:α,...",
+                              help="diffmean: after choosing the opening, try it alone (off) and followed by "
+                              "these edits of the same direction on the rest of the text; default "
+                              "off,clamp:0.5,clamp:1"),
     modules: str = typer.Option("", rich_help_panel=GRID, metavar="NAMES;...",
                                 help="SEMICOLON-separated module filters to try, e.g. ';mlp' ('' = all)"),
     points: Path = typer.Option(None, rich_help_panel=GRID,
@@ -432,9 +441,12 @@ def frontier(
                                "run one language at a time for other grids")
     steerable = open_run(run, device, dtype_or(dtype, None), trust_remote_code=trust_remote_code,
                          device_map=device_map)
+    if holds is not None and method != "diffmean":
+        raise LangneuronsError("--holds: only with --method diffmean (a hold follows a DiffMean opening)")
     if method == "diffmean":
-        from ..steer.diffmean import OPENING, default_blocks, diffmean_grid
+        from ..steer.diffmean import HOLDS, OPENING, default_blocks, diffmean_grid
 
+        hold_values = parse_holds(holds) if holds is not None else list(HOLDS)
         strengths = [f"add:{a:g}" for a in parse_numbers(alphas, "--alphas")]
         strengths += [f"clamp:{b:g}" for b in parse_numbers(clamps, "--clamps")]
         if not strengths:
@@ -444,7 +456,7 @@ def frontier(
                    [OPENING] if positions == "prefix:2,prefix:3,prefix:4" else parse_languages(positions), axes[0],
                    parse_switch(starts or "off,on", "--starts"))
         if len(languages) > 1 and not (task or prompts):
-            shared_study(steerable, run, languages, strengths, axes_dm, seeds, heldout_seeds, batch_size)
+            shared_study(steerable, run, languages, strengths, axes_dm, seeds, heldout_seeds, batch_size, hold_values)
             return
         settings = diffmean_grid(language, strengths, *axes_dm)
     elif (task or prompts) and points and not options_given:  # a task's points file replaces the default grid
@@ -464,7 +476,14 @@ def frontier(
                    settings if grid_given else [], seeds, batch_size, limit)
         return
     choice, heldout = parse_seeds(seeds), parse_seeds(heldout_seeds) if heldout_seeds else None
-    table, best = run_frontier(steerable, language, settings, choice, heldout, batch_size)
+    if method == "diffmean":
+        from ..steer.frontier import FrontierSettings
+        from ..steer.shared import held_frontier
+
+        table, best = held_frontier(steerable, FrontierSettings(language, tuple(settings), tuple(choice),
+                                                                tuple(heldout or ()), batch_size), hold_values)
+    else:
+        table, best = run_frontier(steerable, language, settings, choice, heldout, batch_size)
     cols = ["seeds", "kind", *SETTING, "target_share", "generated_ppl", "ppl_ratio", "distinct_2",
             "degenerate_share", "padded_share", "usable_share", "opening_top_share", "on_front"]
     spans = {seed_range(s) for s in (choice, heldout) if s}
@@ -503,18 +522,33 @@ def parse_numbers(text: str, option: str) -> list[float]:
         raise LangneuronsError(f"{option} {text!r}: comma-separated numbers, e.g. 0.05,0.1,0.2") from None
 
 
+def parse_holds(text: str) -> list[str]:
+    """--holds: comma-separated DiffMean edits (clamp:β, add:α) or off."""
+    from ..steer.intervene import parse_strength
+
+    holds = [h.strip() for h in text.split(",") if h.strip()]
+    for hold in holds:
+        if hold != "off":
+            try:
+                parse_strength(hold)
+            except LangneuronsError as error:
+                raise LangneuronsError(f"--holds {text!r}: {error}") from None
+    return holds or ["off"]
+
+
 def shared_study(steerable, run: Path, languages: list[str], values: list[str], axes: tuple, seeds: str,
-                 heldout_seeds: str, batch_size: int) -> None:
+                 heldout_seeds: str, batch_size: int, holds: list[str]) -> None:
     """`frontier -l L1,L2,... --method diffmean`: one shape for all languages (steer/shared.py)."""
     from ..steer.shared import SHAPE, shared_diffmean
     from ..steer.steerable import parse_seeds
 
     shapes, chosen = shared_diffmean(steerable, languages, values, *axes, parse_seeds(seeds),
-                                     parse_seeds(heldout_seeds) if heldout_seeds else None, batch_size)
+                                     parse_seeds(heldout_seeds) if heldout_seeds else None, batch_size, holds=holds)
     stdout.print(shapes.drop(columns=["seeds"]).to_string(index=False))
     for language, best in chosen.items():
         typer.echo(f"{language}: {best['value']} at blocks {best['blocks']}, norm restored {best['restore_norm']}, "
-                   f"positions {best['positions']}, guard {best['guard']}, start {best['start']}: "
+                   f"positions {best['positions']}, guard {best['guard']}, start {best['start']}"
+                   + (f", then {best['also']}" if best["also"] else ", no hold") + ": "
                    f"share {best['target_share']:.2f}, degenerate {best['degenerate_share']:.2f} on seeds "
                    f"{best['seeds']} → {run / 'frontier' / (language + '-diffmean-recommended.json')}")
     typer.echo(f"shared shape ({', '.join(SHAPE)}) → {run / 'frontier' / 'diffmean-shape.csv'}; held-out rows in "

@@ -38,6 +38,8 @@ OPENING_RULES = Decoding(guard=True, start=True, own_starts=True)  # the default
 DEPTHS = (0.5, 2 / 3, 0.8)  # the frontier's default single blocks, as shares of the depth
 OPENING = "prefix:3"  # the default positions: the first three tokens, then the model goes on unedited
 SPAN = (2 / 3, 0.9)  # the default range of blocks, from and to these shares of the depth
+HOLDS = ("off", "clamp:0.5", "clamp:1")  # the frontier's default holds on the rest of the text ("off": none)
+HOLD_POSITIONS = "generated"  # where a hold acts: every new token, the opening's included
 
 
 def block_at(share: float, n_blocks: int) -> int:
@@ -77,16 +79,47 @@ def default_setting(run: Path, language: str, n_blocks: int, fingerprint: str | 
                                  method="diffmean", restore_norm=DEFAULT_RESTORE),), OPENING_RULES)
 
 
-def with_flags(setting: Setting, blocks: str = "", value: str | None = None, restore_norm: bool | None = None,
-               subtract: str | None = None, positions: str | None = None) -> Setting:
-    """`setting`'s DiffMean intervention with the fields the user gave replaced (`value`: add:α or clamp:β);
-    positions that are no opening drop the setting's decoding rules, which act on an opening."""
+def with_hold(setting: Setting, value: str) -> Setting:
+    """`setting` (a DiffMean opening) followed by a hold: the same direction, blocks and norm rule with
+    `value` (a clamp:β floor, or add:α) on the rest of the text, so that the text the opening started
+    in the language cannot drift out of it; `value` "off" returns the setting as it is."""
+    if value == "off":
+        return setting
     iv = setting.interventions[0]
-    changes = {k: v for k, v in {"blocks": blocks or None, "value": value,
-                                 "restore_norm": restore_norm, "subtract": subtract,
-                                 "positions": positions}.items() if v is not None}
-    decoding = setting.decoding if positions is None or is_opening(positions) else Decoding()
-    return Setting((replace(iv, **changes), *setting.interventions[1:]), decoding)
+    try:
+        parse_strength(value)
+    except LangneuronsError as error:
+        raise LangneuronsError(f"hold {value!r}: off, or {error}") from None
+    hold = replace(iv, value=value, positions=HOLD_POSITIONS)
+    return Setting((*setting.interventions, hold), setting.decoding)
+
+
+def with_flags(setting: Setting, blocks: str = "", value: str | None = None, restore_norm: bool | None = None,
+               subtract: str | None = None, positions: str | None = None, hold: str | None = None) -> Setting:
+    """`setting`'s DiffMean intervention with the fields the user gave replaced (`value`: add:α or clamp:β);
+    a hold on the rest of the text (`with_hold`) follows its blocks, norm rule and subtracted language,
+    and `hold` replaces it ("off": none); positions that are no opening drop the setting's decoding rules
+    and its hold, which serve an opening."""
+    iv, *rest = setting.interventions
+    shared = {k: v for k, v in {"blocks": blocks or None, "restore_norm": restore_norm,
+                                "subtract": subtract}.items() if v is not None}
+    own = {k: v for k, v in {"value": value, "positions": positions}.items() if v is not None}
+    if positions is not None and not is_opening(positions):
+        if hold not in (None, "off"):
+            raise LangneuronsError(f"hold {hold}: a hold follows an opening (positions first:K or prefix:K), "
+                                   f"not positions {positions}")
+        return Setting((replace(iv, **shared, **own),))
+    holds = [r for r in rest if is_hold(r)]
+    rest = [r for r in rest if not is_hold(r)]
+    opening = Setting((replace(iv, **shared, **own), *rest), setting.decoding)
+    if hold is not None:
+        return with_hold(opening, hold)
+    return Setting((*opening.interventions, *(replace(r, **shared) for r in holds)), opening.decoding)
+
+
+def is_hold(iv: Intervention) -> bool:
+    """Whether `iv` is a DiffMean hold on the rest of the text (`with_hold`)."""
+    return iv.method == "diffmean" and iv.positions == HOLD_POSITIONS
 
 
 def control_vector(directions: Directions, iv: Intervention) -> dict[int, np.ndarray]:

@@ -4,7 +4,8 @@ A user steering five languages wants one rule, not five. From BOS (DiffMean): th
 block(s), the norm rule, the positions, the guard and the start rule are shared, only the strength α
 or β differs; the search is a coordinate search over each language's frontier on the same seeds: every shape at
 its edit's middle strength, the shape with which the most languages reach the goal, then the
-strength per language within it.
+strength per language within it, then whether a hold on the rest of the text (the same direction's
+floor after the opening, `diffmean.with_hold`) should follow that opening, per language.
 On a task (translation, requests): the method, units, value and positions are shared, only N
 differs; every language's task grid is scored on its choose part, the shape with which the most
 languages meet the task's goal is taken, and each language's choice within it is held out.
@@ -18,8 +19,8 @@ import pandas as pd
 
 from ..io import write_table
 from ..progress import console
-from .diffmean import DEFAULT_ALPHA, diffmean_grid
-from .frontier import FrontierSettings, frontier_with, seed_range
+from .diffmean import DEFAULT_ALPHA, diffmean_grid, with_hold
+from .frontier import FrontierSettings, frontier_with, seed_range, setting_of
 from .intervene import Setting, parse_strength
 from .pareto import GOAL_DEGENERATE, baseline_ppl, edit_kind, meets_goal, recommend, same_setting, usable
 from .steerable import Steerable
@@ -79,12 +80,31 @@ def middle_values(values: list[str]) -> list[str]:
             for kind, found in kinds.items()]
 
 
+def held_frontier(steerable: Steerable, study: FrontierSettings, holds: list[str],
+                  progress: bool = True) -> tuple[pd.DataFrame, pd.Series]:
+    """`frontier_with`, then the choice's opening alone and followed by each of `holds` (a DiffMean floor
+    or addition on the rest of the text; "off": none) on the same seeds, and the recommendation among
+    all of them, scored on the held-out seeds. A coordinate step: the opening's strength is chosen
+    first, the hold given it (2 more points, not a grid of both)."""
+    holds = [hold for hold in holds if hold != "off"]
+    if not holds:
+        return frontier_with(steerable, study, progress)
+    best = setting_of(frontier_with(steerable, replace(study, heldout_seeds=()), progress)[1])
+    opening = Setting(best.interventions[:1], best.decoding)
+    if opening.interventions[0].method != "diffmean":  # a hold extends a DiffMean opening only
+        return frontier_with(steerable, study, progress)
+    console.print(f"[bold]{study.language}[/bold]: {opening.label} with a hold of {', '.join(holds)} on the rest")
+    points = (opening, *(with_hold(opening, hold) for hold in holds))
+    return frontier_with(steerable, replace(study, points=points), progress)
+
+
 def shared_diffmean(steerable: Steerable, languages: list[str], values: list[str], blocks: list[str],
                     restores: list[bool], positions: list[str], guards: list[bool], starts: list[bool],
-                    seeds: list[int], heldout_seeds: list[int] | None, batch_size: int = 100, progress: bool = True) -> tuple[pd.DataFrame, dict[str, pd.Series]]:
+                    seeds: list[int], heldout_seeds: list[int] | None, batch_size: int = 100, progress: bool = True,
+                    holds: list[str] | tuple[str, ...] = ("off",)) -> tuple[pd.DataFrame, dict[str, pd.Series]]:
     """Score every shape (edit kind × block(s) × norm rule × positions × guard × start rule) at its kind's
     middle strength for every language on `seeds`, pick the shape (`pick_shape`), then search the strength within it per
-    language and score each choice on `heldout_seeds`. Writes RUN/frontier/diffmean-shape.csv (the
+    language, then the hold after it (`held_frontier`), and score each choice on `heldout_seeds`. Writes RUN/frontier/diffmean-shape.csv (the
     shapes, `chosen` marking the pick) and each language's <L>-diffmean-recommended.json. Returns the
     shape table and the choices."""
     middles = middle_values(values)
@@ -108,7 +128,7 @@ def shared_diffmean(steerable: Steerable, languages: list[str], values: list[str
                                [shape["guard"]], [shape["start"]])
         study = FrontierSettings(language, tuple(points), tuple(seeds), tuple(heldout_seeds or ()), batch_size,
                                  shape=tuple(shape.items()))
-        chosen[language] = frontier_with(steerable, study, progress)[1]
+        chosen[language] = held_frontier(steerable, study, list(holds), progress)[1]
     return shapes, chosen
 
 
