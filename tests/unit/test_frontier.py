@@ -183,6 +183,11 @@ def test_a_hold_follows_the_opening_with_its_direction_blocks_and_norm_rule_on_t
         ("clamp:2", "prefix:3", "14", False), ("clamp:0.5", "generated", "14", False)]
     everywhere = with_flags(held, positions="all")  # no opening: nothing to hold, no opening rules
     assert len(everywhere.interventions) == 1 and not everywhere.decoding.active
+    from langneurons.steer.intervene import Intervention, Setting
+
+    neurons = Intervention("de", 100)  # an edit beside the direction is no hold: it stays
+    combined = Setting((*held.interventions, neurons), held.decoding)
+    assert with_flags(combined, positions="all").interventions[1:] == (neurons,)
     assert with_flags(held, hold="off") == opening and with_flags(opening, hold="clamp:0.5") == held
     assert with_flags(held, hold="clamp:1").interventions[1].value == "clamp:1"  # replaced, not added
     with pytest.raises(LangneuronsError, match="follows an opening"):

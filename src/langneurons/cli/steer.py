@@ -523,17 +523,13 @@ def parse_numbers(text: str, option: str) -> list[float]:
 
 
 def parse_holds(text: str) -> list[str]:
-    """--holds: comma-separated DiffMean edits (clamp:β, add:α) or off."""
-    from ..steer.intervene import parse_strength
+    """--holds: comma-separated DiffMean edits (clamp:β, add:α) or off, checked before any work."""
+    from ..steer.diffmean import check_hold
 
-    holds = [h.strip() for h in text.split(",") if h.strip()]
-    for hold in holds:
-        if hold != "off":
-            try:
-                parse_strength(hold)
-            except LangneuronsError as error:
-                raise LangneuronsError(f"--holds {text!r}: {error}") from None
-    return holds or ["off"]
+    try:
+        return [check_hold(h.strip()) for h in text.split(",") if h.strip()] or ["off"]
+    except LangneuronsError as error:
+        raise LangneuronsError(f"--holds {text!r}: {error}") from None
 
 
 def shared_study(steerable, run: Path, languages: list[str], values: list[str], axes: tuple, seeds: str,

@@ -83,15 +83,20 @@ def with_hold(setting: Setting, value: str) -> Setting:
     """`setting` (a DiffMean opening) followed by a hold: the same direction, blocks and norm rule with
     `value` (a clamp:β floor, or add:α) on the rest of the text, so that the text the opening started
     in the language cannot drift out of it; `value` "off" returns the setting as it is."""
-    if value == "off":
+    if check_hold(value) == "off":
         return setting
-    iv = setting.interventions[0]
-    try:
-        parse_strength(value)
-    except LangneuronsError as error:
-        raise LangneuronsError(f"hold {value!r}: off, or {error}") from None
-    hold = replace(iv, value=value, positions=HOLD_POSITIONS)
+    hold = replace(setting.interventions[0], value=value, positions=HOLD_POSITIONS)
     return Setting((*setting.interventions, hold), setting.decoding)
+
+
+def check_hold(value: str) -> str:
+    """`value` if it is a hold: off, or a DiffMean edit (clamp:β, add:α); else a clear error."""
+    if value != "off":
+        try:
+            parse_strength(value)
+        except LangneuronsError as error:
+            raise LangneuronsError(f"hold {value!r}: off, or {error}") from None
+    return value
 
 
 def with_flags(setting: Setting, blocks: str = "", value: str | None = None, restore_norm: bool | None = None,
@@ -104,13 +109,13 @@ def with_flags(setting: Setting, blocks: str = "", value: str | None = None, res
     shared = {k: v for k, v in {"blocks": blocks or None, "restore_norm": restore_norm,
                                 "subtract": subtract}.items() if v is not None}
     own = {k: v for k, v in {"value": value, "positions": positions}.items() if v is not None}
+    holds = [r for r in rest if is_hold(r)]
+    rest = [r for r in rest if not is_hold(r)]
     if positions is not None and not is_opening(positions):
         if hold not in (None, "off"):
             raise LangneuronsError(f"hold {hold}: a hold follows an opening (positions first:K or prefix:K), "
                                    f"not positions {positions}")
-        return Setting((replace(iv, **shared, **own),))
-    holds = [r for r in rest if is_hold(r)]
-    rest = [r for r in rest if not is_hold(r)]
+        return Setting((replace(iv, **shared, **own), *rest))
     opening = Setting((replace(iv, **shared, **own), *rest), setting.decoding)
     if hold is not None:
         return with_hold(opening, hold)

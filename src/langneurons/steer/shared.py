@@ -90,9 +90,7 @@ def held_frontier(steerable: Steerable, study: FrontierSettings, holds: list[str
     if not holds:
         return frontier_with(steerable, study, progress)
     best = setting_of(frontier_with(steerable, replace(study, heldout_seeds=()), progress)[1])
-    opening = Setting(best.interventions[:1], best.decoding)
-    if opening.interventions[0].method != "diffmean":  # a hold extends a DiffMean opening only
-        return frontier_with(steerable, study, progress)
+    opening = Setting(best.interventions[:1], best.decoding)  # a DiffMean study recommends DiffMean points only
     console.print(f"[bold]{study.language}[/bold]: {opening.label} with a hold of {', '.join(holds)} on the rest")
     points = (opening, *(with_hold(opening, hold) for hold in holds))
     return frontier_with(steerable, replace(study, points=points), progress)
