@@ -16,7 +16,8 @@ from typing import Callable
 from .errors import LangneuronsError
 
 SCHEMAS = {"run": 2, "interventions": 2, "samples": 3, "score": 3, "diffmean": 2}
-DECODING_FIELDS = ("guard", "whole_characters", "opening_temperature", "start", "start_temperature", "own_starts")
+DECODING_FIELDS = ("guard", "whole_characters", "opening_temperature", "start", "start_temperature", "own_starts",
+                   "no_loops")
 
 
 def version(data: dict) -> int:

@@ -43,6 +43,14 @@ def test_find_top_generate_evaluate_sweep(cli_run, tmp_path):
                           "--out", ruled)  # the tiny tokenizer has no byte tokens: the same texts
     assert code == 0 and [r["text"] for r in read_jsonl(ruled)] == [r["text"] for r in rows], output
     assert read_jsonl(ruled)[0]["decoding"]["whole_characters"] is True
+    code, output = invoke("generate", cli_run, "-l", "de", "--n", "10", "--seeds", "1-3", "--no-loops",
+                          "--out", ruled)
+    assert code == 0 and read_jsonl(ruled)[0]["decoding"]["no_loops"] is True, output
+    setting = tmp_path / "setting.json"
+    code, output = invoke("generate", cli_run, "-l", "de", "--n", "10", "--seeds", "1", "--out", ruled,
+                          "--save-intervention", setting)
+    code, output = invoke("generate", cli_run, "--interventions", setting, "--seeds", "1", "--no-loops", "--out", ruled)
+    assert code == 0 and read_jsonl(ruled)[0]["decoding"]["no_loops"] is True, output  # added to a saved setting
     code, output = invoke("evaluate", samples, "-l", "de")
     assert code == 0 and "target_share" in output
     code, output = invoke("sweep", cli_run, "--languages", "de,fr", "--ns", "0,4", "--seeds", "1-2",

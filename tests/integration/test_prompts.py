@@ -305,18 +305,23 @@ def test_the_default_task_search_holds_a_guarded_opening_and_keeps_its_guard_whe
     kinds = {(s.interventions[0].method, s.interventions[0].positions, s.decoding.guard) for s in grid}
     assert {("ap", "all", False), ("ap", "prompt-tail:8+generated", False), ("ap", "prefix:2", True),
             ("diffmean", "generated", False)} <= kinds
-    tails = [s for s in task_grid(steerable, "de", names_target=False) if s not in grid]
+    unlooped = [s for s in grid if s.decoding.no_loops]  # the started openings again, with no loops
+    assert [(s.interventions[0].positions, s.decoding.start) for s in unlooped] == [("prefix:2", True)] * 2
+    tails = [s for s in task_grid(steerable, "de", names_target=False) if len(s.interventions) > 1]
     assert [[iv.positions for iv in s.interventions] for s in tails] == \
-        [["prefix:2", "prompt-tail:4"]] * 2 + [["prefix:2", "prompt-tail:4", "generated"]] * 2
+        ([["prefix:2", "prompt-tail:4"]] * 2 + [["prefix:2", "prompt-tail:4", "generated"]] * 2) * 2
     assert all(s.decoding.guard and s.decoding.start and s.decoding.own_starts for s in tails)
+    assert [s.decoding.no_loops for s in tails] == [False] * 4 + [True] * 4
     requests = task_grid(steerable, "de", task="prompts")  # answers of several lines: longer openings
     assert sorted({s.interventions[0].positions for s in requests if s.decoding.guard}) == ["prefix:4", "prefix:6"]
     assert {s.interventions[0].positions for s in requests if s.decoding.start} == {"prefix:4"}
     direction = next(s.interventions[0] for s in requests if s.interventions[0].method == "diffmean")
     assert (direction.value, direction.positions, direction.restore_norm) == ("add:0.04", "generated", False)
     followed = [s for s in requests if len(s.interventions) == 2]  # the opening, then the direction lightly
-    assert [[iv.positions for iv in s.interventions] for s in followed] == [["prefix:4", "generated"]] * 4
-    assert [s.interventions[1].value for s in followed] == ["add:0.01"] * 2 + ["add:0.02"] * 2
+    assert [[iv.positions for iv in s.interventions] for s in followed] == [["prefix:4", "generated"]] * 8
+    assert [s.interventions[1].value for s in followed] == (["add:0.01"] * 2 + ["add:0.02"] * 2) * 2
+    assert [s.decoding.no_loops for s in followed] == [False] * 4 + [True] * 4
+    assert not any(s.decoding.no_loops for s in requests if len(s.interventions) == 1)
     assert all(s.decoding.guard for s in followed)
     lape, _ = method_defaults(steerable, "lape", "de", None, None)
     assert (("lape", "generated", False) in kinds) == (lape > 0)  # a language without LAPE units goes without

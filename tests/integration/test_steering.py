@@ -360,6 +360,25 @@ def test_whole_characters_is_plain_data_and_a_no_op_without_byte_tokens(steerabl
         generate_batch(model, tok, [[2], [2]], [3, 4], sampling)
 
 
+def test_no_loops_is_plain_data_and_keeps_greedy_text_out_of_loops(steerable):
+    iv, rule = Intervention("de", 0), Decoding(no_loops=True)
+    setting = Setting((iv,), rule)
+    assert setting.label.endswith("-noloops") and Setting.from_dict(setting.to_dict()) == setting
+    assert steerable.plan([iv], rule).no_loops and not steerable.plan([Intervention("de", 4)]).no_loops
+    model, tok = steerable.loaded.model, steerable.loaded.tokenizer
+    sampling = Sampling(max_new_tokens=40, greedy=True)
+    prompts, seeds = [[2], [2, 5], [2, 9, 11]], [1, 2, 3]
+    plain = generate_batch(model, tok, prompts, seeds, sampling)
+    ruled = generate_batch(model, tok, prompts, seeds, sampling, steerable.plan([iv], rule))
+
+    def loops(ids: list[int]) -> bool:  # a unit of 1-8 tokens a third time in a row (one token: a fourth)
+        return any(ids[i:i + p * (3 if p > 1 else 4)] == ids[i:i + p] * (3 if p > 1 else 4)
+                   for p in range(1, 9) for i in range(len(ids)))
+
+    assert any(loops(ids) for ids in plain)  # the tiny random model loops when greedy
+    assert not any(loops(ids) for ids in ruled)
+
+
 @pytest.mark.parametrize("family", ["llama", "gemma3", "gpt2", "bloom", "xglm", "qwen2"])
 def test_answers_that_stop_leave_the_batch_without_changing_the_others(family):
     """Rows that stop early are dropped from the batch (and from its cache); every answer is the one

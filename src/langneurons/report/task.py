@@ -42,7 +42,8 @@ def setting_label(row: pd.Series) -> str:
     units = f"{int(row['n']):,} {'LAPE' if row['method'] == 'lape' else row['selection']}"
     blocks = f" blocks {row['blocks']}" if row["blocks"] else ""
     rules = "".join(f", {name}" for name, flag in (("guarded", "guard"), ("start", "start"),
-                                                      ("the language's own starts", "own_starts"))
+                                                      ("the language's own starts", "own_starts"),
+                                                      ("no loops", "no_loops"))
                     if bool(row.get(flag, False)))
     also = row.get("also", "")
     also = f" + {also}" if isinstance(also, str) and also else ""  # further edits, by their labels

@@ -163,7 +163,8 @@ class Plan:
     widths: dict[str, int] = field(default_factory=dict)
     guards: set[str] = field(default_factory=set)  # positions whose new tokens are guarded
     temperatures: dict[str, float] = field(default_factory=dict)  # positions → their opening temperature
-    whole_characters: bool = False  # sample no token that puts "�" in the text (see Intervention)
+    whole_characters: bool = False  # sample no token that puts "�" in the text (see Decoding)
+    no_loops: bool = False  # sample no token that begins one more copy of a repeated unit (see Decoding)
     starts: torch.Tensor | None = None  # token ids → may the first new token be it (`start`); None: any
     start_temperature: float | None = None  # the first new token's temperature; None: the sampling's
 
@@ -248,7 +249,7 @@ def resolve(interventions: list[Intervention], expertise: pd.DataFrame | None, w
     openings = setting.openings
     plan = Plan(widths=dict(widths), guards=set(openings) if rules.guard else set(),
                 temperatures={p: rules.opening_temperature for p in openings if rules.opening_temperature},
-                whole_characters=rules.whole_characters, starts=starts if rules.start else None,
+                whole_characters=rules.whole_characters, no_loops=rules.no_loops, starts=starts if rules.start else None,
                 start_temperature=rules.start_temperature)
     for (name, positions), (vector, restore) in shifts.items():
         plan.edits.setdefault(name, {})[positions] = Shift(torch.from_numpy(vector), restore)

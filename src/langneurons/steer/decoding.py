@@ -1,7 +1,8 @@
 """Decoding rules apart from the edits: which tokens may be sampled, and at what temperature.
 
 An `Intervention` (intervene.py) says which neurons get which edit; a `Decoding` says how the
-steered text is sampled (guard, whole characters, opening and start temperatures, start rule);
+steered text is sampled (guard, whole characters, no loops, opening and start temperatures, start
+rule);
 `intervene.Setting` is the two together. The trap: the guard, opening temperature and start rule
 act on an opening (positions first:K or prefix:K), which lives on the interventions, so that
 combination is checked where both meet, in `Setting`, not here.
@@ -30,6 +31,9 @@ class Decoding:
     start_temperature (with start): sample that first token at this temperature. own_starts (with
     start): the sentence starts are those of the target language's sentences alone, so that an
     opening cannot begin with another language's first word ("The", "What" in a French answer).
+    no_loops: on every new token, no token is sampled that begins one more copy of a unit the text
+    already repeats in a row (`rules.no_loops`): a model pushed off its course can fall into a loop
+    ("准准准准…") that it never leaves, greedy decoding above all.
     """
 
     guard: bool = False
@@ -38,6 +42,7 @@ class Decoding:
     start: bool = False
     start_temperature: float | None = None
     own_starts: bool = False
+    no_loops: bool = False
 
     def __post_init__(self) -> None:
         if self.opening_temperature is not None and not self.opening_temperature > 0:
@@ -65,7 +70,8 @@ class Decoding:
         return ("-guard" if self.guard else "") + ("-chars" if self.whole_characters else "") + (
             f"-T{self.opening_temperature:g}" if self.opening_temperature is not None else "") + (
             "-start" if self.start else "") + ("-own" if self.own_starts else "") + (
-            f"-S{self.start_temperature:g}" if self.start_temperature is not None else "")
+            f"-S{self.start_temperature:g}" if self.start_temperature is not None else "") + (
+            "-noloops" if self.no_loops else "")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -25,6 +25,7 @@ from ..progress import bar
 from .apply import Plan, steer
 from .rules import (
     GuardOpening,
+    NoLoops,
     SentenceStart,
     WholeCharacters,
     byte_values,
@@ -146,6 +147,7 @@ def generate_batch(model: nn.Module, tokenizer, prompts: list[list[int]], seeds:
     start = SentenceStart(plan.starts, width) if plan is not None and plan.starts is not None else None
     guard = GuardOpening(tokenizer, width)  # applied while the steering says the opening is guarded
     whole = WholeCharacters(tokenizer, width) if plan is not None and plan.whole_characters else None
+    unloop = NoLoops(tokenizer, width) if plan is not None and plan.no_loops else None
     with steer(model, plan) as steering, tall_logits(model):
         result = model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
                        use_cache=True, **last_only)
@@ -158,6 +160,8 @@ def generate_batch(model: nn.Module, tokenizer, prompts: list[list[int]], seeds:
                 logits = guard(input_ids, logits)
             if whole is not None:
                 logits = whole(input_ids, logits)
+            if unloop is not None:
+                logits = unloop(input_ids, logits)
             cooler = steering.temperature
             chosen = next_tokens(logits, sampling if cooler is None else replace(sampling, temperature=cooler), draws)
             tokens = chosen.tolist()

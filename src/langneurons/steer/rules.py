@@ -1,8 +1,8 @@
 """Decoding rules: which tokens the next sample may not be, as transformers `LogitsProcessor`s.
 
 Each rule bans tokens by setting their scores to -inf: `GuardOpening` (an opening of words, none
-repeated), `WholeCharacters` (no token that puts "�" in the text) and `SentenceStart` (the first
-new token is one that opens sentences). They plug into `model.generate(logits_processor=...)` as
+repeated), `WholeCharacters` (no token that puts "�" in the text), `NoLoops` (no unit of tokens
+repeated on and on) and `SentenceStart` (the first new token is one that opens sentences). They plug into `model.generate(logits_processor=...)` as
 well as into `generate.generate_batch`. The trap: guard and whole characters look at the tokens
 *written so far* in each row, the new tokens only: a processor is told the (left-padded) prompt
 width, and a row's tokens after its first EOS are no longer written (`generate` appends pads or
@@ -144,6 +144,26 @@ def whole_characters(logits: torch.Tensor, written: list[list[int]], tokenizer) 
     return logits.masked_fill(banned, float("-inf"))
 
 
+LOOP_PERIOD = 8  # the longest unit of tokens `no_loops` looks for
+LOOP_REPEATS = {1: 4}  # a unit of this many tokens may be written only this many times - 1 in a row; else 3
+
+
+def no_loops(logits: torch.Tensor, written: list[list[int]]) -> torch.Tensor:
+    """`logits` [batch, vocab] with, in each row, every token banned that would begin one more copy of
+    a unit its last tokens already repeat: a unit of 2-8 tokens a third time in a row, one token a
+    fourth time ("准准准准…", "der der der …"). Only the written tokens count, not the prompt."""
+    logits = logits.clone()
+    for row, tokens in enumerate(written):
+        banned = set()
+        for period in range(1, LOOP_PERIOD + 1):
+            tail = tokens[len(tokens) - period * (LOOP_REPEATS.get(period, 3) - 1):]
+            if len(tail) == period * (LOOP_REPEATS.get(period, 3) - 1) and tail[period:] == tail[:-period]:
+                banned.add(tail[0])  # the unit's next copy would begin where the tail begins
+        if banned:
+            logits[row, sorted(banned)] = float("-inf")
+    return logits
+
+
 class GuardOpening(LogitsProcessor):
     """`guard_opening` as a logits processor: the first `length` new tokens (None: all of them) are
     words, none repeating another."""
@@ -167,6 +187,16 @@ class WholeCharacters(LogitsProcessor):
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         return whole_characters(scores, written(input_ids, self.prompt_width, self.eos), self.tokenizer)
+
+
+class NoLoops(LogitsProcessor):
+    """`no_loops` as a logits processor: no new token starts another copy of a repeated unit."""
+
+    def __init__(self, tokenizer, prompt_width: int) -> None:
+        self.prompt_width, self.eos = prompt_width, eos_ids(tokenizer)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        return no_loops(scores, written(input_ids, self.prompt_width, self.eos))
 
 
 class SentenceStart(LogitsProcessor):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pandas as pd
 
@@ -122,8 +122,10 @@ def task_grid(steerable: Steerable, language: str, names_target: bool = True, ta
     "prompts") runs on for lines and drifts back to the prompt's language after a 2-token opening, so
     its openings are 4 and 6 tokens (the start rule on 4), its direction α 0.04 over the blocks from
     2/3 to 9/10 of the depth, and the 4-token opening is also followed by that direction at α 0.01 or
-    0.02 on the rest of the answer. Why each, and what left the grid:
-    docs/steering.md. Units the run lacks are left out."""
+    0.02 on the rest of the answer. The points that most often met the goals, the named translation's
+    started openings, the pair and the request opening with the direction, come again with the no-loops
+    rule: greedy answers and answers written by the unedited model after an opening can fall into a
+    loop. Why each, and what left the grid: docs/steering.md. Units the run lacks are left out."""
     answer = "generated"
     requests = task == "prompts"
     span = default_span(steerable.info.blocks)
@@ -147,13 +149,17 @@ def task_grid(steerable: Steerable, language: str, names_target: bool = True, ta
         points += [Setting((opening(n, k),), started if start else Decoding(guard=True))
                    for start in (False, True) for k in (start_lengths if start else lengths) for n in (2000, 4000)]
         if requests and steerable.directions is not None:  # the opening, and the direction on the rest
-            points += [Setting((opening(n, 4), on_answer(value)), Decoding(guard=True))
-                       for value in ("add:0.01", "add:0.02") for n in (2000, 4000)]
+            points += [Setting((opening(n, 4), on_answer(value)), Decoding(guard=True, no_loops=no_loops))
+                       for no_loops in (False, True) for value in ("add:0.01", "add:0.02") for n in (2000, 4000)]
         if not names_target:
             tail_edit = Intervention(language, min(4000, steerable.info.neurons), "both", "on_p50", "prompt-tail:4")
-            points += [Setting((opening(n, 2), tail_edit), started) for n in (2000, 4000)]
+            pairs = [(opening(n, 2), tail_edit) for n in (2000, 4000)]
             if steerable.directions is not None:  # the pair, and the direction on the rest of the answer
-                points += [Setting((opening(n, 2), tail_edit, on_answer("add:0.02")), started) for n in (2000, 4000)]
+                pairs += [(opening(n, 2), tail_edit, on_answer("add:0.02")) for n in (2000, 4000)]
+            points += [Setting(edits, replace(started, no_loops=no_loops)) for no_loops in (False, True)
+                       for edits in pairs]
+        elif not requests:  # a named translation: the started openings, also with no loops
+            points += [Setting((opening(n, 2),), replace(started, no_loops=True)) for n in (2000, 4000)]
     if steerable.activation is not None:
         from .steerable import method_defaults
 
