@@ -225,6 +225,7 @@ def test_a_task_frontier_given_a_points_file_scores_those_points_only(saved_run,
                                       str(tmp_path / "points.json"), "--limit", "1", "--heldout-split", "",
                                       "--device", "cpu"])
     assert result.exit_code == 0, result.output
+    assert "recommended for de-translation (chosen on part choose): de-both-20-on_p50-generated →" in result.output
     table = pd.read_csv(run / "frontier" / "de-translation.csv")
     searched = table[table["searched"]]
     assert list(zip(searched["n"], searched["positions"])) == [(20, "generated")]  # not the AP grid's openings

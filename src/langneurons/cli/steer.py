@@ -561,6 +561,7 @@ def task_study(steerable, run: Path, languages: list[str], task: str, prompts: s
                batch_size: int, limit: int | None) -> None:
     """`frontier --task`: the task frontier (steer/taskfrontier.py), its table and recommendation; with
     several languages one shape for all of them (steer/shared.py)."""
+    from ..steer.frontier import setting_of
     from ..steer.steerable import parse_seeds
     from ..steer.taskfrontier import TaskStudy, task_frontier
 
@@ -573,7 +574,7 @@ def task_study(steerable, run: Path, languages: list[str], task: str, prompts: s
         shapes, chosen = shared_task(steerable, languages, study)
         stdout.print(shapes.to_string(index=False))
         for language, best in chosen.items():
-            typer.echo(f"{language}: {best['interventions']} → "
+            typer.echo(f"{language}: {setting_of(best).label} → "
                        f"{run / 'frontier' / (replace(study, language=language).name + '-recommended.json')}")
         typer.echo(f"shapes → {run / 'frontier' / (study.name.split('-', 1)[1] + '-shape.csv')}")
         return
@@ -584,5 +585,5 @@ def task_study(steerable, run: Path, languages: list[str], task: str, prompts: s
                                                     ascending=[True, True, True, False])
     stdout.print(shown.to_string(index=False))
     saved = run / "frontier" / f"{study.name}-recommended.json"
-    typer.echo(f"recommended for {study.name} (chosen on part {split}): {best['interventions']} → {saved} "
+    typer.echo(f"recommended for {study.name} (chosen on part {split}): {setting_of(best).label} → {saved} "
                f"(langneurons generate {run} --interventions {saved} ...); table → {run / 'frontier' / study.name}.csv")
