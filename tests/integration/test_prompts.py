@@ -400,9 +400,12 @@ def test_task_search_shares_one_shape_across_languages(steerable):
     assert set(shapes["language"]) == {"de", "fr"} and shapes["chosen"].sum() == 2
     picked = shapes[shapes["chosen"]]
     assert len(picked[list(TASK_SHAPE)].drop_duplicates()) == 1  # the same shape for both; N may differ
-    # the paper's prompt adds openings joined by an edit of its tail, one shape in both languages
+    # the paper's prompt adds openings joined by an edit of its tail, one shape in both languages,
+    # with and without the no-loops rule
     tails = shapes[shapes["also_shape"].str.contains("prompt-tail:4")]
-    assert set(tails["language"]) == {"de", "fr"} and len(tails[list(TASK_SHAPE)].drop_duplicates()) == 1
+    for _, rule in tails.groupby("no_loops"):
+        assert set(rule["language"]) == {"de", "fr"} and len(rule[list(TASK_SHAPE)].drop_duplicates()) == 1
+    assert set(tails["no_loops"]) == {False, True}
     assert (steerable.run / "frontier" / "translation-shape.csv").exists()
     for language, best in chosen.items():
         assert all(best[c] == picked[c].iloc[0] for c in TASK_SHAPE), language
