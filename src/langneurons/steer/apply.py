@@ -249,8 +249,8 @@ def resolve(interventions: list[Intervention], expertise: pd.DataFrame | None, w
     openings = setting.openings
     plan = Plan(widths=dict(widths), guards=set(openings) if rules.guard else set(),
                 temperatures={p: rules.opening_temperature for p in openings if rules.opening_temperature},
-                whole_characters=rules.whole_characters, no_loops=rules.no_loops, starts=starts if rules.start else None,
-                start_temperature=rules.start_temperature)
+                whole_characters=rules.whole_characters, no_loops=rules.no_loops,
+                starts=starts if rules.start else None, start_temperature=rules.start_temperature)
     for (name, positions), (vector, restore) in shifts.items():
         plan.edits.setdefault(name, {})[positions] = Shift(torch.from_numpy(vector), restore)
     for (name, positions), floor in lifted.items():

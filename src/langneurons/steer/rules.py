@@ -2,8 +2,8 @@
 
 Each rule bans tokens by setting their scores to -inf: `GuardOpening` (an opening of words, none
 repeated), `WholeCharacters` (no token that puts "�" in the text), `NoLoops` (no unit of tokens
-repeated on and on) and `SentenceStart` (the first new token is one that opens sentences). They plug into `model.generate(logits_processor=...)` as
-well as into `generate.generate_batch`. The trap: guard and whole characters look at the tokens
+repeated on and on) and `SentenceStart` (the first new token is one that opens sentences). They
+plug into `model.generate(logits_processor=...)` as well as into `generate.generate_batch`. The trap: guard and whole characters look at the tokens
 *written so far* in each row, the new tokens only: a processor is told the (left-padded) prompt
 width, and a row's tokens after its first EOS are no longer written (`generate` appends pads or
 samples there, which must not change the rule).
@@ -156,8 +156,9 @@ def no_loops(logits: torch.Tensor, written: list[list[int]]) -> torch.Tensor:
     for row, tokens in enumerate(written):
         banned = set()
         for period in range(1, LOOP_PERIOD + 1):
-            tail = tokens[len(tokens) - period * (LOOP_REPEATS.get(period, 3) - 1):]
-            if len(tail) == period * (LOOP_REPEATS.get(period, 3) - 1) and tail[period:] == tail[:-period]:
+            length = period * (LOOP_REPEATS.get(period, 3) - 1)  # the copies already allowed
+            tail = tokens[-length:]
+            if len(tail) == length and tail[period:] == tail[:-period]:
                 banned.add(tail[0])  # the unit's next copy would begin where the tail begins
         if banned:
             logits[row, sorted(banned)] = float("-inf")
