@@ -310,9 +310,13 @@ def test_the_default_task_search_holds_a_guarded_opening_and_keeps_its_guard_whe
     assert [(s.interventions[0].positions, s.decoding.start) for s in unlooped] == [("prefix:2", True)] * 2
     tails = [s for s in task_grid(steerable, "de", names_target=False) if len(s.interventions) > 1]
     assert [[iv.positions for iv in s.interventions] for s in tails] == \
-        ([["prefix:2", "prompt-tail:4"]] * 2 + [["prefix:2", "prompt-tail:4", "generated"]] * 2) * 2
+        ([["prefix:2", "prompt-tail:4"]] * 2 + [["prefix:2", "prompt-tail:4", "generated"]] * 2) * 2 \
+        + [["prefix:2", "prompt-tail:4", "generated"]] * 2
     assert all(s.decoding.guard and s.decoding.start and s.decoding.own_starts for s in tails)
-    assert [s.decoding.no_loops for s in tails] == [False] * 4 + [True] * 4
+    assert [s.decoding.no_loops for s in tails] == [False] * 4 + [True] * 6
+    # the direction at α 0.02, and at 0.03 with the rule only
+    assert [s.interventions[2].value for s in tails if len(s.interventions) == 3] == \
+        ["add:0.02"] * 4 + ["add:0.03"] * 2
     requests = task_grid(steerable, "de", task="prompts")  # answers of several lines: longer openings
     assert sorted({s.interventions[0].positions for s in requests if s.decoding.guard}) == ["prefix:4", "prefix:6"]
     assert {s.interventions[0].positions for s in requests if s.decoding.start} == {"prefix:4"}
@@ -375,6 +379,15 @@ def test_target_logprobs_match_a_plain_forward_of_each_row_alone(steerable):
         assert got == pytest.approx(float(expected), abs=1e-4)
 
 
+def test_a_task_shape_leaves_the_directions_strength_and_the_language_free():
+    from langneurons.steer.taskfrontier import also_shape
+
+    pair = "de-both-4000-on_p50-prompt-tail:4 + de-diffmean-add:0.03-generated-blocks12-16"
+    assert also_shape(pair, "de") == "both-4000-on_p50-prompt-tail:4 + diffmean-add-generated-blocks12-16"
+    assert also_shape(pair, "de") == also_shape(pair.replace("de-", "fr-").replace("0.03", "0.02"), "fr")
+    assert also_shape("", "de") == ""
+
+
 def test_task_study_settings_are_checked():
     from langneurons.steer.taskfrontier import TaskStudy
 
@@ -412,3 +425,39 @@ def test_task_search_shares_one_shape_across_languages(steerable):
         table = pd.read_csv(steerable.run / "frontier" / f"{language}-translation.csv")
         held = table[(table["split"] == "heldout") & (table["kind"] == "forced")]
         assert set(held["prompt_style"]) == {"paper", "named"} and held["recommended"].all()
+
+
+def test_a_request_search_scores_the_unforced_answers_carried_into_the_language_line_by_line(steerable):
+    import pandas as pd
+
+    from langneurons.io import read_jsonl
+    from langneurons.report.task import summary
+    from langneurons.steer.decoding import Decoding
+    from langneurons.steer.intervene import save_interventions
+    from langneurons.steer.prompts import NAMED_PROMPT
+    from langneurons.steer.task import TRANSLATING
+    from langneurons.steer.taskfrontier import TaskStudy, carrier, task_frontier
+
+    opening = Setting((Intervention("de", 20, "both", "on_p50", "prefix:2"),), Decoding(guard=True))
+    study = TaskStudy("de", "prompts", points=(opening,), limit=2,
+                      sampling=Sampling(max_new_tokens=8, temperature=1.0, top_p=1.0))
+    table, best = task_frontier(steerable, study, progress=False)
+    carried = table[table["kind"] == "carried"]
+    assert len(carried) == 1 and carried["split"].iloc[0] == "heldout" and carried["carried_by"].iloc[0] == "unforced"
+    assert best["kind"] == "forced" and not table.loc[table["kind"] == "carried", "recommended"].any()
+    folder = steerable.run / "frontier" / "de-prompts"
+    answers = read_jsonl(folder / "given-unforced-heldout-first2.jsonl")
+    got = read_jsonl(folder / "given-carried-by-unforced-heldout-first2.jsonl")
+    assert [r["prompt_id"] for r in got] == [r["prompt_id"] for r in answers]
+    for answer, record in zip(answers, got):  # each line translated on its own with the named prompt
+        lines = [line.strip() for line in answer["text"].split("\n") if line.strip()]
+        prompts = [Prompt(str(k), NAMED_PROMPT.format(name="German", source=line)) for k, line in enumerate(lines)]
+        expected = prompt_records(steerable, Setting(), prompts, [1], TRANSLATING, "translation",
+                                  progress=False) if prompts else []
+        assert record["text"] == "\n".join(r["text"] for r in expected).strip()
+    assert summary(pd.read_csv(folder.parent / "de-prompts.csv"))["row"].str.startswith("unforced, carried").sum() == 1
+    # with a named-translation recommendation in the RUN, answers are carried by it, in a row of their own
+    save_interventions(folder.parent / "de-translation-named-recommended.json", opening, steerable.info.fingerprint)
+    assert carrier(steerable, "de") == opening
+    table, _ = task_frontier(steerable, study, progress=False)
+    assert set(table.loc[table["kind"] == "carried", "carried_by"]) == {"unforced", opening.label}

@@ -1,6 +1,7 @@
 """The report's section on steering prompts: for each task frontier (`frontier --task`), the held-out
 rows users compare (unforced with the paper's prompt, unforced with the language named, named +
-steered, the paper's setting, the recommendation), a figure of language against content on the
+steered, the paper's setting, the recommendation; for requests also the unforced answers carried into
+the language), a figure of language against content on the
 part settings were chosen on, and the content score's validation when it was run.
 
 Reads only the CSV files (no torch): RUN/frontier/<L>-<task>[-named].csv and
@@ -14,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ..steer.pareto import fill_setting_columns
+from ..steer.pareto import UNEDITED, fill_setting_columns
 from .page import figure_grid, html_table, new_figure, section
 
 STUDIES = ("translation", "translation-named", "prompts")
@@ -59,6 +60,8 @@ def summary(table: pd.DataFrame, split: str = "heldout") -> pd.DataFrame:
     for _, row in part.iterrows():
         if row["kind"] == "unforced":
             what = f"unforced, {named[row['prompt_style']]}"
+        elif row["kind"] == "carried":
+            what = f"unforced, carried into the language by {row.get('carried_by') or 'the named translation'}"
         elif row["kind"] == "paper":
             what = f"paper's setting, {named[row['prompt_style']]}"
         elif row.get("recommended", False):
@@ -75,7 +78,7 @@ def study_figure(table: pd.DataFrame, name: str, split: str = "choose") -> Figur
     fig = new_figure(4.8, 3.6)
     ax = fig.subplots()
     part = table[table["split"] == split]
-    forced = part[part["kind"] != "unforced"]
+    forced = part[~part["kind"].isin(UNEDITED)]
     dots = ax.scatter(forced["content_value"], forced["language_score"], c=forced["degenerate_share"],
                       cmap="magma_r", vmin=0, vmax=1, s=28, edgecolors="#333", linewidths=0.4)
     front = forced[forced["on_front"].astype(bool)]

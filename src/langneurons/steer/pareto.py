@@ -17,6 +17,7 @@ SETTING = ["value", "positions", "selection", "n", "blocks", "modules", "guard",
            "restore_norm", "subtract"]  # `also`: further interventions; the last three tell DiffMean points apart
 FLAGS = ("guard", "whole_characters", "start", "own_starts", "no_loops")  # setting columns that are False when missing
 TEMPERATURES = ("opening_temperature", "start_temperature")  # setting columns that are NaN when missing
+UNEDITED = ("unforced", "carried")  # task rows no setting edits: the unforced answers, and those carried into L
 
 
 def pareto_front(table: pd.DataFrame, axes: dict[str, str] = AXES) -> pd.DataFrame:

@@ -6,9 +6,10 @@ or β differs; the search is a coordinate search over each language's frontier o
 its edit's middle strength, the shape with which the most languages reach the goal, then the
 strength per language within it, then whether a hold on the rest of the text (the same direction's
 floor after the opening, `diffmean.with_hold`) should follow that opening, per language.
-On a task (translation, requests): the method, units, value and positions are shared, only N
-differs; every language's task grid is scored on its choose part, the shape with which the most
-languages meet the task's goal is taken, and each language's choice within it is held out.
+On a task (translation, requests): the method, units, value and positions are shared, only N and the
+strength of a direction joined to the opening differ; every language's task grid is scored on its
+choose part, the shape with which the most languages meet the task's goal is taken, and each
+language's choice within it is held out.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from .taskfrontier import TaskStudy, recommend_task, task_frontier
 
 SHAPE = ("edit", "blocks", "restore_norm", "positions", "guard", "start")  # shared by every language; α or β differ
 TASK_SHAPE = ("method", "selection", "value", "positions", "blocks", "restore_norm", "guard", "start", "own_starts",
-              "no_loops", "also_shape")  # the first edit's N may differ
+              "no_loops", "also_shape")  # the first edit's N and a joined direction's α may differ
 
 
 def shape_table(tables: dict[str, pd.DataFrame], seeds: str, screens: dict[str, list[Setting]]) -> pd.DataFrame:

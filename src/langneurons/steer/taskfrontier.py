@@ -13,7 +13,9 @@ never be the part it is reported on.
 from __future__ import annotations
 
 import json
+import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import pandas as pd
@@ -27,15 +29,16 @@ from .decoding import Decoding
 from .diffmean import default_block, default_span
 from .frontier import paper_setting, setting_of
 from .generate import Sampling
-from .intervene import Intervention, Setting, save_interventions
-from .pareto import fill_setting_columns, pareto_front, same_setting, within_shape
-from .prompts import Prompt, in_split, load_prompts, templated, translation_prompts
-from .steerable import Steerable, current_samples, current_score
+from .intervene import Intervention, Setting, load_interventions, save_interventions
+from .pareto import UNEDITED, fill_setting_columns, pareto_front, same_setting, within_shape
+from .prompts import NAMED_PROMPT, Prompt, in_split, language_name, load_prompts, templated, translation_prompts
+from .steerable import Steerable, current_samples, current_score, sample_record
 from .task import PROMPTED, TRANSLATING, prompt_records, task_scores
 
 TASKS = ("translation", "prompts")
 GOAL_DEGENERATE = 0.05
 AXES = {"language_score": "max", "content_value": "max", "degenerate_share": "min"}  # the Pareto front's
+STRENGTH = re.compile(r"^(diffmean-(?:add|clamp)):[0-9.]+")  # a direction's α or β in an edit's label
 
 
 @dataclass(frozen=True)
@@ -108,24 +111,24 @@ class TaskStudy:
 
 def task_grid(steerable: Steerable, language: str, names_target: bool = True, tail: int = 8,
               task: str = "translation") -> list[Setting]:
-    """The default search: what keeps content. AP neurons: the top 200 everywhere, or on the answer and
-    the prompt's last `tail` tokens; 2,000 (`both`) blended (mix:0.3) everywhere; steered openings of
-    2,000 or 4,000 units, guarded, with a free first token or one that begins the target language's
-    sentences (the start rule, own starts: another language's "The" or "What" cannot open), after
-    which the model goes on unedited; LAPE neurons on the answer; a DiffMean direction added on the
-    answer. A translation is one line, so its openings are the answer's first
-    2 tokens and its direction α 0.1 at the default block, norm restored; a prompt that does not name
-    the target (`names_target` False: the paper's translation prompt) also gets each opening with a
-    start rule joined by 4,000 units on its last 4 tokens ("Target Language:"), which carry the task
-    there, with and without the direction added (α 0.02, blocks 2/3 to 9/10) on the rest of the answer
-    (at α 0.04 it loops answers in Spanish, Chinese and Japanese). An answer to a request (`task`
-    "prompts") runs on for lines and drifts back to the prompt's language after a 2-token opening, so
-    its openings are 4 and 6 tokens (the start rule on 4), its direction α 0.04 over the blocks from
-    2/3 to 9/10 of the depth, and the 4-token opening is also followed by that direction at α 0.01 or
-    0.02 on the rest of the answer. The points that most often met the goals, the named translation's
-    started openings, the pair and the request opening with the direction, come again with the no-loops
-    rule: greedy answers and answers written by the unedited model after an opening can fall into a
-    loop. Why each, and what left the grid: docs/steering.md. Units the run lacks are left out."""
+    """The default search: what keeps content. AP neurons: the top 200 everywhere, or on the answer and the
+    prompt's last `tail` tokens; 2,000 (`both`) blended (mix:0.3) everywhere; steered openings of 2,000
+    or 4,000 units, guarded, with a free first token or one that begins the target language's sentences
+    (the start rule, own starts: another language's "The" or "What" cannot open), after which the model
+    goes on unedited; LAPE neurons on the answer; a DiffMean direction added on the answer. A
+    translation is one line, so its openings are the answer's first 2 tokens and its direction α 0.1 at
+    the default block, norm restored; a prompt that does not name the target (`names_target` False: the
+    paper's translation prompt) also gets each opening with a start rule joined by 4,000 units on its
+    last 4 tokens ("Target Language:"), which carry the task there, with and without the direction added
+    (α 0.02, blocks 2/3 to 9/10) on the rest of the answer, and at α 0.03 with the no-loops rule (at α
+    0.04 it loops answers in Spanish, Chinese and Japanese). An answer to a request (`task` "prompts")
+    runs on for lines and drifts back to the prompt's language after a 2-token opening, so its openings
+    are 4 and 6 tokens (the start rule on 4), its direction α 0.04 over the blocks from 2/3 to 9/10 of
+    the depth, and the 4-token opening is also followed by that direction at α 0.01 or 0.02 on the rest
+    of the answer. The points that most often met the goals, the named translation's started openings,
+    the pair and the request opening with the direction, come again with the no-loops rule: greedy
+    answers and answers written by the unedited model after an opening can fall into a loop. Why each,
+    and what left the grid: docs/steering.md. Units the run lacks are left out."""
     answer = "generated"
     requests = task == "prompts"
     span = default_span(steerable.info.blocks)
@@ -158,6 +161,9 @@ def task_grid(steerable: Steerable, language: str, names_target: bool = True, ta
                 pairs += [(opening(n, 2), tail_edit, on_answer("add:0.02")) for n in (2000, 4000)]
             points += [Setting(edits, replace(started, no_loops=no_loops)) for no_loops in (False, True)
                        for edits in pairs]
+            if steerable.directions is not None:  # a stronger direction, which needs the rule
+                points += [Setting((opening(n, 2), tail_edit, on_answer("add:0.03")), replace(started, no_loops=True))
+                           for n in (2000, 4000)]
         elif not requests:  # a named translation: the started openings, also with no loops
             points += [Setting((opening(n, 2),), replace(started, no_loops=True)) for n in (2000, 4000)]
     if steerable.activation is not None:
@@ -175,13 +181,14 @@ def task_grid(steerable: Steerable, language: str, names_target: bool = True, ta
 def row_key(style: str, kind: str, point: Setting, split: str, limit: int | None) -> str:
     """File stem of a scored row (the limit is part of it: rows of another limit are not reused)."""
     label = "unforced" if kind == "unforced" else point.label.replace(":", "_")
+    label = f"carried-by-{label or 'unforced'}" if kind == "carried" else label  # `point`: how it was carried
     return f"{style}-{label}-{split}" + ("" if limit is None else f"-first{limit}")
 
 
 def score(steerable: Steerable, study: TaskStudy, style: str, kind: str, point: Setting, split: str,
-          progress: bool) -> dict:
-    """One point (or the unforced model) on one prompt style and part: samples and scores, each written
-    once and read back on a rerun."""
+          progress: bool, make: Callable[[], list[dict]] | None = None) -> dict:
+    """One point (or the unforced model) on one prompt style and part: samples (`make`'s, else answers
+    to the prompts under `point`) and scores, each written once and read back on a rerun."""
     folder = steerable.run / "frontier" / study.name
     key = row_key(style, kind, point, split, study.limit)
     row = current_score(folder / f"{key}.json")
@@ -193,20 +200,58 @@ def score(steerable: Steerable, study: TaskStudy, style: str, kind: str, point: 
     records = current_samples(read_jsonl(path) if path.exists() else [])
     if not records:
         prompts = study.prompts_of(style, split, steerable.loaded.tokenizer)
-        records = prompt_records(steerable, point, prompts, list(study.seeds), study.sampling_or_default(),
-                                 study.task, study.batch_size, progress)
+        records = make() if make else prompt_records(steerable, point, prompts, list(study.seeds),
+                                                     study.sampling_or_default(), study.task, study.batch_size,
+                                                     progress)
         write_jsonl(path, records)
     # the content score costs two passes per answer: a translation search ranks on chrF and skips it
     needed = study.task == "prompts" or split != study.choose
     scores = task_scores(records, study.language, steerable, content=needed)
-    forced = kind != "unforced"
+    forced = kind not in UNEDITED
     columns = {**point.columns(), "interventions": json.dumps([iv.to_dict() for iv in point.interventions])} \
         if forced else {**Setting((Intervention(study.language, 0),)).columns(), "value": "none",
                         "positions": "none", "selection": "none", "interventions": "[]"}
+    carried_by = {"carried_by": records[0]["carried_by"]} if kind == "carried" and records else {}
     row = {"schema": SCHEMAS["score"], **columns, "key": key, "kind": kind, "prompt_style": style, "split": split,
-           "task": study.task, **scores, "seconds": round(time.perf_counter() - started, 1)}
+           "task": study.task, **carried_by, **scores, "seconds": round(time.perf_counter() - started, 1)}
     write_json(folder / f"{key}.json", row)
     return row
+
+
+def carrier(steerable: Steerable, language: str) -> Setting:
+    """How answers are carried into the target language: the RUN's named-translation recommendation
+    (`frontier -l L --task translation --named`), else the unforced model (the named prompt)."""
+    path = steerable.run / "frontier" / f"{language}-translation-named-recommended.json"
+    return load_interventions(path, steerable.info.fingerprint) if path.exists() else Setting()
+
+
+def carry(steerable: Steerable, study: TaskStudy, split: str, progress: bool) -> dict:
+    """The unforced answers to the requests of `split`, carried into the target language line by line by
+    the named translation (`carrier`) and scored: the unforced answers' content in the target language.
+    The content score asks the unedited model for an English request, so an English answer keeps a
+    head start that no answer in the target language has; steered answers are read against this bar."""
+    score(steerable, study, "given", "unforced", Setting(), split, progress)  # its answers, written once
+    answers = read_jsonl(steerable.run / "frontier" / study.name /
+                         f"{row_key('given', 'unforced', Setting(), split, study.limit)}.jsonl")
+    setting = carrier(steerable, study.language)
+
+    def make() -> list[dict]:
+        lines = [(i, line.strip()) for i, r in enumerate(answers) for line in r["text"].split("\n") if line.strip()]
+        name = language_name(study.language)
+        prompts = [Prompt(f"{i}-{k}", NAMED_PROMPT.format(name=name, source=line))
+                   for k, (i, line) in enumerate(lines)]
+        out = prompt_records(steerable, setting, prompts, [1], TRANSLATING, "translation", study.batch_size,
+                             progress) if prompts else []
+        carried: list[list[str]] = [[] for _ in answers]
+        for (i, _), record in zip(lines, out):
+            carried[i].append(record["text"])
+        fields = ("prompt_id", "prompt", "reference", "source")
+        return [sample_record([], Decoding(), "prompts", r["seed"],
+                              {**{k: r[k] for k in fields if k in r}, "carried_by": setting.label or "unforced"},
+                              "\n".join(lines_of))
+                for r, lines_of in zip(answers, carried)]
+
+    return score(steerable, study, "given", "carried", setting, split, progress, make)
 
 
 def language_score(table: pd.DataFrame, task: str) -> pd.Series:
@@ -224,7 +269,7 @@ def recommend_task(table: pd.DataFrame, study: TaskStudy) -> pd.Series:
     """Among the forced points: of those meeting the language goal with at most 5% degenerate answers,
     the one that keeps the most content; else, of those with at most 5% degenerate answers (else of
     all), the one with the best language score (ties: content)."""
-    forced = table[table["kind"] != "unforced"]
+    forced = table[~table["kind"].isin(UNEDITED)]
     if forced.empty:
         raise LangneuronsError(f"{study.name}: no setting was scored")
     fluent = forced["degenerate_share"] <= GOAL_DEGENERATE
@@ -233,6 +278,12 @@ def recommend_task(table: pd.DataFrame, study: TaskStudy) -> pd.Series:
         return forced[sound].sort_values(["content_value", "language_score"], ascending=False, kind="stable").iloc[0]
     rows = forced[fluent] if fluent.any() else forced
     return rows.sort_values(["language_score", "content_value"], ascending=False, kind="stable").iloc[0]
+
+
+def also_shape(also: str, language: str) -> str:
+    """The edits beside the first (`also`, labels joined by " + ") without their language and without a
+    direction's strength, so that languages share them in one shape, each with a strength of its own."""
+    return " + ".join(STRENGTH.sub(r"\1", label.removeprefix(f"{language}-")) for label in also.split(" + "))
 
 
 def load_task_table(steerable: Steerable, study: TaskStudy, points: list[Setting]) -> pd.DataFrame:
@@ -247,12 +298,10 @@ def load_task_table(steerable: Steerable, study: TaskStudy, points: list[Setting
     limit = table["key"].str.extract(r"-first(\d+)$")[0].astype(float)  # rows of this study's limit only
     table = table[limit.isna() if study.limit is None else limit == study.limit].reset_index(drop=True)
     table["paper"] = table["kind"] == "paper"
-    # the edits beside the first without their language, so that languages can share them in one shape
-    table["also_shape"] = [" + ".join(label.removeprefix(f"{language}-") for label in also.split(" + "))
-                           for also, language in zip(table["also"], table["language"])]
+    table["also_shape"] = [also_shape(also, language) for also, language in zip(table["also"], table["language"])]
     ours = [same_setting(table, point.columns()) for point in points]
     table["searched"] = (table["kind"] == "forced") & (pd.concat(ours, axis=1).any(axis=1) if ours else False)
-    forced = table[table["kind"] != "unforced"]
+    forced = table[~table["kind"].isin(UNEDITED)]
     table["on_front"] = table.index.isin([i for _, group in forced.groupby(["split", "prompt_style"])
                                           for i in pareto_front(group, AXES).index])
     return table
@@ -293,6 +342,8 @@ def score_task(steerable: Steerable, study: TaskStudy, progress: bool) -> tuple[
     setting = setting_of(best)
     if study.heldout:
         baselines(study.heldout)
+        if study.task == "prompts":
+            carry(steerable, study, study.heldout, progress)
         for style in study.styles:
             score(steerable, study, style, "forced", setting, study.heldout, progress)
         table = load_task_table(steerable, study, points)
