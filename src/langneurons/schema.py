@@ -15,7 +15,7 @@ from typing import Callable
 
 from .errors import LangneuronsError
 
-SCHEMAS = {"run": 2, "interventions": 2, "samples": 3, "score": 3, "diffmean": 2}
+SCHEMAS = {"run": 2, "interventions": 2, "samples": 3, "score": 3, "diffmean": 2, "named": 1}
 DECODING_FIELDS = ("guard", "whole_characters", "opening_temperature", "start", "start_temperature", "own_starts",
                    "no_loops")
 

@@ -311,12 +311,12 @@ def test_the_default_task_search_holds_a_guarded_opening_and_keeps_its_guard_whe
     tails = [s for s in task_grid(steerable, "de", names_target=False) if len(s.interventions) > 1]
     assert [[iv.positions for iv in s.interventions] for s in tails] == \
         ([["prefix:2", "prompt-tail:4"]] * 2 + [["prefix:2", "prompt-tail:4", "generated"]] * 2) * 2 \
-        + [["prefix:2", "prompt-tail:4", "generated"]] * 2
+        + [["prefix:2", "prompt-tail:4", "generated"]] * 2 + [["prefix:2", "prompt-tail:4", "prompt-tail:1"]] * 4
     assert all(s.decoding.guard and s.decoding.start and s.decoding.own_starts for s in tails)
-    assert [s.decoding.no_loops for s in tails] == [False] * 4 + [True] * 6
-    # the direction at α 0.02, and at 0.03 with the rule only
-    assert [s.interventions[2].value for s in tails if len(s.interventions) == 3] == \
-        ["add:0.02"] * 4 + ["add:0.03"] * 2
+    assert [s.decoding.no_loops for s in tails] == [False] * 4 + [True] * 10
+    # the direction at α 0.02, and at 0.03 with the rule only; the named target at α 1 and 2
+    assert [(s.interventions[2].method, s.interventions[2].value) for s in tails if len(s.interventions) == 3] == \
+        [("diffmean", "add:0.02")] * 4 + [("diffmean", "add:0.03")] * 2 + [("named", "add:1")] * 2 + [("named", "add:2")] * 2
     requests = task_grid(steerable, "de", task="prompts")  # answers of several lines: longer openings
     assert sorted({s.interventions[0].positions for s in requests if s.decoding.guard}) == ["prefix:4", "prefix:6"]
     assert {s.interventions[0].positions for s in requests if s.decoding.start} == {"prefix:4"}
@@ -416,9 +416,11 @@ def test_task_search_shares_one_shape_across_languages(steerable):
     # the paper's prompt adds openings joined by an edit of its tail, one shape in both languages,
     # with and without the no-loops rule
     tails = shapes[shapes["also_shape"].str.contains("prompt-tail:4")]
-    for _, rule in tails.groupby("no_loops"):
+    for _, rule in tails.groupby(["no_loops", "also_shape"]):
         assert set(rule["language"]) == {"de", "fr"} and len(rule[list(TASK_SHAPE)].drop_duplicates()) == 1
     assert set(tails["no_loops"]) == {False, True}
+    # the named target's α is each language's own within the shape
+    assert any(shape.endswith(" + named-add-prompt-tail:1-blocks1") for shape in tails["also_shape"])
     assert (steerable.run / "frontier" / "translation-shape.csv").exists()
     for language, best in chosen.items():
         assert all(best[c] == picked[c].iloc[0] for c in TASK_SHAPE), language
@@ -461,3 +463,34 @@ def test_a_request_search_scores_the_unforced_answers_carried_into_the_language_
     assert carrier(steerable, "de") == opening
     table, _ = task_frontier(steerable, study, progress=False)
     assert set(table.loc[table["kind"] == "carried", "carried_by"]) == {"unforced", opening.label}
+
+
+def test_named_target_directions_are_what_naming_the_language_adds_at_the_prompts_last_token(steerable):
+    import numpy as np
+
+    from langneurons.io import read_jsonl
+    from langneurons.steer.named import FILE, SOURCES, NamedDirections
+    from langneurons.steer.prompts import NAMED_PROMPT, PAPER_PROMPT
+
+    named = steerable.named_directions()
+    assert (steerable.run / FILE).exists()
+    assert named.languages == tuple(lang for lang in steerable.info.languages if lang != "en")
+    model, tok = steerable.loaded.model, steerable.loaded.tokenizer
+
+    def last_state(text: str) -> torch.Tensor:  # block 0's output at the last token, one prompt alone
+        with torch.inference_mode():
+            return model(**tok(text, return_tensors="pt"), output_hidden_states=True).hidden_states[1][0, -1]
+
+    sources = [s["text"] for s in read_jsonl(steerable.run / "sentences.jsonl") if s["lang"] == "en"][:SOURCES]
+    expected = torch.stack([last_state(NAMED_PROMPT.format(name="German", source=s))
+                            - last_state(PAPER_PROMPT.format(source=s)) for s in sources]).mean(0)
+    assert np.allclose(named.vector("de", 0), expected.numpy(), atol=1e-4)  # left-padded batches change nothing
+    assert np.array_equal(NamedDirections.read(steerable.run).vectors, named.vectors)
+    edit = Intervention("de", value="add:2", positions="prompt-tail:1", blocks="0", method="named")
+    shift = steerable.plan([edit]).edits[named.blocks[0]]["prompt-tail:1"]
+    assert torch.allclose(shift.vector, 2 * torch.from_numpy(named.vector("de", 0)))
+    assert edit.label == "de-named-add:2-prompt-tail:1-blocks0"
+    with pytest.raises(LangneuronsError, match="method named: value add:α only"):
+        Intervention("de", value="clamp:1", positions="prompt-tail:1", blocks="0", method="named")
+    with pytest.raises(LangneuronsError, match="not used by method named"):
+        Intervention("de", n=10, value="add:1", positions="prompt-tail:1", blocks="0", method="named")

@@ -23,6 +23,7 @@ from ..hooks import hooks
 from ..model import modules_by_name, output_width
 from .decoding import Decoding
 from .intervene import (
+    DIRECTIONS,
     OPENINGS,
     Intervention,
     Setting,
@@ -127,6 +128,16 @@ def shift_vectors(iv: Intervention, directions) -> dict[int, np.ndarray]:
             for block, (_, unit) in unit_directions(iv, directions).items()}
 
 
+def named_shifts(iv: Intervention, named) -> dict[int, np.ndarray]:
+    """Block → α times the language's named-target direction (`named`: steer.named.NamedDirections)."""
+    if named is None:
+        raise LangneuronsError("method named: resolve it through Steerable.plan, which computes the run's "
+                               "named-target directions")
+    _, alpha = parse_strength(iv.value)
+    return {block: (alpha * named.vector(iv.language, block)).astype(np.float32)
+            for block in sorted(parse_blocks(iv.blocks))}
+
+
 def floors(iv: Intervention, directions) -> dict[int, Floor]:
     """Block → the `Floor` of a DiffMean `clamp:β` intervention: level m + β·(v·v̂), m the projection of
     the mean over the language's negatives (the language's mean minus v_language) on v̂."""
@@ -215,9 +226,11 @@ def chosen_neurons(expertise: pd.DataFrame | None, iv: Intervention, block_of: d
 
 def resolve(interventions: list[Intervention], expertise: pd.DataFrame | None, widths: dict[str, int],
             block_of: dict[str, int] | None = None, activation: pd.DataFrame | None = None,
-            starts: torch.Tensor | None = None, decoding: Decoding | None = None, directions=None) -> Plan:
+            starts: torch.Tensor | None = None, decoding: Decoding | None = None, directions=None,
+            named=None) -> Plan:
     """Turn interventions into per-module edits; a later intervention wins on a shared unit; DiffMean
-    shifts (`directions`: the run's find.diffmean.Directions) of one block and positions add up.
+    and named-target shifts (`directions`: the run's find.diffmean.Directions; `named`: its
+    steer.named.NamedDirections) of one block and positions add up.
 
     `widths` and `block_of` cover every module edited (linears, and activations for LAPE); `starts`
     (which tokens may open a text, `rules.sentence_starts`) is needed when `decoding` has `start`.
@@ -230,18 +243,21 @@ def resolve(interventions: list[Intervention], expertise: pd.DataFrame | None, w
     merged: dict[tuple[str, str], dict[int, tuple[float, float, float, float]]] = {}
     shifts: dict[tuple[str, str], list] = {}
     lifted: dict[tuple[str, str], Floor] = {}
-    for iv in (iv for iv in interventions if iv.method == "diffmean"):
+    for iv in (iv for iv in interventions if iv.method in DIRECTIONS):
         clamp = parse_strength(iv.value)[0] == "clamp"
-        for block, edit in (floors if clamp else shift_vectors)(iv, directions).items():
-            name = directions.blocks[block]
-            widths = {**widths, name: directions.hidden}
+        vectors = named_shifts(iv, named) if iv.method == "named" else \
+            (floors if clamp else shift_vectors)(iv, directions)
+        blocks = named.blocks if iv.method == "named" else directions.blocks
+        for block, edit in vectors.items():
+            name = blocks[block]
+            widths = {**widths, name: len(edit) if iv.method == "named" else directions.hidden}
             if clamp:
                 lifted[name, iv.positions] = edit
                 continue
             total = shifts.setdefault((name, iv.positions), [np.zeros_like(edit), False])
             total[0] = total[0] + edit
             total[1] = total[1] or iv.restore_norm
-    for iv in (iv for iv in interventions if iv.n > 0 and iv.method != "diffmean"):  # N = 0 edits nothing
+    for iv in (iv for iv in interventions if iv.n > 0 and iv.method not in DIRECTIONS):  # N = 0 edits nothing
         rows = chosen_neurons(expertise, iv, block_of or {}, activation)
         terms = edit_terms(*parse_value(iv.value), rows)
         for layer, unit, *values in zip(rows["layer"], rows["unit"], *terms.values()):

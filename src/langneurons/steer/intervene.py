@@ -20,7 +20,8 @@ from ..schema import migrate, stamp
 from .decoding import Decoding
 
 SELECTIONS = ("top", "bottom", "both", "random")
-METHODS = ("ap", "lape", "diffmean")  # AP over linears, LAPE over MLP activations, residual directions
+METHODS = ("ap", "lape", "diffmean", "named")  # AP over linears, LAPE over MLP activations, residual directions
+DIRECTIONS = ("diffmean", "named")  # methods that add a vector to a block's output: the language's, the named target's
 DIFFMEAN_UNUSED = ("n", "selection", "seed", "modules")  # neuron fields a DiffMean edit has no use for
 POSITIONS = ("all", "prompt", "generated", "first:K", "prefix:K", "prompt-tail:K")
 OPENINGS = ("first", "prefix")  # positions that edit only the first K new tokens
@@ -51,7 +52,9 @@ class Intervention:
     projection (β 1: the language's own mean; the direction's counterpart of the neurons' `clamp`);
     `restore_norm` rescales each edited state to its norm before the edit; `subtract` (a language)
     uses the unit direction of v_language − v_subtract instead. n, selection, seed and modules are
-    neuron fields and stay at their defaults.
+    neuron fields and stay at their defaults. method `named` adds, with `add:α`, α times the
+    language's named-target direction (steer/named.py: what naming the language in a translation
+    prompt adds to the state at its last token) to each block of `blocks`; positions e.g. `prompt-tail:1`.
     The sampling rules that go with an edit (guard, start rule, temperatures) are a `Decoding`.
     """
 
@@ -68,7 +71,7 @@ class Intervention:
     subtract: str = ""  # diffmean: a source language whose direction is subtracted
 
     def __post_init__(self) -> None:
-        if self.method == "diffmean":
+        if self.method in DIRECTIONS:
             self.check_diffmean()
             return
         for name, default in (("restore_norm", False), ("subtract", "")):
@@ -89,16 +92,20 @@ class Intervention:
         parse_blocks(self.blocks)
 
     def check_diffmean(self) -> None:
+        """The fields of a direction's edit (method diffmean or named)."""
         for name in DIFFMEAN_UNUSED:
             default = type(self).__dataclass_fields__[name].default
             if getattr(self, name) != default:
-                raise LangneuronsError(f"{name} {getattr(self, name)!r}: not used by method diffmean (it adds a "
+                raise LangneuronsError(f"{name} {getattr(self, name)!r}: not used by method {self.method} (it adds a "
                                        f"direction; its strength is value add:α or clamp:β); leave {name} at {default!r}")
-        parse_strength(self.value)
+        kind, _ = parse_strength(self.value)
         position_parts(self.positions)
         if not parse_blocks(self.blocks):
-            raise LangneuronsError("blocks: method diffmean needs the block(s) whose output gets the direction, "
-                                   "e.g. 12 or 10-12")
+            raise LangneuronsError(f"blocks: method {self.method} needs the block(s) whose output gets the "
+                                   "direction, e.g. 12 or 10-12")
+        if self.method == "named" and (kind != "add" or self.restore_norm or self.subtract):
+            raise LangneuronsError(f"method named: value add:α only, without restore_norm or subtract "
+                                   f"(got value {self.value!r})")
         if not isinstance(self.restore_norm, bool):
             raise LangneuronsError(f"restore_norm {self.restore_norm!r}: true or false")
         if self.subtract == self.language:
@@ -108,8 +115,8 @@ class Intervention:
     @property
     def label(self) -> str:
         """The edit's name in file keys; a `Setting` adds its decoding's suffix."""
-        if self.method == "diffmean":
-            return (f"{self.language}-diffmean-{self.value}-{self.positions}-blocks{self.blocks}"
+        if self.method in DIRECTIONS:
+            return (f"{self.language}-{self.method}-{self.value}-{self.positions}-blocks{self.blocks}"
                     + ("-restore" if self.restore_norm else "") + (f"-minus{self.subtract}" if self.subtract else ""))
         return f"{self.language}-{self.selection}-{self.n}-{self.value}-{self.positions}" + (
             f"-seed{self.seed}" if self.selection == "random" else "") + (

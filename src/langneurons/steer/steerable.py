@@ -24,7 +24,7 @@ from ..find.diffmean import Directions
 from ..find.info import RunInfo, load_run
 from ..find.tables import lape_sizes, load_activation
 from ..io import read_jsonl, write_jsonl
-from ..model import LoadedModel, load_model
+from ..model import LoadedModel, find_blocks, load_model
 from ..schema import SCHEMAS, migrate
 from .apply import Plan, resolve
 from .decoding import Decoding
@@ -45,6 +45,7 @@ from .generate import (
 )
 from .intervene import Intervention
 from .lines import english_leakage, line_pass_rate
+from .named import NamedDirections, compute
 from .prompts import PAPER_PROMPT, translation_prompts
 from .rules import sentence_starts
 
@@ -59,6 +60,7 @@ class Steerable:
     loaded: LoadedModel
     activation: pd.DataFrame | None = None  # the activation sites' table of a run with LAPE
     directions: Directions | None = None  # the language directions of a run with DiffMean
+    named: NamedDirections | None = None  # the named-target directions, made on first use (`named_directions`)
 
     @property
     def site_records(self) -> list[dict]:
@@ -98,8 +100,20 @@ class Steerable:
                 raise LangneuronsError(f"own_starts: the interventions steer {sorted(languages)}; the target "
                                        "language's sentence starts need one language")
             starts = self.sentence_starts(languages.pop() if decoding.own_starts else None)
+        named = self.named_directions() if any(iv.method == "named" for iv in interventions) else None
         return resolve(interventions, self.expertise, self.widths, block_of, self.activation, starts, decoding,
-                       self.directions)
+                       self.directions, named)
+
+    def named_directions(self) -> NamedDirections:
+        """The run's named-target directions (steer/named.py), computed and stored on first use."""
+        if self.named is None:
+            self.named = NamedDirections.read(self.run)
+        if self.named is None or not set(self.info.languages) - {"en"} <= set(self.named.languages):
+            path, blocks = find_blocks(self.loaded.model)
+            names = tuple(f"{path}.{i}" if path else str(i) for i in range(len(blocks)))
+            self.named = compute(self.loaded, self.run, names, list(self.info.languages))
+            self.named.write(self.run)
+        return self.named
 
 
 def open_run(run: Path, device: str = "auto", dtype: str | None = None,

@@ -26,10 +26,11 @@ from ..lock import run_lock
 from ..progress import console
 from ..schema import SCHEMAS
 from .decoding import Decoding
-from .diffmean import default_block, default_span
+from .diffmean import block_at, default_block, default_span
 from .frontier import paper_setting, setting_of
 from .generate import Sampling
 from .intervene import Intervention, Setting, load_interventions, save_interventions
+from .named import DEPTH as NAMED_DEPTH
 from .pareto import UNEDITED, fill_setting_columns, pareto_front, same_setting, within_shape
 from .prompts import NAMED_PROMPT, Prompt, in_split, language_name, load_prompts, templated, translation_prompts
 from .steerable import Steerable, current_samples, current_score, sample_record
@@ -38,7 +39,7 @@ from .task import PROMPTED, TRANSLATING, prompt_records, task_scores
 TASKS = ("translation", "prompts")
 GOAL_DEGENERATE = 0.05
 AXES = {"language_score": "max", "content_value": "max", "degenerate_share": "min"}  # the Pareto front's
-STRENGTH = re.compile(r"^(diffmean-(?:add|clamp)):[0-9.]+")  # a direction's α or β in an edit's label
+STRENGTH = re.compile(r"^((?:diffmean|named)-(?:add|clamp)):[0-9.]+")  # a direction's α or β in an edit's label
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,9 @@ def task_grid(steerable: Steerable, language: str, names_target: bool = True, ta
     paper's translation prompt) also gets each opening with a start rule joined by 4,000 units on its
     last 4 tokens ("Target Language:"), which carry the task there, with and without the direction added
     (α 0.02, blocks 2/3 to 9/10) on the rest of the answer, and at α 0.03 with the no-loops rule (at α
-    0.04 it loops answers in Spanish, Chinese and Japanese). An answer to a request (`task` "prompts")
+    0.04 it loops answers in Spanish, Chinese and Japanese), and with the named-target direction (the
+    state that naming the language adds at the prompt's last token, α 1 or 2, at 2/5 of the depth) in
+    place of the direction on the answer, with the rule. An answer to a request (`task` "prompts")
     runs on for lines and drifts back to the prompt's language after a 2-token opening, so its openings
     are 4 and 6 tokens (the start rule on 4), its direction α 0.04 over the blocks from 2/3 to 9/10 of
     the depth, and the 4-token opening is also followed by that direction at α 0.01 or 0.02 on the rest
@@ -164,6 +167,9 @@ def task_grid(steerable: Steerable, language: str, names_target: bool = True, ta
             if steerable.directions is not None:  # a stronger direction, which needs the rule
                 points += [Setting((opening(n, 2), tail_edit, on_answer("add:0.03")), replace(started, no_loops=True))
                            for n in (2000, 4000)]
+            if "en" in steerable.info.languages:  # the pair, told at the prompt's end which language is meant
+                points += [Setting((opening(n, 2), tail_edit, named_target(language, steerable.info.blocks, alpha)),
+                                   replace(started, no_loops=True)) for alpha in (1, 2) for n in (2000, 4000)]
         elif not requests:  # a named translation: the started openings, also with no loops
             points += [Setting((opening(n, 2),), replace(started, no_loops=True)) for n in (2000, 4000)]
     if steerable.activation is not None:
@@ -176,6 +182,12 @@ def task_grid(steerable: Steerable, language: str, names_target: bool = True, ta
             on_answer("add:0.1", str(default_block(steerable.info.blocks)), restore=True)
         points += [Setting((direction,))]
     return points
+
+
+def named_target(language: str, n_blocks: int, alpha: float) -> Intervention:
+    """The named-target direction (steer/named.py) at α on the prompt's last token, at 2/5 of the depth."""
+    return Intervention(language, value=f"add:{alpha:g}", positions="prompt-tail:1",
+                        blocks=str(block_at(NAMED_DEPTH, n_blocks)), method="named")
 
 
 def row_key(style: str, kind: str, point: Setting, split: str, limit: int | None) -> str:

@@ -1,0 +1,113 @@
+"""Named-target directions (docs/method.md §12): what naming the target language adds to the state
+at a translation prompt's last token.
+
+For language L and block ℓ: the mean output of block ℓ at the last token of the prompt that names L
+("Translate an English sentence into German. … German:") minus the same for the paper's prompt
+("… Target Language:"), over the run's English sentences as sources. Added there (method `named`,
+value `add:α`, α 1: the whole mean difference), it tells the model which language "Target
+Language" is, where the paper's prompt does not. Computed once per run on first use and kept in
+RUN/named_directions.npz.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import LangneuronsError
+from ..hooks import hooks
+from ..io import disk_errors, read_jsonl
+from ..model import LoadedModel, input_device
+from ..progress import bar, console
+from ..schema import SCHEMAS
+from .prompts import NAMED_PROMPT, PAPER_PROMPT, language_name
+
+FILE = "named_directions.npz"
+SOURCES = 200  # English sentences the means are taken over
+DEPTH = 0.4  # the default block, as a share of the depth (7 of Gemma-3-270M's 18)
+
+
+@dataclass(frozen=True)
+class NamedDirections:
+    """`vectors[i, ℓ]`: the named-minus-paper mean state of `languages[i]` at block ℓ (module `blocks[ℓ]`)."""
+
+    languages: tuple[str, ...]
+    blocks: tuple[str, ...]
+    vectors: np.ndarray  # [languages, blocks, hidden] float32
+
+    def vector(self, language: str, block: int) -> np.ndarray:
+        if language not in self.languages:
+            raise LangneuronsError(f"method named: no named-target direction for {language!r} (the run has "
+                                   f"{', '.join(self.languages)})")
+        if not 0 <= block < len(self.blocks):
+            raise LangneuronsError(f"block {block}: this model has blocks 0-{len(self.blocks) - 1}")
+        return self.vectors[self.languages.index(language), block]
+
+    def write(self, run: Path) -> None:
+        path = Path(run) / FILE
+        tmp = path.with_name(f".{path.name}.tmp.npz")
+        with disk_errors(path):
+            np.savez(tmp, schema=np.int64(SCHEMAS["named"]), languages=np.array(self.languages),
+                     blocks=np.array(self.blocks), vectors=self.vectors)
+            tmp.replace(path)
+
+    @classmethod
+    def read(cls, run: Path) -> "NamedDirections | None":
+        """The stored directions, or None when there are none of this version."""
+        path = Path(run) / FILE
+        if not path.exists():
+            return None
+        with np.load(path) as data:
+            if int(data["schema"]) != SCHEMAS["named"]:
+                return None
+            return cls(tuple(str(x) for x in data["languages"]), tuple(str(x) for x in data["blocks"]),
+                       data["vectors"])
+
+
+def last_token_states(loaded: LoadedModel, blocks: tuple[str, ...], texts: list[str],
+                      batch_size: int = 16, progress: bool = True) -> np.ndarray:
+    """Mean output of each block at each text's last token, unedited: `[blocks, hidden]`."""
+    model, tokenizer = loaded.model, loaded.tokenizer
+    device = input_device(model)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    total: dict[str, torch.Tensor] = {}
+
+    def keep(name: str):
+        def fn(output) -> None:
+            states = output[0] if isinstance(output, tuple) else output
+            last = states[:, -1].float().sum(0).cpu()  # rows are left-padded: the last token is at -1
+            total[name] = total[name] + last if name in total else last
+        return fn
+
+    rows = tokenizer(texts, add_special_tokens=True)["input_ids"]
+    with bar("named-target states", len(rows), progress) as shown, hooks(model, {name: keep(name) for name in blocks}), \
+            torch.inference_mode():
+        for lo in range(0, len(rows), batch_size):
+            batch = rows[lo : lo + batch_size]
+            width = max(len(r) for r in batch)
+            ids = torch.tensor([[pad] * (width - len(r)) + r for r in batch], device=device)
+            mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in batch], device=device)
+            model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0))
+            shown.advance(len(batch))
+    return torch.stack([total[name] for name in blocks]).numpy() / len(rows)
+
+
+def compute(loaded: LoadedModel, run: Path, blocks: tuple[str, ...], languages: list[str],
+            progress: bool = True) -> NamedDirections:
+    """The named-target directions of `languages` (those with an English name), from the first
+    `SOURCES` English sentences of the run."""
+    sources = [s["text"] for s in read_jsonl(Path(run) / "sentences.jsonl") if s["lang"] == "en"][:SOURCES]
+    if not sources:
+        raise LangneuronsError(f"method named: {run} has no English sentences to build prompts from; "
+                               "find with English among --languages")
+    named = [language for language in languages if language != "en"]
+    if progress:
+        console.print(f"named-target directions of {', '.join(named)} over {len(sources)} English sentences")
+    paper = last_token_states(loaded, blocks, [PAPER_PROMPT.format(source=s) for s in sources], progress=progress)
+    vectors = [last_token_states(loaded, blocks, [NAMED_PROMPT.format(name=language_name(language), source=s)
+                                                  for s in sources], progress=progress) - paper
+               for language in named]
+    return NamedDirections(tuple(named), blocks, np.stack(vectors).astype(np.float32))
