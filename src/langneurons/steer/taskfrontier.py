@@ -122,9 +122,9 @@ def task_grid(steerable: Steerable, language: str, names_target: bool = True, ta
     paper's translation prompt) also gets each opening with a start rule joined by 4,000 units on its
     last 4 tokens ("Target Language:"), which carry the task there, with and without the direction added
     (α 0.02, blocks 2/3 to 9/10) on the rest of the answer, and at α 0.03 with the no-loops rule (at α
-    0.04 it loops answers in Spanish, Chinese and Japanese), and with the named-target direction (the
-    state that naming the language adds at the prompt's last token, α 1 or 2, at 2/5 of the depth) in
-    place of the direction on the answer, with the rule. An answer to a request (`task` "prompts")
+    0.04 it loops answers in Spanish, Chinese and Japanese). Every translation (named or not) also
+    gets the pair with the named-target direction (the state that naming the language adds at the
+    prompt's last token, α 1 or 2, at 2/5 of the depth) with the rule. An answer to a request (`task` "prompts")
     runs on for lines and drifts back to the prompt's language after a 2-token opening, so its openings
     are 4 and 6 tokens (the start rule on 4), its direction α 0.04 over the blocks from 2/3 to 9/10 of
     the depth, and the 4-token opening is also followed by that direction at α 0.01 or 0.02 on the rest
@@ -157,8 +157,8 @@ def task_grid(steerable: Steerable, language: str, names_target: bool = True, ta
         if requests and steerable.directions is not None:  # the opening, and the direction on the rest
             points += [Setting((opening(n, 4), on_answer(value)), Decoding(guard=True, no_loops=no_loops))
                        for no_loops in (False, True) for value in ("add:0.01", "add:0.02") for n in (2000, 4000)]
+        tail_edit = Intervention(language, min(4000, steerable.info.neurons), "both", "on_p50", "prompt-tail:4")
         if not names_target:
-            tail_edit = Intervention(language, min(4000, steerable.info.neurons), "both", "on_p50", "prompt-tail:4")
             pairs = [(opening(n, 2), tail_edit) for n in (2000, 4000)]
             if steerable.directions is not None:  # the pair, and the direction on the rest of the answer
                 pairs += [(opening(n, 2), tail_edit, on_answer("add:0.02")) for n in (2000, 4000)]
@@ -167,11 +167,12 @@ def task_grid(steerable: Steerable, language: str, names_target: bool = True, ta
             if steerable.directions is not None:  # a stronger direction, which needs the rule
                 points += [Setting((opening(n, 2), tail_edit, on_answer("add:0.03")), replace(started, no_loops=True))
                            for n in (2000, 4000)]
-            if "en" in steerable.info.languages:  # the pair, told at the prompt's end which language is meant
-                points += [Setting((opening(n, 2), tail_edit, named_target(language, steerable.info.blocks, alpha)),
-                                   replace(started, no_loops=True)) for alpha in (1, 2) for n in (2000, 4000)]
         elif not requests:  # a named translation: the started openings, also with no loops
             points += [Setting((opening(n, 2),), replace(started, no_loops=True)) for n in (2000, 4000)]
+        if not requests and "en" in steerable.info.languages:  # the pair, told at the prompt's end which
+            # language is meant (the named target's direction)
+            points += [Setting((opening(n, 2), tail_edit, named_target(language, steerable.info.blocks, alpha)),
+                               replace(started, no_loops=True)) for alpha in (1, 2) for n in (2000, 4000)]
     if steerable.activation is not None:
         from .steerable import method_defaults
 
