@@ -306,8 +306,11 @@ def test_the_default_task_search_holds_a_guarded_opening_and_keeps_its_guard_whe
     kinds = {(s.interventions[0].method, s.interventions[0].positions, s.decoding.guard) for s in grid}
     assert {("ap", "all", False), ("ap", "prompt-tail:8+generated", False), ("ap", "prefix:2", True),
             ("diffmean", "generated", False)} <= kinds
-    unlooped = [s for s in grid if s.decoding.no_loops]  # the started openings again, with no loops
+    unlooped = [s for s in grid if s.decoding.no_loops and len(s.interventions) == 1]  # the started openings again
     assert [(s.interventions[0].positions, s.decoding.start) for s in unlooped] == [("prefix:2", True)] * 2
+    told = [s for s in grid if len(s.interventions) == 3]  # the pair, told the language by the named target
+    assert [(s.interventions[2].method, s.interventions[2].value) for s in told] == \
+        [("named", "add:1")] * 2 + [("named", "add:2")] * 2 and all(s.decoding.no_loops for s in told)
     tails = [s for s in task_grid(steerable, "de", names_target=False) if len(s.interventions) > 1]
     assert [[iv.positions for iv in s.interventions] for s in tails] == \
         ([["prefix:2", "prompt-tail:4"]] * 2 + [["prefix:2", "prompt-tail:4", "generated"]] * 2) * 2 \
