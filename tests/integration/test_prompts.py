@@ -466,6 +466,11 @@ def test_a_request_search_scores_the_unforced_answers_carried_into_the_language_
     assert carrier(steerable, "de") == opening
     table, _ = task_frontier(steerable, study, progress=False)
     assert set(table.loc[table["kind"] == "carried", "carried_by"]) == {"unforced", opening.label}
+    current = table.loc[table["current_carrier"].fillna(False).astype(bool), "carried_by"]
+    assert list(current) == [opening.label]  # the report shows the bar of the current choice only
+    shown = summary(pd.read_csv(folder.parent / "de-prompts.csv"))["row"]
+    assert list(shown[shown.str.startswith("unforced, carried")]) == \
+        [f"unforced, carried into the language by {opening.label}"]
 
 
 def test_named_target_directions_are_what_naming_the_language_adds_at_the_prompts_last_token(steerable):

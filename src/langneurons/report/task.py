@@ -61,6 +61,8 @@ def summary(table: pd.DataFrame, split: str = "heldout") -> pd.DataFrame:
         if row["kind"] == "unforced":
             what = f"unforced, {named[row['prompt_style']]}"
         elif row["kind"] == "carried":
+            if not row.get("current_carrier", True):  # carried by an earlier named-translation choice
+                continue
             what = f"unforced, carried into the language by {row.get('carried_by') or 'the named translation'}"
         elif row["kind"] == "paper":
             what = f"paper's setting, {named[row['prompt_style']]}"

@@ -363,5 +363,8 @@ def score_task(steerable: Steerable, study: TaskStudy, progress: bool) -> tuple[
     save_interventions(steerable.run / "frontier" / f"{study.name}-recommended.json", setting,
                        steerable.info.fingerprint)
     table["recommended"] = (table["kind"] == "forced") & same_setting(table, best)
+    if "carried_by" in table:  # the bar carried by the RUN's current named-translation choice
+        table["current_carrier"] = (table["kind"] == "carried") & \
+            (table["carried_by"] == (carrier(steerable, study.language).label or "unforced"))
     write_table(table, steerable.run / "frontier" / f"{study.name}.csv")
     return table, best
