@@ -83,8 +83,8 @@ def last_token_states(loaded: LoadedModel, blocks: tuple[str, ...], texts: list[
         return fn
 
     rows = tokenizer(texts, add_special_tokens=True)["input_ids"]
-    with bar("named-target states", len(rows), progress) as shown, hooks(model, {name: keep(name) for name in blocks}), \
-            torch.inference_mode():
+    watched = {name: keep(name) for name in blocks}
+    with bar("named-target states", len(rows), progress) as shown, hooks(model, watched), torch.inference_mode():
         for lo in range(0, len(rows), batch_size):
             batch = rows[lo : lo + batch_size]
             width = max(len(r) for r in batch)

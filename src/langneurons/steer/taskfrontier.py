@@ -122,9 +122,9 @@ def task_grid(steerable: Steerable, language: str, names_target: bool = True, ta
     paper's translation prompt) also gets each opening with a start rule joined by 4,000 units on its
     last 4 tokens ("Target Language:"), which carry the task there, with and without the direction added
     (α 0.02, blocks 2/3 to 9/10) on the rest of the answer, and at α 0.03 with the no-loops rule (at α
-    0.04 it loops answers in Spanish, Chinese and Japanese). Every translation (named or not) also
-    gets the pair with the named-target direction (the state that naming the language adds at the
-    prompt's last token, α 1 or 2, at 2/5 of the depth) with the rule. An answer to a request (`task` "prompts")
+    0.04 it loops answers in Spanish, Chinese and Japanese). Every translation (named or not) also gets
+    the pair with the named-target direction (the state that naming the language adds at the prompt's
+    last token, α 1 or 2, at 2/5 of the depth) with the rule. An answer to a request (`task` "prompts")
     runs on for lines and drifts back to the prompt's language after a 2-token opening, so its openings
     are 4 and 6 tokens (the start rule on 4), its direction α 0.04 over the blocks from 2/3 to 9/10 of
     the depth, and the 4-token opening is also followed by that direction at α 0.01 or 0.02 on the rest
@@ -212,10 +212,9 @@ def score(steerable: Steerable, study: TaskStudy, style: str, kind: str, point: 
     path = folder / f"{key}.jsonl"
     records = current_samples(read_jsonl(path) if path.exists() else [])
     if not records:
-        prompts = study.prompts_of(style, split, steerable.loaded.tokenizer)
-        records = make() if make else prompt_records(steerable, point, prompts, list(study.seeds),
-                                                     study.sampling_or_default(), study.task, study.batch_size,
-                                                     progress)
+        records = make() if make else prompt_records(
+            steerable, point, study.prompts_of(style, split, steerable.loaded.tokenizer), list(study.seeds),
+            study.sampling_or_default(), study.task, study.batch_size, progress)
         write_jsonl(path, records)
     # the content score costs two passes per answer: a translation search ranks on chrF and skips it
     needed = study.task == "prompts" or split != study.choose
