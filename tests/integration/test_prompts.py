@@ -319,7 +319,8 @@ def test_the_default_task_search_holds_a_guarded_opening_and_keeps_its_guard_whe
     assert [s.decoding.no_loops for s in tails] == [False] * 4 + [True] * 10
     # the direction at α 0.02, and at 0.03 with the rule only; the named target at α 1 and 2
     assert [(s.interventions[2].method, s.interventions[2].value) for s in tails if len(s.interventions) == 3] == \
-        [("diffmean", "add:0.02")] * 4 + [("diffmean", "add:0.03")] * 2 + [("named", "add:1")] * 2 + [("named", "add:2")] * 2
+        [("diffmean", "add:0.02")] * 4 + [("diffmean", "add:0.03")] * 2 \
+        + [("named", "add:1")] * 2 + [("named", "add:2")] * 2
     requests = task_grid(steerable, "de", task="prompts")  # answers of several lines: longer openings
     assert sorted({s.interventions[0].positions for s in requests if s.decoding.guard}) == ["prefix:4", "prefix:6"]
     assert {s.interventions[0].positions for s in requests if s.decoding.start} == {"prefix:4"}
@@ -477,11 +478,12 @@ def test_named_target_directions_are_what_naming_the_language_adds_at_the_prompt
     import numpy as np
 
     from langneurons.io import read_jsonl
-    from langneurons.steer.named import FILE, SOURCES, NamedDirections
+    from langneurons.steer.named import FILE, SOURCES, NamedDirections, nameable
     from langneurons.steer.prompts import NAMED_PROMPT, PAPER_PROMPT
 
     named = steerable.named_directions()
     assert (steerable.run / FILE).exists()
+    assert nameable(["en", "de", "xx"]) == ["de"]  # a language without an English name gets no direction
     assert named.languages == tuple(lang for lang in steerable.info.languages if lang != "en")
     model, tok = steerable.loaded.model, steerable.loaded.tokenizer
 

@@ -247,10 +247,10 @@ def resolve(interventions: list[Intervention], expertise: pd.DataFrame | None, w
         clamp = parse_strength(iv.value)[0] == "clamp"
         vectors = named_shifts(iv, named) if iv.method == "named" else \
             (floors if clamp else shift_vectors)(iv, directions)
-        blocks = named.blocks if iv.method == "named" else directions.blocks
+        source = named if iv.method == "named" else directions  # the block names and hidden width
         for block, edit in vectors.items():
-            name = blocks[block]
-            widths = {**widths, name: len(edit) if iv.method == "named" else directions.hidden}
+            name = source.blocks[block]
+            widths = {**widths, name: source.hidden}
             if clamp:
                 lifted[name, iv.positions] = edit
                 continue

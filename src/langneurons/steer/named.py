@@ -23,11 +23,16 @@ from ..io import disk_errors, read_jsonl
 from ..model import LoadedModel, input_device
 from ..progress import bar, console
 from ..schema import SCHEMAS
-from .prompts import NAMED_PROMPT, PAPER_PROMPT, language_name
+from .prompts import LANGUAGE_NAMES, NAMED_PROMPT, PAPER_PROMPT, language_name
 
 FILE = "named_directions.npz"
 SOURCES = 200  # English sentences the means are taken over
 DEPTH = 0.4  # the default block, as a share of the depth (7 of Gemma-3-270M's 18)
+
+
+def nameable(languages: list[str]) -> list[str]:
+    """The languages a prompt can name as a target (not English, and with a known English name)."""
+    return [language for language in languages if language != "en" and language in LANGUAGE_NAMES]
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,10 @@ class NamedDirections:
     languages: tuple[str, ...]
     blocks: tuple[str, ...]
     vectors: np.ndarray  # [languages, blocks, hidden] float32
+
+    @property
+    def hidden(self) -> int:
+        return int(self.vectors.shape[-1])
 
     def vector(self, language: str, block: int) -> np.ndarray:
         if language not in self.languages:
@@ -103,7 +112,7 @@ def compute(loaded: LoadedModel, run: Path, blocks: tuple[str, ...], languages: 
     if not sources:
         raise LangneuronsError(f"method named: {run} has no English sentences to build prompts from; "
                                "find with English among --languages")
-    named = [language for language in languages if language != "en"]
+    named = nameable(languages)
     if progress:
         console.print(f"named-target directions of {', '.join(named)} over {len(sources)} English sentences")
     paper = last_token_states(loaded, blocks, [PAPER_PROMPT.format(source=s) for s in sources], progress=progress)

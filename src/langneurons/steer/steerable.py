@@ -45,7 +45,7 @@ from .generate import (
 )
 from .intervene import Intervention
 from .lines import english_leakage, line_pass_rate
-from .named import NamedDirections, compute
+from .named import NamedDirections, compute, nameable
 from .prompts import PAPER_PROMPT, translation_prompts
 from .rules import sentence_starts
 
@@ -108,7 +108,7 @@ class Steerable:
         """The run's named-target directions (steer/named.py), computed and stored on first use."""
         if self.named is None:
             self.named = NamedDirections.read(self.run)
-        if self.named is None or not set(self.info.languages) - {"en"} <= set(self.named.languages):
+        if self.named is None or not set(nameable(self.info.languages)) <= set(self.named.languages):
             path, blocks = find_blocks(self.loaded.model)
             names = tuple(f"{path}.{i}" if path else str(i) for i in range(len(blocks)))
             self.named = compute(self.loaded, self.run, names, list(self.info.languages))

@@ -17,6 +17,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import pandas as pd
 
@@ -31,6 +32,7 @@ from .frontier import paper_setting, setting_of
 from .generate import Sampling
 from .intervene import Intervention, Setting, load_interventions, save_interventions
 from .named import DEPTH as NAMED_DEPTH
+from .named import nameable
 from .pareto import UNEDITED, fill_setting_columns, pareto_front, same_setting, within_shape
 from .prompts import NAMED_PROMPT, Prompt, in_split, language_name, load_prompts, templated, translation_prompts
 from .steerable import Steerable, current_samples, current_score, sample_record
@@ -169,8 +171,8 @@ def task_grid(steerable: Steerable, language: str, names_target: bool = True, ta
                            for n in (2000, 4000)]
         elif not requests:  # a named translation: the started openings, also with no loops
             points += [Setting((opening(n, 2),), replace(started, no_loops=True)) for n in (2000, 4000)]
-        if not requests and "en" in steerable.info.languages:  # the pair, told at the prompt's end which
-            # language is meant (the named target's direction)
+        if not requests and "en" in steerable.info.languages and nameable([language]):  # the pair, told at the
+            # prompt's end which language is meant (the named target's direction)
             points += [Setting((opening(n, 2), tail_edit, named_target(language, steerable.info.blocks, alpha)),
                                replace(started, no_loops=True)) for alpha in (1, 2) for n in (2000, 4000)]
     if steerable.activation is not None:
@@ -198,6 +200,11 @@ def row_key(style: str, kind: str, point: Setting, split: str, limit: int | None
     return f"{style}-{label}-{split}" + ("" if limit is None else f"-first{limit}")
 
 
+def samples_path(steerable: Steerable, study: TaskStudy, style: str, kind: str, point: Setting, split: str) -> Path:
+    """Where a row's samples are kept, beside its scores (RUN/frontier/<study>/<key>.jsonl)."""
+    return steerable.run / "frontier" / study.name / f"{row_key(style, kind, point, split, study.limit)}.jsonl"
+
+
 def score(steerable: Steerable, study: TaskStudy, style: str, kind: str, point: Setting, split: str,
           progress: bool, make: Callable[[], list[dict]] | None = None) -> dict:
     """One point (or the unforced model) on one prompt style and part: samples (`make`'s, else answers
@@ -209,7 +216,7 @@ def score(steerable: Steerable, study: TaskStudy, style: str, kind: str, point: 
         return row
     console.print(f"{study.name} {key}")
     started = time.perf_counter()
-    path = folder / f"{key}.jsonl"
+    path = samples_path(steerable, study, style, kind, point, split)
     records = current_samples(read_jsonl(path) if path.exists() else [])
     if not records:
         records = make() if make else prompt_records(
@@ -243,8 +250,7 @@ def carry(steerable: Steerable, study: TaskStudy, split: str, progress: bool) ->
     The content score asks the unedited model for an English request, so an English answer keeps a
     head start that no answer in the target language has; steered answers are read against this bar."""
     score(steerable, study, "given", "unforced", Setting(), split, progress)  # its answers, written once
-    answers = read_jsonl(steerable.run / "frontier" / study.name /
-                         f"{row_key('given', 'unforced', Setting(), split, study.limit)}.jsonl")
+    answers = read_jsonl(samples_path(steerable, study, "given", "unforced", Setting(), split))
     setting = carrier(steerable, study.language)
 
     def make() -> list[dict]:
