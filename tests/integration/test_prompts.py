@@ -321,18 +321,20 @@ def test_the_default_task_search_holds_a_guarded_opening_and_keeps_its_guard_whe
     assert [(s.interventions[2].method, s.interventions[2].value) for s in tails if len(s.interventions) == 3] == \
         [("diffmean", "add:0.02")] * 4 + [("diffmean", "add:0.03")] * 2 \
         + [("named", "add:1")] * 2 + [("named", "add:2")] * 2
+    lape, _ = method_defaults(steerable, "lape", "de", None, None)
     requests = task_grid(steerable, "de", task="prompts")  # answers of several lines: longer openings
-    assert sorted({s.interventions[0].positions for s in requests if s.decoding.guard}) == ["prefix:4", "prefix:6"]
-    assert {s.interventions[0].positions for s in requests if s.decoding.start} == {"prefix:4"}
+    assert {s.interventions[0].positions for s in requests if s.decoding.guard} == {"prefix:4"}
+    assert not any(s.decoding.start for s in requests)
     direction = next(s.interventions[0] for s in requests if s.interventions[0].method == "diffmean")
     assert (direction.value, direction.positions, direction.restore_norm) == ("add:0.04", "generated", False)
-    followed = [s for s in requests if len(s.interventions) == 2]  # the opening, then the direction lightly
-    assert [[iv.positions for iv in s.interventions] for s in followed] == [["prefix:4", "generated"]] * 8
-    assert [s.interventions[1].value for s in followed] == (["add:0.01"] * 2 + ["add:0.02"] * 2) * 2
-    assert [s.decoding.no_loops for s in followed] == [False] * 4 + [True] * 4
+    followed = [s for s in requests if len(s.interventions) > 1]  # the opening, then the direction lightly
+    assert [[iv.positions for iv in s.interventions] for s in followed] == \
+        [["prefix:4", "generated"]] * 4 + [["prefix:4", "prompt-tail:1", "generated"]] * 8
+    assert [s.interventions[-1].value for s in followed] == (["add:0.01"] * 2 + ["add:0.02"] * 2) * 3
+    assert [s.interventions[1].value for s in followed[4:]] == ["add:1"] * 4 + ["add:1.5"] * 4
+    assert all(s.decoding.guard and s.decoding.no_loops for s in followed)
     assert not any(s.decoding.no_loops for s in requests if len(s.interventions) == 1)
-    assert all(s.decoding.guard for s in followed)
-    lape, _ = method_defaults(steerable, "lape", "de", None, None)
+    assert len(requests) == 19 - (lape == 0)
     assert (("lape", "generated", False) in kinds) == (lape > 0)  # a language without LAPE units goes without
     opening = next(s for s in grid if s.decoding.guard)
     study = TaskStudy("de", "translation", named=True, points=(opening,), limit=2,

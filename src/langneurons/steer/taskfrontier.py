@@ -127,12 +127,12 @@ def task_grid(steerable: Steerable, language: str, names_target: bool = True, ta
     0.04 it loops answers in Spanish, Chinese and Japanese). Every translation (named or not) also gets
     the pair with the named-target direction (the state that naming the language adds at the prompt's
     last token, α 1 or 2, at 2/5 of the depth) with the rule. An answer to a request (`task` "prompts")
-    runs on for lines and drifts back to the prompt's language after a 2-token opening, so its openings
-    are 4 and 6 tokens (the start rule on 4), its direction α 0.04 over the blocks from 2/3 to 9/10 of
-    the depth, and the 4-token opening is also followed by that direction at α 0.01 or 0.02 on the rest
-    of the answer. The points that most often met the goals, the named translation's started openings,
-    the pair and the request opening with the direction, come again with the no-loops rule: greedy
-    answers and answers written by the unedited model after an opening can fall into a loop. Why each,
+    runs on for lines and drifts back to the prompt's language after a 2-token opening, so its opening
+    is 4 tokens, its direction α 0.04 over the blocks from 2/3 to 9/10 of the depth, and the opening is
+    also followed by that direction at α 0.01 or 0.02 on the rest of the answer, with and without the
+    named-target direction (α 1 or 1.5) at the prompt's last token, all with the no-loops rule. The
+    named translation's started openings come again with the no-loops rule too: greedy answers and
+    answers written by the unedited model after an opening can fall into a loop. Why each,
     and what left the grid: docs/steering.md. Units the run lacks are left out."""
     answer = "generated"
     requests = task == "prompts"
@@ -149,16 +149,25 @@ def task_grid(steerable: Steerable, language: str, names_target: bool = True, ta
               (2000, "both", "mix:0.3", "all")]
         points += [Setting((Intervention(language, min(n, steerable.info.neurons), selection, value, pos),))
                    for n, selection, value, pos in ap]
-        lengths, start_lengths = ((4, 6), (4,)) if requests else ((2,), (2,))
+        told = "en" in steerable.info.languages and bool(nameable([language]))  # a named target exists
 
         def opening(n: int, k: int) -> Intervention:
             return Intervention(language, min(n, steerable.info.neurons), "both", "on_p50", f"prefix:{k}")
 
-        points += [Setting((opening(n, k),), started if start else Decoding(guard=True))
-                   for start in (False, True) for k in (start_lengths if start else lengths) for n in (2000, 4000)]
-        if requests and steerable.directions is not None:  # the opening, and the direction on the rest
-            points += [Setting((opening(n, 4), on_answer(value)), Decoding(guard=True, no_loops=no_loops))
-                       for no_loops in (False, True) for value in ("add:0.01", "add:0.02") for n in (2000, 4000)]
+        if requests:  # the opening alone; with the direction on the rest; also told the language at the
+            # prompt's end (the named target)
+            points += [Setting((opening(n, 4),), Decoding(guard=True)) for n in (2000, 4000)]
+            unlooped = Decoding(guard=True, no_loops=True)
+            if steerable.directions is not None:
+                points += [Setting((opening(n, 4), on_answer(value)), unlooped)
+                           for value in ("add:0.01", "add:0.02") for n in (2000, 4000)]
+                if told:
+                    points += [Setting((opening(n, 4), named_target(language, steerable.info.blocks, alpha),
+                                        on_answer(value)), unlooped)
+                               for alpha in (1, 1.5) for value in ("add:0.01", "add:0.02") for n in (2000, 4000)]
+        else:
+            points += [Setting((opening(n, 2),), started if start else Decoding(guard=True))
+                       for start in (False, True) for n in (2000, 4000)]
         tail_edit = Intervention(language, min(4000, steerable.info.neurons), "both", "on_p50", "prompt-tail:4")
         if not names_target:
             pairs = [(opening(n, 2), tail_edit) for n in (2000, 4000)]
@@ -171,7 +180,7 @@ def task_grid(steerable: Steerable, language: str, names_target: bool = True, ta
                            for n in (2000, 4000)]
         elif not requests:  # a named translation: the started openings, also with no loops
             points += [Setting((opening(n, 2),), replace(started, no_loops=True)) for n in (2000, 4000)]
-        if not requests and "en" in steerable.info.languages and nameable([language]):  # the pair, told at the
+        if not requests and told:  # the pair, told at the
             # prompt's end which language is meant (the named target's direction)
             points += [Setting((opening(n, 2), tail_edit, named_target(language, steerable.info.blocks, alpha)),
                                replace(started, no_loops=True)) for alpha in (1, 2) for n in (2000, 4000)]
