@@ -277,10 +277,11 @@ def test_task_frontier_scores_baselines_chooses_on_one_part_and_reports_on_the_o
     assert set(held.loc[held["kind"] == "forced", "prompt_style"]) == {"paper", "named"}  # named + steered
     assert held["recommended"].sum() == 2 and choose["recommended"].sum() == 1
     assert (table["samples"] == 3).all()
-    for column in ("chrf", "lpr", "degenerate_share", "generated_ppl", "on_front"):
+    for column in ("chrf", "lpr", "degenerate_share", "on_front"):
         assert table[column].notna().all(), column
-    searched = table["split"] == "choose"  # ranked on chrF: no content score
-    assert table.loc[~searched, "content"].notna().all() and table.loc[searched, "content"].isna().all()
+    searched = table["split"] == "choose"  # ranked on chrF: no content score, and no perplexity
+    for column in ("content", "generated_ppl"):
+        assert table.loc[~searched, column].notna().all() and table.loc[searched, column].isna().all(), column
     saved = load_interventions(steerable.run / "frontier" / "de-translation-recommended.json")
     assert saved.interventions[0].positions == best["positions"]
     again, _ = task_frontier(steerable, study, progress=False)  # read back, nothing generated again

@@ -50,18 +50,19 @@ def content_template(mode: str, language: str) -> str:
 
 
 def task_scores(records: list[dict], language: str, steerable: Steerable | None = None,
-                batch_size: int = 16, content: bool = True) -> dict:
+                batch_size: int = 16, content: bool = True, ppl: bool = True) -> dict:
     """Every score of a set of prompted samples: those of `score_cell` (share, line-level pass rate,
     leakage, fluency, chrF/BLEU when every record has a reference) and, with the run's model, the
-    answers' perplexity and the content score (of the source, else the prompt)."""
+    answers' perplexity (`ppl`) and the content score (`content`; of the source, else the prompt)."""
     references = [r["reference"] for r in records] if records and all("reference" in r for r in records) else None
     texts = [r["text"] for r in records]
     row = score_cell(records, language, references)
     if steerable is None:
         return row
     lm = steerable.loaded
-    written = [t for t in texts if t.strip()]
-    row["generated_ppl"] = perplexity(lm.model, lm.tokenizer, written, batch_size=batch_size) if written else np.inf
+    if ppl:
+        written = [t for t in texts if t.strip()]
+        row["generated_ppl"] = perplexity(lm.model, lm.tokenizer, written, batch_size=batch_size) if written else np.inf
     sources = [r.get("source") or r.get("prompt") for r in records]  # a user's prompt is its own source
     if content and records and all(sources):
         template = content_template(records[0].get("mode", "prompts"), language)

@@ -232,9 +232,11 @@ def score(steerable: Steerable, study: TaskStudy, style: str, kind: str, point: 
             steerable, point, study.prompts_of(style, split, steerable.loaded.tokenizer), list(study.seeds),
             study.sampling_or_default(), study.task, study.batch_size, progress)
         write_jsonl(path, records)
-    # the content score costs two passes per answer: a translation search ranks on chrF and skips it
-    needed = study.task == "prompts" or split != study.choose
-    scores = task_scores(records, study.language, steerable, content=needed)
+    # what the choice does not rank on is scored on the reported (held-out) part only: the answers'
+    # perplexity, and for translations (ranked on chrF) the content score, which costs two passes
+    reported = split != study.choose
+    scores = task_scores(records, study.language, steerable, content=study.task == "prompts" or reported,
+                         ppl=reported)
     forced = kind not in UNEDITED
     columns = {**point.columns(), "interventions": json.dumps([iv.to_dict() for iv in point.interventions])} \
         if forced else {**Setting((Intervention(study.language, 0),)).columns(), "value": "none",
