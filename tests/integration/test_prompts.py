@@ -208,6 +208,10 @@ def test_generate_cli_answers_prompts_with_a_stop_and_sampling_options(saved_run
     assert result.exit_code == 0, result.output
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["prompt_id"] for r in records] == ["q1", "q1", "q2", "q2"] and all("\nQ:" not in r["text"] for r in records)
+    plain = CliRunner().invoke(app, ["evaluate", str(out), "-l", "de"])
+    scored = CliRunner().invoke(app, ["evaluate", str(out), "-l", "de", "--run", str(steerable.run), "--device", "cpu"])
+    assert plain.exit_code == 0 and "lpr" in plain.output and "content" not in plain.output, plain.output
+    assert scored.exit_code == 0 and "content:" in scored.output and "generated_ppl" in scored.output, scored.output
     bad = CliRunner().invoke(app, ["generate", str(steerable.run), "-l", "de", "--prompts", str(tmp_path / "p.jsonl"),
                                    "--chat-template", "--out", str(out)])
     assert bad.exit_code == 2 and "no chat template" in bad.output

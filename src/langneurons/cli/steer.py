@@ -239,10 +239,15 @@ def generate(
 def evaluate(
     samples: Path = typer.Argument(..., help="JSONL written by `langneurons generate`"),
     language: str = typer.Option(..., "--language", "-l", help="the target language"),
+    run: Path | None = typer.Option(None, "--run", help="a RUN folder: also the answers' perplexity and, for "
+                                    "answers to prompts, the content score, both under its model unedited"),
+    device: str = DEVICE,
 ) -> None:
-    """Target-language share and language distribution; chrF/BLEU when samples carry references."""
+    """Target-language share and language distribution, line-level pass rate, leakage and fluency;
+    chrF/BLEU when samples carry references; with --run, perplexity and the reference-free content score."""
     from ..data import parse_json_line, read_lines
-    from ..steer.steerable import score_cell
+    from ..steer.steerable import open_run, score_cell
+    from ..steer.task import task_scores
 
     if not samples.is_file():
         raise LangneuronsError(f"{samples}: no such file")
@@ -256,7 +261,7 @@ def evaluate(
     if not records:
         raise LangneuronsError(f"{samples}: no samples in the file; write some with `langneurons generate`")
     refs = [r["reference"] for r in records] if all("reference" in r for r in records) else None
-    row = score_cell(records, language, refs)
+    row = task_scores(records, language, open_run(run, device)) if run else score_cell(records, language, refs)
     for key, value in row.items():
         typer.echo(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
 
