@@ -154,8 +154,7 @@ def task_grid(steerable: Steerable, language: str, names_target: bool = True, ta
         def opening(n: int, k: int) -> Intervention:
             return Intervention(language, min(n, steerable.info.neurons), "both", "on_p50", f"prefix:{k}")
 
-        if requests:  # the opening alone; with the direction on the rest; also told the language at the
-            # prompt's end (the named target)
+        if requests:  # the opening alone, then with the direction on the rest, then also with the named target
             points += [Setting((opening(n, 4),), Decoding(guard=True)) for n in (2000, 4000)]
             unlooped = Decoding(guard=True, no_loops=True)
             if steerable.directions is not None:
@@ -180,8 +179,7 @@ def task_grid(steerable: Steerable, language: str, names_target: bool = True, ta
                            for n in (2000, 4000)]
         elif not requests:  # a named translation: the started openings, also with no loops
             points += [Setting((opening(n, 2),), replace(started, no_loops=True)) for n in (2000, 4000)]
-        if not requests and told:  # the pair, told at the
-            # prompt's end which language is meant (the named target's direction)
+        if not requests and told:  # the pair, told at the prompt's end which language is meant
             points += [Setting((opening(n, 2), tail_edit, named_target(language, steerable.info.blocks, alpha)),
                                replace(started, no_loops=True)) for alpha in (1, 2) for n in (2000, 4000)]
     if steerable.activation is not None:
