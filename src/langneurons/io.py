@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pa_csv
@@ -59,6 +60,15 @@ def write_text(path: Path, text: str) -> None:
 
 def write_bytes(path: Path, data: bytes) -> None:
     atomic_write(path, lambda tmp: tmp.write_bytes(data))
+
+
+def write_npz(path: Path, **arrays: np.ndarray) -> None:
+    """Arrays saved as one .npz, atomically (np.savez is given an open file, so it adds no suffix)."""
+    def save(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, **arrays)
+
+    atomic_write(path, save)
 
 
 def write_json(path: Path, obj: object) -> None:

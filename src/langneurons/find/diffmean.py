@@ -31,7 +31,7 @@ import pandas as pd
 
 from ..data import LabelSet
 from ..errors import LangneuronsError
-from ..io import disk_errors, write_table
+from ..io import write_npz, write_table
 from ..schema import SCHEMAS, migrate
 from ..sites import Site, Sites
 from .store import ResponseStore
@@ -85,14 +85,10 @@ class Directions:
         return table[self.languages.index(language), block]
 
     def write(self, run: Path) -> None:
-        path = Path(run) / FILE
-        tmp = path.with_name(f".{path.name}.tmp.npz")
-        with disk_errors(path):
-            np.savez(tmp, schema=np.int64(SCHEMAS["diffmean"]), languages=np.array(self.languages),
-                     blocks=np.array(self.blocks), diffmean=self.diffmean, recover=self.recover,
-                     typical_norm=self.typical_norm, pooled_norm=self.pooled_norm,
-                     **({} if self.means is None else {"means": self.means}))
-            tmp.replace(path)
+        write_npz(Path(run) / FILE, schema=np.int64(SCHEMAS["diffmean"]), languages=np.array(self.languages),
+                  blocks=np.array(self.blocks), diffmean=self.diffmean, recover=self.recover,
+                  typical_norm=self.typical_norm, pooled_norm=self.pooled_norm,
+                  **({} if self.means is None else {"means": self.means}))
         write_table(self.summary(), Path(run) / SUMMARY)
 
     def summary(self) -> pd.DataFrame:

@@ -19,7 +19,7 @@ import torch
 
 from ..errors import LangneuronsError
 from ..hooks import hooks
-from ..io import disk_errors, read_jsonl
+from ..io import read_jsonl, write_npz
 from ..model import LoadedModel, input_device
 from ..progress import bar, console
 from ..schema import SCHEMAS
@@ -56,12 +56,8 @@ class NamedDirections:
         return self.vectors[self.languages.index(language), block]
 
     def write(self, run: Path) -> None:
-        path = Path(run) / FILE
-        tmp = path.with_name(f".{path.name}.tmp.npz")
-        with disk_errors(path):
-            np.savez(tmp, schema=np.int64(SCHEMAS["named"]), languages=np.array(self.languages),
-                     blocks=np.array(self.blocks), vectors=self.vectors)
-            tmp.replace(path)
+        write_npz(Path(run) / FILE, schema=np.int64(SCHEMAS["named"]), languages=np.array(self.languages),
+                  blocks=np.array(self.blocks), vectors=self.vectors)
 
     @classmethod
     def read(cls, run: Path) -> "NamedDirections | None":
