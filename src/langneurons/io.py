@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
@@ -69,6 +70,10 @@ def write_npz(path: Path, **arrays: np.ndarray) -> None:
             np.savez(handle, **arrays)
 
     atomic_write(path, save)
+
+
+# what np.load raises on an npz that is truncated, overwritten or missing an array
+NPZ_DAMAGE = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
 
 
 def write_json(path: Path, obj: object) -> None:

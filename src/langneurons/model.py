@@ -25,6 +25,7 @@ from .sites import (
     ATTENTION_WORDS,
     Site,
     Sites,
+    block_name,
     feeding_sites,
 )
 
@@ -296,6 +297,16 @@ def pad_batch(ids: list, pad_id: int, device: torch.device) -> tuple[torch.Tenso
     return input_ids.to(device), mask.to(device)
 
 
+def left_pad(ids: list[list[int]], pad_id: int, device: torch.device
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Left-pad token id sequences so every row ends at the last position: ids, attention mask and
+    position ids (counted from each row's first real token)."""
+    width = max(len(seq) for seq in ids)
+    input_ids = torch.tensor([[pad_id] * (width - len(seq)) + list(seq) for seq in ids], device=device)
+    mask = torch.tensor([[0] * (width - len(seq)) + [1] * len(seq) for seq in ids], device=device)
+    return input_ids, mask, (mask.cumsum(-1) - 1).clamp(min=0)
+
+
 # Finding the neuron sites: the block list is found generically (the largest ModuleList of
 # identical blocks), never by a per-architecture name table; GPT-2 style models use `Conv1D`.
 
@@ -342,7 +353,7 @@ def discover_sites(model: nn.Module) -> Sites:
             if width is None:
                 continue
             kind = "attention" if any(w in local.lower() for w in ATTENTION_WORDS) else "mlp"
-            name = f"{blocks_path}.{index}.{local}" if blocks_path else f"{index}.{local}"
+            name = f"{block_name(blocks_path, index)}.{local}"
             sites.append(Site(name, index, local, kind, width, offset))
             offset += width
     if not sites:
@@ -388,7 +399,7 @@ def activation_sites(model: nn.Module, linear: Sites | None = None) -> Sites:
     for index, block in enumerate(blocks):
         found = [(local, m) for local, m in block.named_modules() if is_activation(m)
                  and not any(w in local.lower() for w in ATTENTION_WORDS)]
-        prefix = f"{blocks_path}.{index}" if blocks_path else str(index)
+        prefix = block_name(blocks_path, index)
         if len(found) != 1:
             names = ", ".join(local for local, _ in found)
             what = f"{len(found)} activation modules ({names})" if found else "no activation module"

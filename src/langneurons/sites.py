@@ -19,6 +19,11 @@ ACTIVATION_WORDS = ("act", "gelu", "relu", "silu", "swish", "tanh", "sigmoid", "
 ACTIVATION = "activation"  # the `kind` of an activation site
 
 
+def block_name(blocks_path: str, index: int) -> str:
+    """The full module path of decoder block `index` (a bare index when the blocks sit at the root)."""
+    return f"{blocks_path}.{index}" if blocks_path else str(index)
+
+
 @dataclass(frozen=True)
 class Site:
     """One linear module whose output features are neurons."""

@@ -92,6 +92,11 @@ def test_all_is_ap_lape_diffmean_in_one_pass_and_resumes(corpus_dir, tmp_path):
     again, calls = counted_find(tmp_path / "all", corpus_dir, loaded, "all")
     assert calls == 0 and again.timings["sentences_computed"] == 0
     np.testing.assert_array_equal(first.diffmean, Directions.read(tmp_path / "all").diffmean)
+    stored = (tmp_path / "all" / "diffmean.npz").read_bytes()
+    (tmp_path / "all" / "diffmean.npz").write_bytes(stored[: len(stored) // 2])  # truncated from outside
+    with pytest.raises(LangneuronsError, match="diffmean.npz is damaged"):
+        Directions.read(tmp_path / "all")
+    (tmp_path / "all" / "diffmean.npz").write_bytes(stored)
     # both → all records only the residual store, in one pass over the stored rows
     info, calls = counted_find(tmp_path / "both", corpus_dir, loaded, "all")
     assert calls == 6 and info.method == "all"

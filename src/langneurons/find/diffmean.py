@@ -31,9 +31,9 @@ import pandas as pd
 
 from ..data import LabelSet
 from ..errors import LangneuronsError
-from ..io import write_npz, write_table
+from ..io import NPZ_DAMAGE, write_npz, write_table
 from ..schema import SCHEMAS, migrate
-from ..sites import Site, Sites
+from ..sites import Site, Sites, block_name
 from .store import ResponseStore
 
 RESIDUAL = "residual"  # the `kind` of a block-output site
@@ -45,7 +45,7 @@ VARIANTS = ("diffmean", "recover")
 
 def residual_sites(blocks_path: str, n_blocks: int, hidden: int) -> Sites:
     """One site per decoder block: its output hidden state, `hidden` wide."""
-    sites = tuple(Site(f"{blocks_path}.{i}" if blocks_path else str(i), i, "", RESIDUAL, hidden, i * hidden)
+    sites = tuple(Site(block_name(blocks_path, i), i, "", RESIDUAL, hidden, i * hidden)
                   for i in range(n_blocks))
     return Sites(blocks_path, n_blocks, sites)
 
@@ -117,7 +117,7 @@ class Directions:
                            data["diffmean"].astype(np.float32), data["recover"].astype(np.float32),
                            data["typical_norm"].astype(np.float32), data["pooled_norm"].astype(np.float32),
                            data["means"].astype(np.float32) if "means" in data.files else None)
-        except (OSError, ValueError, KeyError) as exc:
+        except NPZ_DAMAGE as exc:
             raise LangneuronsError(f"{path} is damaged ({exc}); rerun `langneurons find --method all "
                                    f"--out {run}`") from None
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..model import context_length, input_device, pad_batch
+from ..model import context_length, input_device, left_pad, pad_batch
 from .apply import Plan, steer
 from .lines import detector
 
@@ -172,10 +172,8 @@ def target_logprobs(model: nn.Module, tokenizer, contexts: list[str], targets: l
     scores = np.zeros(len(rows))
     for lo in range(0, len(rows), batch_size):
         batch = rows[lo : lo + batch_size]
-        width, last = max(len(r) for r, _ in batch), max(n for _, n in batch)
-        ids = torch.tensor([[pad] * (width - len(r)) + r for r, _ in batch], device=device)
-        mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r, _ in batch], device=device)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        last = max(n for _, n in batch)
+        ids, mask, positions = left_pad([r for r, _ in batch], pad, device)
         logits = model(input_ids=ids, attention_mask=mask, position_ids=positions,
                        **({"logits_to_keep": last + 1} if keep else {})).logits[:, -(last + 1) : -1].float()
         picked = torch.log_softmax(logits, -1).gather(-1, ids[:, -last:, None].to(logits.device)).squeeze(-1)

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..model import context_length, input_device
+from ..model import context_length, input_device, left_pad
 from ..progress import bar
 from .apply import Plan, steer
 from .rules import (
@@ -129,11 +129,9 @@ def generate_batch(model: nn.Module, tokenizer, prompts: list[list[int]], seeds:
                    sampling: Sampling, plan: Plan | None = None) -> list[list[int]]:
     """New token ids for each prompt (left-padded into one batch), stopping at EOS/newline/a stop string."""
     device = input_device(model)
-    width = max(len(p) for p in prompts)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    input_ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=device)
-    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    input_ids, mask, positions = left_pad(prompts, pad, device)
+    width = input_ids.shape[1]
     rngs = [np.random.default_rng(seed) for seed in seeds]
     eos = eos_ids(tokenizer)
     newline_cache: dict[int, bool] = {}

@@ -19,8 +19,8 @@ import torch
 
 from ..errors import LangneuronsError
 from ..hooks import hooks
-from ..io import read_jsonl, write_npz
-from ..model import LoadedModel, input_device
+from ..io import NPZ_DAMAGE, read_jsonl, write_npz
+from ..model import LoadedModel, input_device, left_pad
 from ..progress import bar, console
 from ..schema import SCHEMAS
 from .prompts import LANGUAGE_NAMES, NAMED_PROMPT, PAPER_PROMPT, language_name
@@ -61,15 +61,19 @@ class NamedDirections:
 
     @classmethod
     def read(cls, run: Path) -> "NamedDirections | None":
-        """The stored directions, or None when there are none of this version."""
+        """The stored directions, or None when there are none of this version or the file is damaged:
+        they are a cache, computed again on first use."""
         path = Path(run) / FILE
         if not path.exists():
             return None
-        with np.load(path) as data:
-            if int(data["schema"]) != SCHEMAS["named"]:
-                return None
-            return cls(tuple(str(x) for x in data["languages"]), tuple(str(x) for x in data["blocks"]),
-                       data["vectors"])
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                if int(data["schema"]) != SCHEMAS["named"]:
+                    return None
+                return cls(tuple(str(x) for x in data["languages"]), tuple(str(x) for x in data["blocks"]),
+                           data["vectors"])
+        except NPZ_DAMAGE:
+            return None
 
 
 def last_token_states(loaded: LoadedModel, blocks: tuple[str, ...], texts: list[str],
@@ -92,10 +96,8 @@ def last_token_states(loaded: LoadedModel, blocks: tuple[str, ...], texts: list[
     with bar("named-target states", len(rows), progress) as shown, hooks(model, watched), torch.inference_mode():
         for lo in range(0, len(rows), batch_size):
             batch = rows[lo : lo + batch_size]
-            width = max(len(r) for r in batch)
-            ids = torch.tensor([[pad] * (width - len(r)) + r for r in batch], device=device)
-            mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in batch], device=device)
-            model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0))
+            ids, mask, positions = left_pad(batch, pad, device)
+            model(input_ids=ids, attention_mask=mask, position_ids=positions)
             shown.advance(len(batch))
     return torch.stack([total[name] for name in blocks]).numpy() / len(rows)
 

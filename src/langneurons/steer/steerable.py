@@ -25,6 +25,7 @@ from ..find.info import RunInfo, load_run
 from ..find.tables import lape_sizes, load_activation
 from ..io import read_jsonl, write_jsonl
 from ..model import LoadedModel, find_blocks, load_model
+from ..sites import block_name
 from ..schema import SCHEMAS, migrate
 from .apply import Plan, resolve
 from .decoding import Decoding
@@ -110,7 +111,7 @@ class Steerable:
             self.named = NamedDirections.read(self.run)
         if self.named is None or not set(nameable(self.info.languages)) <= set(self.named.languages):
             path, blocks = find_blocks(self.loaded.model)
-            names = tuple(f"{path}.{i}" if path else str(i) for i in range(len(blocks)))
+            names = tuple(block_name(path, i) for i in range(len(blocks)))
             self.named = compute(self.loaded, self.run, names, list(self.info.languages))
             self.named.write(self.run)
         return self.named
