@@ -150,9 +150,29 @@ def test_chat_template_wraps_prompts_once_and_a_tokenizer_without_one_is_refused
         ids = tok(wrapped.text, add_special_tokens=wrapped.special_tokens)["input_ids"]
         assert ids.count(tok.bos_token_id) == 1  # the template's BOS, not a second one
         [record] = prompt_records(steerable, Setting(), [wrapped], [1], Sampling(max_new_tokens=4), progress=False)
-        assert record["prompt"] == wrapped.text and record["prompt_id"] == "a"
+        assert record["prompt"] == wrapped.text and record["prompt_id"] == "a" and record["source"] == "Hi"
+        [shown] = templated([Prompt("a", "Hi")], tok, (("Say it. Reply in German.", "Hallo."),))  # an earlier turn
+        assert shown.text == "<bos>[user] Say it. Reply in German.\n<bos>[assistant] Hallo.\n<bos>[user] Hi\n[assistant] "
+        assert shown.source == "Hi"
     finally:
         tok.chat_template = None
+
+
+def test_example_turns_answer_generic_requests_with_the_runs_sentences_of_the_language(steerable):
+    from langneurons.io import read_jsonl
+    from langneurons.steer.prompts import example_turns, with_examples
+
+    german = [s["text"] for s in read_jsonl(steerable.run / "sentences.jsonl") if s["lang"] == "de"]
+    turns = steerable.example_turns("de")
+    assert turns == (("Tell me one piece of news. Reply in German.", german[0]),
+                     ("Describe something you saw today. Reply in German.", german[len(german) // 2]))
+    [shown] = with_examples([Prompt("q", "Q: Why?\nA:", source="Why?")], turns)
+    assert shown.text == (f"Q: Tell me one piece of news. Reply in German.\nA: {german[0]}\n\n"
+                          f"Q: Describe something you saw today. Reply in German.\nA: {german[len(german) // 2]}"
+                          "\n\nQ: Why?\nA:")
+    assert shown.source == "Why?" and with_examples([Prompt("p", "Hi")], turns)[0].source == "Hi"
+    with pytest.raises(LangneuronsError, match="the run has 1 sentence"):
+        example_turns("de", ["Ein Satz."])
 
 
 def test_a_stop_string_ends_the_answer_and_is_not_kept(steerable):
@@ -212,6 +232,15 @@ def test_generate_cli_answers_prompts_with_a_stop_and_sampling_options(saved_run
     scored = CliRunner().invoke(app, ["evaluate", str(out), "-l", "de", "--run", str(steerable.run), "--device", "cpu"])
     assert plain.exit_code == 0 and "lpr" in plain.output and "content" not in plain.output, plain.output
     assert scored.exit_code == 0 and "content:" in scored.output and "generated_ppl" in scored.output, scored.output
+    shown = CliRunner().invoke(app, ["generate", str(steerable.run), "-l", "de", "--prompts", str(tmp_path / "p.jsonl"),
+                                     "--examples", "--n", "20", "--max-new-tokens", "3", "--out", str(out)])
+    assert shown.exit_code == 0, shown.output
+    turns = "".join(f"Q: {q}\nA: {a}\n\n" for q, a in steerable.example_turns("de"))
+    assert [(r["prompt"], r["source"]) for r in map(json.loads, out.read_text().splitlines())] == \
+        [(turns + "Q: Why?\nA:", "Q: Why?\nA:"), (turns + "Q: How?\nA:", "Q: How?\nA:")]
+    bad = CliRunner().invoke(app, ["generate", str(steerable.run), "-l", "de", "--translate", "heldout",
+                                   "--examples", "--n", "20", "--out", str(out)])
+    assert bad.exit_code == 2 and "--examples: only with --prompts" in bad.output
     bad = CliRunner().invoke(app, ["generate", str(steerable.run), "-l", "de", "--prompts", str(tmp_path / "p.jsonl"),
                                    "--chat-template", "--out", str(out)])
     assert bad.exit_code == 2 and "no chat template" in bad.output
@@ -458,7 +487,15 @@ def test_a_request_search_scores_the_unforced_answers_carried_into_the_language_
     carried = table[table["kind"] == "carried"]
     assert len(carried) == 1 and carried["split"].iloc[0] == "heldout" and carried["carried_by"].iloc[0] == "unforced"
     assert best["kind"] == "forced" and not table.loc[table["kind"] == "carried", "recommended"].any()
+    shown = table[table["prompt_style"] == "examples"]  # after two example turns: unforced, and the choice held out
+    assert sorted(zip(shown["kind"], shown["split"])) == [("forced", "heldout"), ("unforced", "choose"),
+                                                          ("unforced", "heldout")]
+    assert shown.loc[shown["kind"] == "forced", "recommended"].all()
     folder = steerable.run / "frontier" / "de-prompts"
+    turns = "".join(f"Q: {q}\nA: {a}\n\n" for q, a in steerable.example_turns("de"))
+    given = read_jsonl(folder / "given-unforced-heldout-first2.jsonl")
+    shown_records = read_jsonl(folder / "examples-unforced-heldout-first2.jsonl")
+    assert [(r["prompt"], r["source"]) for r in shown_records] == [(turns + r["prompt"], r["source"]) for r in given]
     answers = read_jsonl(folder / "given-unforced-heldout-first2.jsonl")
     got = read_jsonl(folder / "given-carried-by-unforced-heldout-first2.jsonl")
     assert [r["prompt_id"] for r in got] == [r["prompt_id"] for r in answers]
@@ -468,7 +505,9 @@ def test_a_request_search_scores_the_unforced_answers_carried_into_the_language_
         expected = prompt_records(steerable, Setting(), prompts, [1], TRANSLATING, "translation",
                                   progress=False) if prompts else []
         assert record["text"] == "\n".join(r["text"] for r in expected).strip()
-    assert summary(pd.read_csv(folder.parent / "de-prompts.csv"))["row"].str.startswith("unforced, carried").sum() == 1
+    rows = summary(pd.read_csv(folder.parent / "de-prompts.csv"))["row"]
+    assert rows.str.startswith("unforced, carried").sum() == 1
+    assert {"unforced, after two example turns in the language", "unforced, the prompts"} <= set(rows)
     # with a named-translation recommendation in the RUN, answers are carried by it, in a row of their own
     save_interventions(folder.parent / "de-translation-named-recommended.json", opening, steerable.info.fingerprint)
     assert carrier(steerable, "de") == opening

@@ -155,6 +155,9 @@ def generate(
                                 help="answer these prompts: .txt (one per line, \\n escapes), .jsonl {prompt, id, "
                                 "reference}, .csv with a prompt column, hf:DIR, or requests:L[:choose|heldout]"),
     chat_template: bool = CHAT_TEMPLATE,
+    examples: bool = typer.Option(False, rich_help_panel=SAMPLING,
+                                  help="with --prompts: each prompt after two turns answered in the language by "
+                                  "the run's own sentences of it (the frontier's `examples` rows)"),
     limit: int = typer.Option(None, min=1, rich_help_panel=SAMPLING,
                               help="with --translate or --prompts: only the first N"),
     prompt: str = typer.Option(None, rich_help_panel=SAMPLING, help="continue this text instead of BOS"),
@@ -210,22 +213,27 @@ def generate(
         raise LangneuronsError("--translate and --prompts: give one of them")
     options = (max_new_tokens, temperature, top_p, greedy, stop)
     if translate or prompts:
-        from ..steer.prompts import load_prompts, templated, translation_prompts
+        from ..steer.prompts import load_prompts, templated, translation_prompts, with_examples
         from ..steer.task import PROMPTED, prompt_records
 
+        if translate and examples:
+            raise LangneuronsError("--examples: only with --prompts (a translation prompt has its own frame)")
         if translate:
             chosen = translation_prompts(target, translate, named, limit)
         else:
             chosen = load_prompts(prompts)[:limit]
+        turns = steerable.example_turns(target) if examples else ()
         if chat_template:
-            chosen = templated(chosen, steerable.loaded.tokenizer)
+            chosen = templated(chosen, steerable.loaded.tokenizer, turns)
+        elif turns:
+            chosen = with_examples(chosen, turns)
         base = TRANSLATION if translate else (PROMPTED if prompts.startswith("requests:") else UNCONDITIONAL)
         records = prompt_records(steerable, setting, chosen, parse_seeds(seeds or ("0" if translate else "1")),
                                  sampling_from(base, *options), "translation" if translate else "prompts",
                                  batch_size)
     else:
-        if chat_template or named:
-            raise LangneuronsError("--chat-template and --named: only with --prompts / --translate")
+        if chat_template or named or examples:
+            raise LangneuronsError("--chat-template, --named and --examples: only with --prompts / --translate")
         records = sample_records(steerable, ivs, "unconditional", parse_seeds(seeds or "1-100"), None, prompt,
                                  batch_size, decoding=setting.decoding, sampling=sampling_from(UNCONDITIONAL, *options))
     write_jsonl(out, records)

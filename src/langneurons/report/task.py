@@ -1,8 +1,9 @@
 """The report's section on steering prompts: for each task frontier (`frontier --task`), the held-out
 rows users compare (unforced with the paper's prompt, unforced with the language named, named +
 steered, the paper's setting, the recommendation; for requests also the unforced answers carried into
-the language), a figure of language against content on the
-part settings were chosen on, and the content score's validation when it was run.
+the language, and the prompts after two example turns answered in the language, unforced and
+steered), a figure of language against content on the part settings were chosen on, and the content
+score's validation when it was run.
 
 Reads only the CSV files (no torch): RUN/frontier/<L>-<task>[-named].csv and
 RUN/analysis/content_check.csv.
@@ -55,7 +56,8 @@ def summary(table: pd.DataFrame, split: str = "heldout") -> pd.DataFrame:
     """The rows users compare, on one part of the prompts: each baseline and the recommendation, on
     each prompt style."""
     part = table[table["split"] == split]
-    named = {"paper": "paper's prompt", "named": "language named", "given": "the prompts"}
+    named = {"paper": "paper's prompt", "named": "language named", "given": "the prompts",
+             "examples": "after two example turns in the language"}
     rows = []
     for _, row in part.iterrows():
         if row["kind"] == "unforced":

@@ -30,6 +30,8 @@ QA_FRAME = "Q: {request}\nA:"  # how a base model (no chat template) is asked
 # the ASCII or the full-width colon (Chinese and Japanese answers write "Q：")
 TURNS = ("\nQ:", "\nA:", "\nQ：", "\nA：")
 SPLITS = ("choose", "heldout", "all")
+# the example turns a prompt can be shown first (`example_turns`): generic requests, answered in the language
+EXAMPLE_REQUESTS = ("Tell me one piece of news.", "Describe something you saw today.")
 
 
 @dataclass(frozen=True)
@@ -199,11 +201,34 @@ def prompt_from(obj: object, where: str, default_id: str) -> Prompt:
                   obj.get("source") or None)
 
 
-def templated(prompts: list[Prompt], tokenizer) -> list[Prompt]:
-    """Each prompt as one user turn of the tokenizer's chat template, ready for the answer."""
+def example_turns(language: str, sentences: list[str]) -> tuple[tuple[str, str], ...]:
+    """Two turns answered in `language` that prompts can be shown first (docs/steering.md, "Requests"):
+    generic English requests naming the language, answered by the first and the middle one of
+    `sentences` (the run's sentences of the language)."""
+    if len(sentences) < 2:
+        raise LangneuronsError(f"example turns in {language}: the run has {len(sentences)} sentence(s) of it, "
+                               "two are needed")
+    name = language_name(language)
+    return tuple((f"{request} Reply in {name}.", answer)
+                 for request, answer in zip(EXAMPLE_REQUESTS, (sentences[0], sentences[len(sentences) // 2])))
+
+
+def with_examples(prompts: list[Prompt], turns: tuple[tuple[str, str], ...]) -> list[Prompt]:
+    """Each prompt after the example turns, as earlier Q/A turns of its transcript; the source stays
+    the prompt's own (the content score recovers it, not the examples)."""
+    shown = "".join(QA_FRAME.format(request=request) + f" {answer}\n\n" for request, answer in turns)
+    return [replace(p, text=shown + p.text, source=p.source or p.text) for p in prompts]
+
+
+def templated(prompts: list[Prompt], tokenizer, turns: tuple[tuple[str, str], ...] = ()) -> list[Prompt]:
+    """Each prompt as the user turn of the tokenizer's chat template, ready for the answer; `turns`
+    (request, answer) come first as earlier turns of the chat. The source stays the prompt's own."""
     if not getattr(tokenizer, "chat_template", None):
         raise LangneuronsError("--chat-template: this model's tokenizer has no chat template; leave the option "
                                "out (prompts are then read as plain text) or use a model that has one")
-    return [replace(p, text=tokenizer.apply_chat_template([{"role": "user", "content": p.text}], tokenize=False,
-                                                          add_generation_prompt=True), special_tokens=False)
+    history = [{"role": role, "content": text} for request, answer in turns
+               for role, text in (("user", request), ("assistant", answer))]
+    return [replace(p, text=tokenizer.apply_chat_template([*history, {"role": "user", "content": p.text}],
+                                                          tokenize=False, add_generation_prompt=True),
+                    source=p.source or p.text, special_tokens=False)
             for p in prompts]

@@ -47,7 +47,7 @@ from .generate import (
 from .intervene import Intervention
 from .lines import english_leakage, line_pass_rate
 from .named import NamedDirections, compute, nameable
-from .prompts import PAPER_PROMPT, translation_prompts
+from .prompts import PAPER_PROMPT, example_turns, translation_prompts
 from .rules import sentence_starts
 
 
@@ -75,6 +75,11 @@ class Steerable:
     @cached_property
     def start_sets(self) -> dict[str | None, torch.Tensor]:
         return {}  # language (None: all) → its sentence starts, made once
+
+    def example_turns(self, language: str) -> tuple[tuple[str, str], ...]:
+        """Two example turns answered in `language` with the run's own sentences of it (prompts.example_turns)."""
+        return example_turns(language, [s["text"] for s in read_jsonl(self.run / "sentences.jsonl")
+                                        if s["lang"] == language])
 
     def sentence_starts(self, language: str | None = None) -> torch.Tensor:
         """Which tokens may open a text under the start rule, from the run's sentences: all languages',

@@ -4,8 +4,9 @@
 Each setting answers one part of the prompts (`choose`) and is scored on language (share, or the
 line-level pass rate for requests), content (chrF against references, else the content score) and
 fluency (degenerate share, the answers' perplexity). Baselines are scored beside it: the unforced
-model on each prompt style (for translation: the paper's prompt and one that names the target) and
-the paper's setting with the paper's prompt. The recommendation is made on `choose` and scored
+model on each prompt style (for translation: the paper's prompt and one that names the target; for
+prompts: the prompts as given, and after two example turns answered in the language) and the
+paper's setting with the paper's prompt. The recommendation is made on `choose` and scored
 again, with the baselines, on the held-out part. The trap: the part a setting is chosen on must
 never be the part it is reported on.
 """
@@ -34,7 +35,16 @@ from .intervene import Intervention, Setting, load_interventions, save_intervent
 from .named import DEPTH as NAMED_DEPTH
 from .named import nameable
 from .pareto import UNEDITED, fill_setting_columns, pareto_front, same_setting, within_shape
-from .prompts import NAMED_PROMPT, Prompt, in_split, language_name, load_prompts, templated, translation_prompts
+from .prompts import (
+    NAMED_PROMPT,
+    Prompt,
+    in_split,
+    language_name,
+    load_prompts,
+    templated,
+    translation_prompts,
+    with_examples,
+)
 from .steerable import Steerable, current_samples, current_score, sample_record
 from .task import PROMPTED, TRANSLATING, prompt_records, task_scores
 
@@ -88,8 +98,9 @@ class TaskStudy:
 
     @property
     def styles(self) -> tuple[str, ...]:
-        """Every prompt style the unforced model is scored on."""
-        return ("given",) if self.task == "prompts" else ("paper", "named")
+        """Every prompt style the unforced model and the choice are scored on: for prompts also `examples`,
+        each prompt after two turns answered in the language (prompts.example_turns)."""
+        return ("given", "examples") if self.task == "prompts" else ("paper", "named")
 
     @property
     def share_goal(self) -> float:
@@ -99,8 +110,9 @@ class TaskStudy:
     def sampling_or_default(self) -> Sampling:
         return self.sampling or (TRANSLATING if self.task == "translation" else PROMPTED)
 
-    def prompts_of(self, style: str, split: str, tokenizer=None) -> list[Prompt]:
-        """The prompts of one style and part."""
+    def prompts_of(self, style: str, split: str, tokenizer=None, turns: tuple[tuple[str, str], ...] = ()
+                   ) -> list[Prompt]:
+        """The prompts of one style and part; `turns`: the example turns of the `examples` style."""
         if self.task == "translation":
             chosen = in_split(translation_prompts(self.language, self.prompts or "heldout", style == "named"), split)
         else:
@@ -109,7 +121,10 @@ class TaskStudy:
         chosen = chosen[: self.limit]
         if not chosen:
             raise LangneuronsError(f"{self.name}: no prompts in part {split!r}")
-        return templated(chosen, tokenizer) if self.chat_template else chosen
+        turns = turns if style == "examples" else ()
+        if self.chat_template:
+            return templated(chosen, tokenizer, turns)
+        return with_examples(chosen, turns) if turns else chosen
 
 
 def task_grid(steerable: Steerable, language: str, names_target: bool = True, tail: int = 8,
@@ -226,8 +241,9 @@ def score(steerable: Steerable, study: TaskStudy, style: str, kind: str, point: 
     path = samples_path(steerable, study, style, kind, point, split)
     records = current_samples(read_jsonl(path) if path.exists() else [])
     if not records:
+        turns = steerable.example_turns(study.language) if style == "examples" else ()
         records = make() if make else prompt_records(
-            steerable, point, study.prompts_of(style, split, steerable.loaded.tokenizer), list(study.seeds),
+            steerable, point, study.prompts_of(style, split, steerable.loaded.tokenizer, turns), list(study.seeds),
             study.sampling_or_default(), study.task, study.batch_size, progress)
         write_jsonl(path, records)
     # what the choice does not rank on is scored on the reported (held-out) part only: the answers'
