@@ -520,6 +520,28 @@ def test_a_request_search_scores_the_unforced_answers_carried_into_the_language_
         [f"unforced, carried into the language by {opening.label}"]
 
 
+def test_a_request_search_with_examples_chooses_on_the_prompts_after_the_example_turns(steerable):
+    from langneurons.steer.decoding import Decoding
+    from langneurons.steer.taskfrontier import TaskStudy, task_frontier
+
+    points = (Setting((Intervention("de", 20, "both", "on_p50", "prefix:2"),), Decoding(guard=True)),
+              Setting((Intervention("de", 40, "both", "on_p50", "generated"),)))
+    study = TaskStudy("de", "prompts", points=points, limit=2, examples=True,
+                      sampling=Sampling(max_new_tokens=6, temperature=1.0, top_p=1.0))
+    assert (study.name, study.folder, study.style) == ("de-prompts-examples", "de-prompts", "examples")
+    table, best = task_frontier(steerable, study, progress=False)
+    assert best["prompt_style"] == "examples" and best["split"] == "choose"
+    searched = table[(table["kind"] == "forced") & (table["split"] == "choose")]
+    assert set(searched["prompt_style"]) == {"examples"} and len(searched) == 2
+    held = table[(table["split"] == "heldout") & table["recommended"]]
+    assert set(held["prompt_style"]) == {"given", "examples"}  # the choice, held out, with and without examples
+    run = steerable.run / "frontier"
+    assert (run / "de-prompts-examples-recommended.json").exists() and (run / "de-prompts-examples.csv").exists()
+    assert not (run / "de-prompts-examples").exists()  # its rows sit beside the search without examples
+    with pytest.raises(LangneuronsError, match="--examples: only with --task prompts"):
+        TaskStudy("de", "translation", examples=True)
+
+
 def test_named_target_directions_are_what_naming_the_language_adds_at_the_prompts_last_token(steerable):
     import numpy as np
 

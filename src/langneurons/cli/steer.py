@@ -418,6 +418,9 @@ def frontier(
                                 "--task translation a JSONL of {en, <lang>} pairs (default heldout)"),
     named: bool = NAMED,
     chat_template: bool = CHAT_TEMPLATE,
+    examples: bool = typer.Option(False, rich_help_panel=SAMPLING,
+                                  help="--task prompts: choose on the prompts after two turns answered in the "
+                                  "language (generate --examples); written as <L>-prompts-examples"),
     split: str = typer.Option("choose", rich_help_panel=SAMPLING, metavar="PART",
                               help="--task: choose on this part of the prompts (choose, heldout or all)"),
     heldout_split: str = typer.Option("heldout", rich_help_panel=SAMPLING, metavar="PART",
@@ -460,6 +463,8 @@ def frontier(
                          device_map=device_map)
     if holds is not None and method != "diffmean":
         raise LangneuronsError("--holds: only with --method diffmean (a hold follows a DiffMean opening)")
+    if examples and not (task or prompts):
+        raise LangneuronsError("--examples: only with --task prompts or --prompts (a search on prompts)")
     if method == "diffmean":
         from ..steer.diffmean import HOLDS, OPENING, default_blocks, diffmean_grid
 
@@ -490,7 +495,7 @@ def frontier(
     settings += load_points(points, language) if points else []
     if task or prompts:
         task_study(steerable, run, languages, task or "prompts", prompts, named, chat_template, split, heldout_split,
-                   settings if grid_given else [], seeds, batch_size, limit)
+                   settings if grid_given else [], seeds, batch_size, limit, examples)
         return
     choice, heldout = parse_seeds(seeds), parse_seeds(heldout_seeds) if heldout_seeds else None
     if method == "diffmean":
@@ -571,7 +576,7 @@ def shared_study(steerable, run: Path, languages: list[str], values: list[str], 
 
 def task_study(steerable, run: Path, languages: list[str], task: str, prompts: str | None, named: bool,
                chat_template: bool, split: str, heldout_split: str, points: list, seeds: str,
-               batch_size: int, limit: int | None) -> None:
+               batch_size: int, limit: int | None, examples: bool = False) -> None:
     """`frontier --task`: the task frontier (steer/taskfrontier.py), its table and recommendation; with
     several languages one shape for all of them (steer/shared.py)."""
     from ..steer.frontier import setting_of
@@ -580,7 +585,7 @@ def task_study(steerable, run: Path, languages: list[str], task: str, prompts: s
 
     study = TaskStudy(languages[0], task, prompts or "", named, tuple(points),
                       tuple(parse_seeds("1" if seeds == "1-100" else seeds)), chat_template=chat_template,
-                      choose=split, heldout=heldout_split, batch_size=batch_size, limit=limit)
+                      choose=split, heldout=heldout_split, batch_size=batch_size, limit=limit, examples=examples)
     if len(languages) > 1:
         from ..steer.shared import shared_task
 

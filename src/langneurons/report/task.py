@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from ..steer.pareto import UNEDITED, fill_setting_columns
 from .page import figure_grid, html_table, new_figure, section
 
-STUDIES = ("translation", "translation-named", "prompts")
+STUDIES = ("translation", "translation-named", "prompts", "prompts-examples")
 COLUMNS = {"target_share": "share", "lpr": "LPR", "chrf": "chrF", "content": "content",
            "content_target": "content (in L)", "degenerate_share": "degenerate", "generated_ppl": "ppl"}
 

@@ -58,7 +58,8 @@ STRENGTH = re.compile(r"^((?:diffmean|named)-(?:add|clamp)):[0-9.]+")  # a direc
 class TaskStudy:
     """A task frontier of one language: `task` translation (pairs from `prompts`, default the built-in
     held-out ones; `named`: the prompt names the target) or prompts (a `--prompts` spec, default the
-    built-in requests for the language); points chosen on the `choose` part and the choice scored
+    built-in requests for the language; `examples`: chosen on the prompts after two example turns
+    answered in the language); points chosen on the `choose` part and the choice scored
     again on `heldout` ("" for no second part); `limit`: only the first N prompts of each part (a
     faster, noisier study)."""
 
@@ -66,6 +67,7 @@ class TaskStudy:
     task: str = "translation"
     prompts: str = ""
     named: bool = False
+    examples: bool = False
     points: tuple[Setting, ...] = ()
     seeds: tuple[int, ...] = (1,)
     sampling: Sampling | None = None
@@ -81,6 +83,8 @@ class TaskStudy:
             raise LangneuronsError(f"--task {self.task!r}: one of {', '.join(TASKS)}")
         if self.named and self.task != "translation":
             raise LangneuronsError("--named: only with --task translation (requests already name the language)")
+        if self.examples and self.task != "prompts":
+            raise LangneuronsError("--examples: only with --task prompts (a translation prompt has its own frame)")
         if self.choose == self.heldout:
             raise LangneuronsError("the part settings are chosen on must differ from the part they are reported on")
         object.__setattr__(self, "points", tuple(self.points))
@@ -88,13 +92,22 @@ class TaskStudy:
 
     @property
     def name(self) -> str:
-        """The study's name in file names: `<L>-translation`, `<L>-translation-named` or `<L>-prompts`."""
-        return f"{self.language}-{self.task}" + ("-named" if self.named else "")
+        """The study's name in file names: `<L>-translation`, `<L>-translation-named`, `<L>-prompts` or
+        `<L>-prompts-examples`."""
+        return f"{self.language}-{self.task}" + ("-named" if self.named else "") + ("-examples" if self.examples else "")
+
+    @property
+    def folder(self) -> str:
+        """Where its rows are kept: the name, but a search on prompts with example turns shares the
+        folder of the search without (row keys carry the prompt style)."""
+        return self.name.removesuffix("-examples")
 
     @property
     def style(self) -> str:
-        """The prompt style the points are scored on: paper, named (translation) or given (prompts)."""
-        return "given" if self.task == "prompts" else ("named" if self.named else "paper")
+        """The prompt style the points are scored on: paper, named (translation), given or examples (prompts)."""
+        if self.task == "prompts":
+            return "examples" if self.examples else "given"
+        return "named" if self.named else "paper"
 
     @property
     def styles(self) -> tuple[str, ...]:
@@ -224,14 +237,14 @@ def row_key(style: str, kind: str, point: Setting, split: str, limit: int | None
 
 def samples_path(steerable: Steerable, study: TaskStudy, style: str, kind: str, point: Setting, split: str) -> Path:
     """Where a row's samples are kept, beside its scores (RUN/frontier/<study>/<key>.jsonl)."""
-    return steerable.run / "frontier" / study.name / f"{row_key(style, kind, point, split, study.limit)}.jsonl"
+    return steerable.run / "frontier" / study.folder / f"{row_key(style, kind, point, split, study.limit)}.jsonl"
 
 
 def score(steerable: Steerable, study: TaskStudy, style: str, kind: str, point: Setting, split: str,
           progress: bool, make: Callable[[], list[dict]] | None = None) -> dict:
     """One point (or the unforced model) on one prompt style and part: samples (`make`'s, else answers
     to the prompts under `point`) and scores, each written once and read back on a rerun."""
-    folder = steerable.run / "frontier" / study.name
+    folder = steerable.run / "frontier" / study.folder
     key = row_key(style, kind, point, split, study.limit)
     row = current_score(folder / f"{key}.json")
     if row is not None:
@@ -333,7 +346,7 @@ def load_task_table(steerable: Steerable, study: TaskStudy, points: list[Setting
     """Every row scored so far for the study, with its language and content values, whether it is
     the paper's setting and whether it is one of this search's `points` (`searched`: only those are
     chosen from; rows of other points, e.g. of an earlier wider search, stay in the table)."""
-    folder = steerable.run / "frontier" / study.name
+    folder = steerable.run / "frontier" / study.folder
     table = pd.DataFrame([row for p in sorted(folder.glob("*.json")) for row in [current_score(p)] if row])
     fill_setting_columns(table)
     table["language_score"] = language_score(table, study.task)
