@@ -262,6 +262,14 @@ def test_a_task_frontier_given_a_points_file_scores_those_points_only(saved_run,
     table = pd.read_csv(run / "frontier" / "de-translation.csv")
     searched = table[table["searched"]]
     assert list(zip(searched["n"], searched["positions"])) == [(20, "generated")]  # not the AP grid's openings
+    result = CliRunner().invoke(app, ["frontier", str(run), "-l", "de", "--task", "prompts", "--examples", "--points",
+                                      str(tmp_path / "points.json"), "--limit", "1", "--heldout-split", "",
+                                      "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "recommended for de-prompts-examples (chosen on part choose): de-both-20-on_p50-generated →" in result.output
+    assert set(pd.read_csv(run / "frontier" / "de-prompts-examples.csv")["prompt_style"]) == {"given", "examples"}
+    bad = CliRunner().invoke(app, ["frontier", str(run), "-l", "de", "--examples", "--device", "cpu"])
+    assert bad.exit_code == 2 and "--examples: only with --task prompts" in bad.output, bad.output
 
 
 def test_content_check_writes_each_language_as_it_is_done_and_keeps_the_others(saved_run):

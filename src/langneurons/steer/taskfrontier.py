@@ -67,7 +67,6 @@ class TaskStudy:
     task: str = "translation"
     prompts: str = ""
     named: bool = False
-    examples: bool = False
     points: tuple[Setting, ...] = ()
     seeds: tuple[int, ...] = (1,)
     sampling: Sampling | None = None
@@ -77,6 +76,7 @@ class TaskStudy:
     batch_size: int = 50
     limit: int | None = None
     shape: tuple[tuple[str, object], ...] = ()  # (column, value) pairs the recommendation must have
+    examples: bool = False
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
