@@ -268,6 +268,17 @@ def test_a_task_frontier_given_a_points_file_scores_those_points_only(saved_run,
     assert result.exit_code == 0, result.output
     assert "recommended for de-prompts-examples (chosen on part choose): de-both-20-on_p50-generated →" in result.output
     assert set(pd.read_csv(run / "frontier" / "de-prompts-examples.csv")["prompt_style"]) == {"given", "examples"}
+    # sampled otherwise, rows are made again and chosen from apart: their keys carry the sampling
+    result = CliRunner().invoke(app, ["frontier", str(run), "-l", "de", "--task", "translation", "--points",
+                                      str(tmp_path / "points.json"), "--limit", "1", "--heldout-split", "",
+                                      "--max-new-tokens", "3", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(run / "frontier" / "de-translation.csv")
+    assert len(table) and table["key"].str.contains("-choose-sampling[0-9a-f]{8}-first1$").all()
+    records = [json.loads(line) for line in next((run / "frontier" / "de-translation").glob(
+        "paper-de-both-20-on_p50-generated-choose-sampling*-first1.jsonl")).read_text().splitlines()]
+    tokenizer = saved_run.loaded.tokenizer
+    assert all(len(tokenizer(r["text"], add_special_tokens=False)["input_ids"]) <= 3 for r in records)
     bad = CliRunner().invoke(app, ["frontier", str(run), "-l", "de", "--examples", "--device", "cpu"])
     assert bad.exit_code == 2 and "--examples: only with --task prompts" in bad.output, bad.output
 
@@ -501,11 +512,11 @@ def test_a_request_search_scores_the_unforced_answers_carried_into_the_language_
     assert shown.loc[shown["kind"] == "forced", "recommended"].all()
     folder = steerable.run / "frontier" / "de-prompts"
     turns = "".join(f"Q: {q}\nA: {a}\n\n" for q, a in steerable.example_turns("de"))
-    given = read_jsonl(folder / "given-unforced-heldout-first2.jsonl")
-    shown_records = read_jsonl(folder / "examples-unforced-heldout-first2.jsonl")
+    given = read_jsonl(folder / f"given-unforced-heldout{study.sampling_tag}-first2.jsonl")
+    shown_records = read_jsonl(folder / f"examples-unforced-heldout{study.sampling_tag}-first2.jsonl")
     assert [(r["prompt"], r["source"]) for r in shown_records] == [(turns + r["prompt"], r["source"]) for r in given]
-    answers = read_jsonl(folder / "given-unforced-heldout-first2.jsonl")
-    got = read_jsonl(folder / "given-carried-by-unforced-heldout-first2.jsonl")
+    answers = read_jsonl(folder / f"given-unforced-heldout{study.sampling_tag}-first2.jsonl")
+    got = read_jsonl(folder / f"given-carried-by-unforced-heldout{study.sampling_tag}-first2.jsonl")
     assert [r["prompt_id"] for r in got] == [r["prompt_id"] for r in answers]
     for answer, record in zip(answers, got):  # each line translated on its own with the named prompt
         lines = [line.strip() for line in answer["text"].split("\n") if line.strip()]

@@ -88,6 +88,16 @@ def interventions_from(steerable, language: str | None, n: int | None, selection
     return Setting((edit,), rules)
 
 
+MAX_NEW_TOKENS = typer.Option(None, min=1, rich_help_panel=SAMPLING, help="default 64 (128 translating; the task "
+                              "search: 64 for translations, ended at their first line)")
+TEMPERATURE = typer.Option(None, rich_help_panel=SAMPLING, help="default 0.8")
+TOP_P = typer.Option(None, rich_help_panel=SAMPLING, help="default 0.9")
+GREEDY = typer.Option(None, "--greedy/--sample", rich_help_panel=SAMPLING, help="default: sample (greedy translating)")
+STOP = typer.Option(None, rich_help_panel=SAMPLING, metavar="TEXT",
+                    help='end the answer where this text starts, e.g. "\\nQ:" (\\n escapes; may repeat; requests '
+                    "end at their transcript's next turn by default)")
+
+
 def sampling_from(base, max_new_tokens: int | None, temperature: float | None, top_p: float | None,
                   greedy: bool | None, stop: list[str] | None):
     """`base` (the mode's sampling) with the options given on the command line; `\\n` in a stop string
@@ -161,14 +171,11 @@ def generate(
     limit: int = typer.Option(None, min=1, rich_help_panel=SAMPLING,
                               help="with --translate or --prompts: only the first N"),
     prompt: str = typer.Option(None, rich_help_panel=SAMPLING, help="continue this text instead of BOS"),
-    max_new_tokens: int = typer.Option(None, min=1, rich_help_panel=SAMPLING,
-                                       help="default 64 (128 translating)"),
-    temperature: float = typer.Option(None, rich_help_panel=SAMPLING, help="default 0.8"),
-    top_p: float = typer.Option(None, rich_help_panel=SAMPLING, help="default 0.9"),
-    greedy: bool = typer.Option(None, "--greedy/--sample", rich_help_panel=SAMPLING,
-                                help="default: sample (greedy translating)"),
-    stop: list[str] = typer.Option(None, rich_help_panel=SAMPLING, metavar="TEXT",
-                                   help='end the answer where this text starts, e.g. "\\nQ:" (\\n escapes; may repeat)'),
+    max_new_tokens: int = MAX_NEW_TOKENS,
+    temperature: float = TEMPERATURE,
+    top_p: float = TOP_P,
+    greedy: bool = GREEDY,
+    stop: list[str] = STOP,
     out: Path = typer.Option(..., "--out", "-o", rich_help_panel=OUTPUT, help="JSONL file of samples"),
     save_intervention: Path = typer.Option(None, rich_help_panel=OUTPUT,
                                            help="also write the intervention(s) as JSON here"),
@@ -421,6 +428,11 @@ def frontier(
     examples: bool = typer.Option(False, rich_help_panel=SAMPLING,
                                   help="--task prompts: choose on the prompts after two turns answered in the "
                                   "language (generate --examples); written as <L>-prompts-examples"),
+    max_new_tokens: int = MAX_NEW_TOKENS,
+    temperature: float = TEMPERATURE,
+    top_p: float = TOP_P,
+    greedy: bool = GREEDY,
+    stop: list[str] = STOP,
     split: str = typer.Option("choose", rich_help_panel=SAMPLING, metavar="PART",
                               help="--task: choose on this part of the prompts (choose, heldout or all)"),
     heldout_split: str = typer.Option("heldout", rich_help_panel=SAMPLING, metavar="PART",
@@ -495,7 +507,8 @@ def frontier(
     settings += load_points(points, language) if points else []
     if task or prompts:
         task_study(steerable, run, languages, task or "prompts", prompts, named, chat_template, split, heldout_split,
-                   settings if grid_given else [], seeds, batch_size, limit, examples)
+                   settings if grid_given else [], seeds, batch_size, limit, examples,
+                   (max_new_tokens, temperature, top_p, greedy, stop))
         return
     choice, heldout = parse_seeds(seeds), parse_seeds(heldout_seeds) if heldout_seeds else None
     if method == "diffmean":
@@ -576,15 +589,18 @@ def shared_study(steerable, run: Path, languages: list[str], values: list[str], 
 
 def task_study(steerable, run: Path, languages: list[str], task: str, prompts: str | None, named: bool,
                chat_template: bool, split: str, heldout_split: str, points: list, seeds: str,
-               batch_size: int, limit: int | None, examples: bool = False) -> None:
+               batch_size: int, limit: int | None, examples: bool = False, options: tuple = (None,) * 5) -> None:
     """`frontier --task`: the task frontier (steer/taskfrontier.py), its table and recommendation; with
     several languages one shape for all of them (steer/shared.py)."""
     from ..steer.frontier import setting_of
     from ..steer.steerable import parse_seeds
+    from ..steer.task import PROMPTED, TRANSLATING
     from ..steer.taskfrontier import TaskStudy, task_frontier
 
+    sampling = sampling_from(TRANSLATING if task == "translation" else PROMPTED, *options) \
+        if any(option is not None for option in options) else None
     study = TaskStudy(languages[0], task, prompts or "", named, tuple(points),
-                      tuple(parse_seeds("1" if seeds == "1-100" else seeds)), chat_template=chat_template,
+                      tuple(parse_seeds("1" if seeds == "1-100" else seeds)), sampling, chat_template=chat_template,
                       choose=split, heldout=heldout_split, batch_size=batch_size, limit=limit, examples=examples)
     if len(languages) > 1:
         from ..steer.shared import shared_task

@@ -13,11 +13,12 @@ never be the part it is reported on.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -121,7 +122,20 @@ class TaskStudy:
         return 0.95 if self.named else 0.90
 
     def sampling_or_default(self) -> Sampling:
-        return self.sampling or (TRANSLATING if self.task == "translation" else PROMPTED)
+        return self.sampling or self.default_sampling
+
+    @property
+    def default_sampling(self) -> Sampling:
+        return TRANSLATING if self.task == "translation" else PROMPTED
+
+    @property
+    def sampling_tag(self) -> str:
+        """What row keys carry when the sampling is not the task's default: rows sampled otherwise are
+        neither reused nor chosen from."""
+        if self.sampling is None or self.sampling == self.default_sampling:
+            return ""
+        spelled = json.dumps(asdict(self.sampling), sort_keys=True)
+        return "-sampling" + hashlib.sha256(spelled.encode()).hexdigest()[:8]
 
     def prompts_of(self, style: str, split: str, tokenizer=None, turns: tuple[tuple[str, str], ...] = ()
                    ) -> list[Prompt]:
@@ -228,16 +242,18 @@ def named_target(language: str, n_blocks: int, alpha: float) -> Intervention:
                         blocks=str(block_at(NAMED_DEPTH, n_blocks)), method="named")
 
 
-def row_key(style: str, kind: str, point: Setting, split: str, limit: int | None) -> str:
-    """File stem of a scored row (the limit is part of it: rows of another limit are not reused)."""
+def row_key(style: str, kind: str, point: Setting, split: str, limit: int | None, sampling_tag: str = "") -> str:
+    """File stem of a scored row (the sampling and the limit are part of it: rows sampled otherwise or
+    of another limit are not reused)."""
     label = "unforced" if kind == "unforced" else point.label.replace(":", "_")
     label = f"carried-by-{label or 'unforced'}" if kind == "carried" else label  # `point`: how it was carried
-    return f"{style}-{label}-{split}" + ("" if limit is None else f"-first{limit}")
+    return f"{style}-{label}-{split}{sampling_tag}" + ("" if limit is None else f"-first{limit}")
 
 
 def samples_path(steerable: Steerable, study: TaskStudy, style: str, kind: str, point: Setting, split: str) -> Path:
     """Where a row's samples are kept, beside its scores (RUN/frontier/<study>/<key>.jsonl)."""
-    return steerable.run / "frontier" / study.folder / f"{row_key(style, kind, point, split, study.limit)}.jsonl"
+    key = row_key(style, kind, point, split, study.limit, study.sampling_tag)
+    return steerable.run / "frontier" / study.folder / f"{key}.jsonl"
 
 
 def score(steerable: Steerable, study: TaskStudy, style: str, kind: str, point: Setting, split: str,
@@ -245,7 +261,7 @@ def score(steerable: Steerable, study: TaskStudy, style: str, kind: str, point: 
     """One point (or the unforced model) on one prompt style and part: samples (`make`'s, else answers
     to the prompts under `point`) and scores, each written once and read back on a rerun."""
     folder = steerable.run / "frontier" / study.folder
-    key = row_key(style, kind, point, split, study.limit)
+    key = row_key(style, kind, point, split, study.limit, study.sampling_tag)
     row = current_score(folder / f"{key}.json")
     if row is not None:
         return row
@@ -352,7 +368,9 @@ def load_task_table(steerable: Steerable, study: TaskStudy, points: list[Setting
     table["language_score"] = language_score(table, study.task)
     table["content_value"] = content_value(table)
     limit = table["key"].str.extract(r"-first(\d+)$")[0].astype(float)  # rows of this study's limit only
-    table = table[limit.isna() if study.limit is None else limit == study.limit].reset_index(drop=True)
+    tag = table["key"].str.extract(r"(-sampling[0-9a-f]{8})(?:-first\d+)?$")[0].fillna("")  # and its sampling
+    table = table[(limit.isna() if study.limit is None else limit == study.limit)
+                  & (tag == study.sampling_tag)].reset_index(drop=True)
     table["paper"] = table["kind"] == "paper"
     table["also_shape"] = [also_shape(also, language) for also, language in zip(table["also"], table["language"])]
     ours = [same_setting(table, point.columns()) for point in points]
