@@ -220,7 +220,7 @@ def generate(
         raise LangneuronsError("--translate and --prompts: give one of them")
     options = (max_new_tokens, temperature, top_p, greedy, stop)
     if translate or prompts:
-        from ..steer.prompts import load_prompts, templated, translation_prompts, with_examples
+        from ..steer.prompts import framed, load_prompts, translation_prompts
         from ..steer.task import PROMPTED, prompt_records
 
         if translate and examples:
@@ -229,11 +229,8 @@ def generate(
             chosen = translation_prompts(target, translate, named, limit)
         else:
             chosen = load_prompts(prompts)[:limit]
-        turns = steerable.example_turns(target) if examples else ()
-        if chat_template:
-            chosen = templated(chosen, steerable.loaded.tokenizer, turns)
-        elif turns:
-            chosen = with_examples(chosen, turns)
+        chosen = framed(chosen, steerable.example_turns(target) if examples else (),
+                        steerable.loaded.tokenizer if chat_template else None)
         base = TRANSLATION if translate else (PROMPTED if prompts.startswith("requests:") else UNCONDITIONAL)
         records = prompt_records(steerable, setting, chosen, parse_seeds(seeds or ("0" if translate else "1")),
                                  sampling_from(base, *options), "translation" if translate else "prompts",
@@ -589,7 +586,7 @@ def shared_study(steerable, run: Path, languages: list[str], values: list[str], 
 
 def task_study(steerable, run: Path, languages: list[str], task: str, prompts: str | None, named: bool,
                chat_template: bool, split: str, heldout_split: str, points: list, seeds: str,
-               batch_size: int, limit: int | None, examples: bool = False, options: tuple = (None,) * 5) -> None:
+               batch_size: int, limit: int | None, examples: bool, options: tuple) -> None:
     """`frontier --task`: the task frontier (steer/taskfrontier.py), its table and recommendation; with
     several languages one shape for all of them (steer/shared.py)."""
     from ..steer.frontier import setting_of

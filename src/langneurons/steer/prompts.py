@@ -220,6 +220,14 @@ def with_examples(prompts: list[Prompt], turns: tuple[tuple[str, str], ...]) -> 
     return [replace(p, text=shown + p.text, source=p.source or p.text) for p in prompts]
 
 
+def framed(prompts: list[Prompt], turns: tuple[tuple[str, str], ...] = (), tokenizer=None) -> list[Prompt]:
+    """The prompts as the model reads them: after the example `turns` (if any), and as the user turn of
+    the tokenizer's chat template when a `tokenizer` is given (`--chat-template`), else as given."""
+    if tokenizer is not None:
+        return templated(prompts, tokenizer, turns)
+    return with_examples(prompts, turns) if turns else prompts
+
+
 def templated(prompts: list[Prompt], tokenizer, turns: tuple[tuple[str, str], ...] = ()) -> list[Prompt]:
     """Each prompt as the user turn of the tokenizer's chat template, ready for the answer; `turns`
     (request, answer) come first as earlier turns of the chat. The source stays the prompt's own."""

@@ -25,8 +25,8 @@ from ..find.info import RunInfo, load_run
 from ..find.tables import lape_sizes, load_activation
 from ..io import read_jsonl, write_jsonl
 from ..model import LoadedModel, find_blocks, load_model
-from ..sites import block_name
 from ..schema import SCHEMAS, migrate
+from ..sites import block_name
 from .apply import Plan, resolve
 from .decoding import Decoding
 from .evaluate import (

@@ -39,12 +39,11 @@ from .pareto import UNEDITED, fill_setting_columns, pareto_front, same_setting, 
 from .prompts import (
     NAMED_PROMPT,
     Prompt,
+    framed,
     in_split,
     language_name,
     load_prompts,
-    templated,
     translation_prompts,
-    with_examples,
 )
 from .steerable import Steerable, current_samples, current_score, sample_record
 from .task import PROMPTED, TRANSLATING, prompt_records, task_scores
@@ -139,7 +138,7 @@ class TaskStudy:
 
     def prompts_of(self, style: str, split: str, tokenizer=None, turns: tuple[tuple[str, str], ...] = ()
                    ) -> list[Prompt]:
-        """The prompts of one style and part; `turns`: the example turns of the `examples` style."""
+        """The prompts of one style and part, after `turns` (those of the `examples` style)."""
         if self.task == "translation":
             chosen = in_split(translation_prompts(self.language, self.prompts or "heldout", style == "named"), split)
         else:
@@ -148,10 +147,7 @@ class TaskStudy:
         chosen = chosen[: self.limit]
         if not chosen:
             raise LangneuronsError(f"{self.name}: no prompts in part {split!r}")
-        turns = turns if style == "examples" else ()
-        if self.chat_template:
-            return templated(chosen, tokenizer, turns)
-        return with_examples(chosen, turns) if turns else chosen
+        return framed(chosen, turns, tokenizer if self.chat_template else None)
 
 
 def task_grid(steerable: Steerable, language: str, names_target: bool = True, tail: int = 8,
