@@ -249,6 +249,18 @@ def test_generate_cli_answers_prompts_with_a_stop_and_sampling_options(saved_run
     assert bad.exit_code == 2 and "temperature" in bad.output
 
 
+def test_sweep_cli_takes_the_sampling_options_and_names_a_bad_one(saved_run):
+    run = saved_run.run
+    result = CliRunner().invoke(app, ["sweep", str(run), "--languages", "de", "--ns", "0", "--modes", "translation",
+                                      "--limit", "1", "--max-new-tokens", "3", "--stop", "\\n", "--ppl-sentences", "0",
+                                      "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    [cell] = [json.loads(p.read_text()) for p in (run / "sweep").glob("*.json")]
+    assert cell["samples_from"] == 'heldout limit 1 sampling {"max_new_tokens": 3, "stop": ["\\n"]}'
+    bad = CliRunner().invoke(app, ["sweep", str(run), "--ns", "0", "--chat-template", "--device", "cpu"])
+    assert bad.exit_code == 2 and "--chat-template: text from BOS has no prompt" in bad.output, bad.output
+
+
 def test_a_task_frontier_given_a_points_file_scores_those_points_only(saved_run, tmp_path):
     import pandas as pd
 
@@ -421,6 +433,36 @@ def test_sweep_answers_prompts_and_scores_their_content(steerable, tmp_path):
     assert list(table["n"]) == [0, 10] and (table["samples"] == 4).all()
     assert table[["lpr", "content", "generated_ppl"]].notna().all().all()
     assert table["samples_from"].str.contains("sha256").all()
+
+
+def test_sweep_takes_sampling_options_and_the_chat_template_in_every_prompted_mode(steerable, tmp_path):
+    from langneurons.steer.generate import SamplingChanges
+    from langneurons.steer.sweep import sweep
+
+    (tmp_path / "p.jsonl").write_text('{"id": "a", "prompt": "The cat"}\n')
+    tok = steerable.loaded.tokenizer
+    tok.chat_template = TEMPLATE
+    try:
+        table = sweep(steerable, ["de"], [0, 10], ["both"], ["translation", "prompts"], [1], positions="generated",
+                      translate_limit=2, ppl_sentences=0, progress=False, prompts=str(tmp_path / "p.jsonl"),
+                      sampling=SamplingChanges(max_new_tokens=2, greedy=True), chat_template=True)
+    finally:
+        tok.chat_template = None
+    assert list(table["mode"]) == ["prompts", "prompts", "translation", "translation"]
+    assert table["samples_from"].str.endswith('sampling {"greedy": true, "max_new_tokens": 2} chat-template').all()
+    records = [json.loads(line) for f in sorted((steerable.run / "sweep").glob("*.jsonl"))
+               for line in f.read_text().splitlines()]
+    assert len(records) == 6 and all(r["prompt"].startswith("<bos>[user] ") for r in records)
+    assert all(len(tok(r["text"], add_special_tokens=False)["input_ids"]) <= 2 for r in records)
+    assert sum(bool(r["reference"]) for r in records if r["mode"] == "translation") == 4  # pairs keep their reference
+    plain = sweep(steerable, ["de"], [0], ["both"], ["translation"], [1], translate_limit=2, ppl_sentences=0,
+                  progress=False)  # without the options: cells of their own
+    assert len(plain) == 5 and plain["samples_from"].eq("heldout limit 2").sum() == 1
+    with pytest.raises(LangneuronsError, match="--chat-template: text from BOS has no prompt"):
+        sweep(steerable, ["de"], [0], ["both"], ["unconditional"], [1], chat_template=True, progress=False)
+    with pytest.raises(LangneuronsError, match="sampling options: temperature 0"):
+        sweep(steerable, ["de"], [0], ["both"], ["unconditional"], [1], sampling=SamplingChanges(temperature=0),
+              progress=False)
 
 
 def test_target_logprobs_match_a_plain_forward_of_each_row_alone(steerable):

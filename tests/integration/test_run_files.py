@@ -16,7 +16,7 @@ from langneurons.find.info import RunInfo
 from langneurons.find.store import ResponseStore
 from langneurons.schema import SCHEMAS
 from langneurons.steer.intervene import load_interventions
-from langneurons.steer.steerable import translation_pairs
+from langneurons.steer.prompts import translation_prompts
 from langneurons.steer.sweep import SweepSettings
 
 runner = CliRunner()
@@ -164,11 +164,11 @@ def test_limit_zero_and_empty_translate_file_are_refused(tmp_path):
                           "--out", tmp_path / "s.jsonl")
     assert code == 2 and "--limit" in output and "should be greater than or equal to 1" in output, output
     with pytest.raises(LangneuronsError, match=r"--limit 0: must be 1 or more"):
-        translation_pairs("heldout", "de", 0)
+        translation_prompts("de", "heldout", limit=0)
     empty = tmp_path / "pairs.jsonl"
     empty.write_text("\n")
     with pytest.raises(LangneuronsError, match=r"pairs.jsonl: the file has no sentence pairs"):
-        translation_pairs(str(empty), "de")
+        translation_prompts("de", str(empty))
 
 
 def test_evaluate_refuses_an_empty_file_and_rows_without_text(tmp_path):

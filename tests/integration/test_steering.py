@@ -16,8 +16,10 @@ from langneurons.hooks import hooks
 from langneurons.steer.apply import Edit, Plan, resolve, steer
 from langneurons.steer.decoding import Decoding
 from langneurons.steer.generate import (
+    TRANSLATION,
     UNCONDITIONAL,
     Sampling,
+    SamplingChanges,
     generate,
     generate_batch,
     next_tokens,
@@ -29,8 +31,10 @@ from langneurons.steer.intervene import (
     load_interventions,
     save_interventions,
 )
+from langneurons.steer.prompts import Prompt
 from langneurons.steer.rules import guard_opening, opening_vocabulary, sentence_start
-from langneurons.steer.steerable import open_run, sample_records
+from langneurons.steer.steerable import open_run
+from langneurons.steer.task import prompt_records
 
 
 @pytest.fixture
@@ -299,11 +303,20 @@ def test_modules_restrict_the_neurons_and_a_filter_matching_nothing_is_refused(s
 
 
 def test_translation_records_stop_at_newline(steerable):
-    records = sample_records(steerable, [Intervention("de", 4)], "translation", [],
-                             ["The cat sleeps.", "Rain tonight."], batch_size=2, progress=False,
-                             references=["Die Katze schläft.", "Regen heute Nacht."])
+    prompts = [Prompt(str(i), f"English: {en}\nGerman:", ref, en)
+               for i, (en, ref) in enumerate([("The cat sleeps.", "Die Katze schläft."), ("Rain tonight.", "Regen.")])]
+    records = prompt_records(steerable, Setting((Intervention("de", 4),)), prompts, [0], TRANSLATION, "translation",
+                             batch_size=2, progress=False)
     assert len(records) == 2 and all("\n" not in r["text"] for r in records)
     assert records[0]["reference"] == "Die Katze schläft." and json.dumps(records)
+
+
+def test_sampling_changes_replace_only_the_options_given_and_bad_ones_are_named():
+    changes = SamplingChanges(max_new_tokens=5, stop=["\nQ:"])
+    assert changes.on(TRANSLATION) == replace(TRANSLATION, max_new_tokens=5, stop=("\nQ:",))
+    assert changes.given == {"max_new_tokens": 5, "stop": ("\nQ:",)} and SamplingChanges().on(UNCONDITIONAL) == UNCONDITIONAL
+    with pytest.raises(LangneuronsError, match="sampling options: temperature 0"):
+        SamplingChanges(temperature=0).on(UNCONDITIONAL)
 
 
 @pytest.mark.parametrize("value", ["on_p50", "scale:2", "shift:0.5", "mix:0.25", "zero", "scale:0.5:off_mean", "clamp"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
@@ -43,6 +44,9 @@ from .app import (
     parse_temperatures,
     stdout,
 )
+
+if TYPE_CHECKING:
+    from ..steer.generate import SamplingChanges
 
 
 def interventions_from(steerable, language: str | None, n: int | None, selection: str | None,
@@ -98,16 +102,13 @@ STOP = typer.Option(None, rich_help_panel=SAMPLING, metavar="TEXT",
                     "end at their transcript's next turn by default)")
 
 
-def sampling_from(base, max_new_tokens: int | None, temperature: float | None, top_p: float | None,
-                  greedy: bool | None, stop: list[str] | None):
-    """`base` (the mode's sampling) with the options given on the command line; `\\n` in a stop string
-    is a newline."""
-    changes = {"max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p, "greedy": greedy,
-               "stop": tuple(s.replace("\\n", "\n").replace("\\t", "\t") for s in stop) if stop else None}
-    try:
-        return replace(base, **{k: v for k, v in changes.items() if v is not None})
-    except ValueError as exc:
-        raise LangneuronsError(f"sampling options: {exc}") from None
+def sampling_changes(max_new_tokens: int | None, temperature: float | None, top_p: float | None,
+                     greedy: bool | None, stop: list[str] | None) -> SamplingChanges:
+    """The sampling options given on the command line; `\\n` in a stop string is a newline."""
+    from ..steer.generate import SamplingChanges
+
+    return SamplingChanges(max_new_tokens, temperature, top_p, greedy,
+                           tuple(s.replace("\\n", "\n").replace("\\t", "\t") for s in stop) if stop else None)
 
 
 @app.command(rich_help_panel="Steer")
@@ -218,7 +219,7 @@ def generate(
     target = language or ivs[0].language
     if translate and prompts:
         raise LangneuronsError("--translate and --prompts: give one of them")
-    options = (max_new_tokens, temperature, top_p, greedy, stop)
+    changes = sampling_changes(max_new_tokens, temperature, top_p, greedy, stop)
     if translate or prompts:
         from ..steer.prompts import framed, load_prompts, translation_prompts
         from ..steer.task import PROMPTED, prompt_records
@@ -233,13 +234,13 @@ def generate(
                         steerable.loaded.tokenizer if chat_template else None)
         base = TRANSLATION if translate else (PROMPTED if prompts.startswith("requests:") else UNCONDITIONAL)
         records = prompt_records(steerable, setting, chosen, parse_seeds(seeds or ("0" if translate else "1")),
-                                 sampling_from(base, *options), "translation" if translate else "prompts",
+                                 changes.on(base), "translation" if translate else "prompts",
                                  batch_size)
     else:
         if chat_template or named or examples:
             raise LangneuronsError("--chat-template, --named and --examples: only with --prompts / --translate")
-        records = sample_records(steerable, ivs, "unconditional", parse_seeds(seeds or "1-100"), None, prompt,
-                                 batch_size, decoding=setting.decoding, sampling=sampling_from(UNCONDITIONAL, *options))
+        records = sample_records(steerable, ivs, "unconditional", parse_seeds(seeds or "1-100"), prompt,
+                                 batch_size, decoding=setting.decoding, sampling=changes.on(UNCONDITIONAL))
     write_jsonl(out, records)
     share = language_share([r["text"] for r in records], target)
     typer.echo(f"{len(records)} samples → {out}; target language {target}: {share['target_share']:.2f} "
@@ -333,6 +334,12 @@ def sweep(
                                       help="held-out sentences for perplexity (0: skip)"),
     prompts: str = typer.Option("requests", rich_help_panel=SAMPLING, metavar="requests|FILE|hf:DIR",
                                 help="mode prompts: the built-in requests for each language, or these prompts"),
+    chat_template: bool = CHAT_TEMPLATE,
+    max_new_tokens: int = MAX_NEW_TOKENS,
+    temperature: float = TEMPERATURE,
+    top_p: float = TOP_P,
+    greedy: bool = GREEDY,
+    stop: list[str] = STOP,
     device: str = DEVICE,
     dtype: Dtype = DTYPE,
     device_map: str = DEVICE_MAP,
@@ -355,7 +362,9 @@ def sweep(
     table = run_sweep(steerable, parse_languages(languages) or steerable.info.languages, n_values,
                       parse_languages(selections or ("top" if method == "lape" else "both")),
                       parse_languages(modes), parse_seeds(seeds), value, positions or "all", translate, limit,
-                      ppl_sentences, batch_size, method=str(method), prompts=prompts)
+                      ppl_sentences, batch_size, method=str(method), prompts=prompts,
+                      sampling=sampling_changes(max_new_tokens, temperature, top_p, greedy, stop),
+                      chat_template=chat_template)
     cols = [c for c in ["mode", "language", "selection", "n", "target_share", "lpr", "chrf", "content", "perplexity"]
             if c in table]
     stdout.print(table[cols].to_string(index=False))
@@ -505,7 +514,7 @@ def frontier(
     if task or prompts:
         task_study(steerable, run, languages, task or "prompts", prompts, named, chat_template, split, heldout_split,
                    settings if grid_given else [], seeds, batch_size, limit, examples,
-                   (max_new_tokens, temperature, top_p, greedy, stop))
+                   sampling_changes(max_new_tokens, temperature, top_p, greedy, stop))
         return
     choice, heldout = parse_seeds(seeds), parse_seeds(heldout_seeds) if heldout_seeds else None
     if method == "diffmean":
@@ -586,7 +595,7 @@ def shared_study(steerable, run: Path, languages: list[str], values: list[str], 
 
 def task_study(steerable, run: Path, languages: list[str], task: str, prompts: str | None, named: bool,
                chat_template: bool, split: str, heldout_split: str, points: list, seeds: str,
-               batch_size: int, limit: int | None, examples: bool, options: tuple) -> None:
+               batch_size: int, limit: int | None, examples: bool, changes: SamplingChanges) -> None:
     """`frontier --task`: the task frontier (steer/taskfrontier.py), its table and recommendation; with
     several languages one shape for all of them (steer/shared.py)."""
     from ..steer.frontier import setting_of
@@ -594,8 +603,7 @@ def task_study(steerable, run: Path, languages: list[str], task: str, prompts: s
     from ..steer.task import PROMPTED, TRANSLATING
     from ..steer.taskfrontier import TaskStudy, task_frontier
 
-    sampling = sampling_from(TRANSLATING if task == "translation" else PROMPTED, *options) \
-        if any(option is not None for option in options) else None
+    sampling = changes.on(TRANSLATING if task == "translation" else PROMPTED) if changes.given else None
     study = TaskStudy(languages[0], task, prompts or "", named, tuple(points),
                       tuple(parse_seeds("1" if seeds == "1-100" else seeds)), sampling, chat_template=chat_template,
                       choose=split, heldout=heldout_split, batch_size=batch_size, limit=limit, examples=examples)

@@ -14,12 +14,13 @@ import inspect
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
 from torch import nn
 
+from ..errors import LangneuronsError
 from ..model import context_length, input_device, left_pad
 from ..progress import bar
 from .apply import Plan, steer
@@ -66,6 +67,34 @@ class Sampling:
 
 UNCONDITIONAL = Sampling()
 TRANSLATION = Sampling(max_new_tokens=128, greedy=True, stop_at_newline=True)
+
+
+@dataclass(frozen=True)
+class SamplingChanges:
+    """Sampling options a user gave, laid over each mode's own sampling (None: the mode's own), so one
+    set of options can serve unforced text, translations and prompts alike."""
+
+    max_new_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    greedy: bool | None = None
+    stop: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.stop is not None:
+            object.__setattr__(self, "stop", tuple(self.stop))
+
+    @property
+    def given(self) -> dict:
+        """The options given, by name."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    def on(self, base: Sampling) -> Sampling:
+        """`base` with these options in place of its own."""
+        try:
+            return replace(base, **self.given)
+        except ValueError as exc:
+            raise LangneuronsError(f"sampling options: {exc}") from None
 
 
 def start_token(tokenizer) -> int:

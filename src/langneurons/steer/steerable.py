@@ -39,7 +39,6 @@ from .evaluate import (
     translation_scores,
 )
 from .generate import (
-    TRANSLATION,
     UNCONDITIONAL,
     Sampling,
     generate,
@@ -47,7 +46,7 @@ from .generate import (
 from .intervene import Intervention
 from .lines import english_leakage, line_pass_rate
 from .named import NamedDirections, compute, nameable
-from .prompts import PAPER_PROMPT, example_turns, translation_prompts
+from .prompts import example_turns
 from .rules import sentence_starts
 
 
@@ -169,36 +168,18 @@ def parse_seeds(spec: str) -> list[int]:
     return seeds
 
 
-def translation_pairs(source: str, language: str, limit: int | None = None) -> list[tuple[str, str]]:
-    """(English source, reference in `language`) pairs from `heldout` (built-in) or a JSONL file, as
-    `prompts.translation_prompts` reads and checks them."""
-    return [(p.source, p.reference) for p in translation_prompts(language, source, limit=limit)]
-
-
 def sample_records(steerable: Steerable, ivs: list[Intervention], mode: str, seeds: list[int],
-                   sources: list[str] | None = None, prompt: str | list[str] | None = None,
-                   batch_size: int = 50, progress: bool = True,
-                   references: list[str] | None = None, decoding: Decoding | None = None,
-                   sampling: Sampling = UNCONDITIONAL) -> list[dict]:
+                   prompt: str | list[str] | None = None, batch_size: int = 50, progress: bool = True,
+                   decoding: Decoding | None = None, sampling: Sampling = UNCONDITIONAL) -> list[dict]:
     """Generate one sample per seed (from BOS, or continuing `prompt`: one text for every seed or
-    one per seed; drawn by `sampling`) or per source (translation), under the edits of `ivs` and the
-    rules of `decoding`."""
+    one per seed; drawn by `sampling`) under the edits of `ivs` and the rules of `decoding`. Prompts
+    with ids, references or a chat template: `task.prompt_records`."""
     decoding = decoding or Decoding()
     lm, plan = steerable.loaded, steerable.plan(ivs, decoding)
-    if mode == "translation":
-        prompts = [PAPER_PROMPT.format(source=s) for s in sources]
-        seeds = list(range(len(prompts)))
-        texts = generate(lm.model, lm.tokenizer, prompts, seeds, TRANSLATION, plan, batch_size, progress)
-    else:
-        prompts = [prompt] * len(seeds) if isinstance(prompt, str) else prompt
-        texts = generate(lm.model, lm.tokenizer, prompts, seeds, sampling, plan, batch_size, progress)
-    records = []
-    for i, (seed, raw) in enumerate(zip(seeds, texts)):
-        records.append(sample_record(ivs, decoding, mode, seed, {"prompt": "<bos>" if prompts is None else prompts[i]},
-                                     raw))
-        if references is not None:
-            records[-1]["reference"] = references[i]
-    return records
+    prompts = [prompt] * len(seeds) if isinstance(prompt, str) else prompt
+    texts = generate(lm.model, lm.tokenizer, prompts, seeds, sampling, plan, batch_size, progress)
+    return [sample_record(ivs, decoding, mode, seed, {"prompt": "<bos>" if prompts is None else prompts[i]}, raw)
+            for i, (seed, raw) in enumerate(zip(seeds, texts))]
 
 
 def sample_record(ivs: list[Intervention], decoding: Decoding, mode: str, seed: int, prompt: dict,

@@ -9,6 +9,7 @@ mode and scored for every language.
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +24,9 @@ from ..schema import SCHEMAS
 from .evaluate import (
     perplexity,
 )
-from .generate import UNCONDITIONAL
+from .generate import TRANSLATION, UNCONDITIONAL, Sampling, SamplingChanges
 from .intervene import Intervention, Setting
-from .prompts import load_prompts
+from .prompts import Prompt, framed, load_prompts, translation_prompts
 from .steerable import (
     Steerable,
     current_score,
@@ -33,7 +34,6 @@ from .steerable import (
     sample_records,
     score_cell,
     stored_samples,
-    translation_pairs,
 )
 from .task import PROMPTED, prompt_records, task_scores
 
@@ -43,9 +43,10 @@ MODES = ("unconditional", "translation", "prompts")
 @dataclass(frozen=True)
 class SweepSettings:
     """The cells of a sweep: modes × languages × selections × Ns (N = 0 once), each with the same
-    value, positions and method, on `seeds` (unconditional), the translation pairs of `translate`, or
-    `prompts` × `seeds` (prompts: a `--prompts` spec; `requests`: the built-in requests for each
-    cell's language)."""
+    value, positions and method, on `seeds` (unconditional), the translation pairs of `translate` (one
+    sample each, seed 0), or `prompts` × `seeds` (prompts: a `--prompts` spec; `requests`: the built-in
+    requests for each cell's language). `sampling` changes each mode's own sampling; `chat_template`
+    puts translation prompts and prompts in the tokenizer's chat template."""
 
     languages: tuple[str, ...]
     ns: tuple[int, ...]
@@ -60,6 +61,8 @@ class SweepSettings:
     batch_size: int = 50
     method: str = "ap"
     prompts: str = "requests"
+    sampling: SamplingChanges = SamplingChanges()
+    chat_template: bool = False
 
     def __post_init__(self) -> None:
         for name in ("languages", "ns", "selections", "modes", "seeds"):
@@ -69,6 +72,26 @@ class SweepSettings:
             raise LangneuronsError(f"--modes: {bad} not in {', '.join(MODES)}")
         if self.batch_size < 1:
             raise LangneuronsError(f"--batch-size {self.batch_size}: must be 1 or more")
+        if self.chat_template and set(self.modes) == {"unconditional"}:
+            raise LangneuronsError("--chat-template: text from BOS has no prompt to template; use it with "
+                                   "--modes translation or prompts")
+        for mode in self.modes:
+            self.sampling.on(self.default_sampling(mode))  # a bad option is named before any work
+
+    def own_requests(self, mode: str) -> bool:
+        """Whether a prompts cell answers the built-in requests of its own language."""
+        return mode == "prompts" and self.prompts == "requests"
+
+    def default_sampling(self, mode: str) -> Sampling:
+        """A mode's own sampling: the paper's; translations greedy, their first line; the built-in
+        requests ended where the transcript's next turn starts."""
+        if mode == "translation":
+            return TRANSLATION
+        return PROMPTED if self.own_requests(mode) else UNCONDITIONAL
+
+    def sampling_of(self, mode: str) -> Sampling:
+        """How a mode's cells are sampled: its own sampling with the options given."""
+        return self.sampling.on(self.default_sampling(mode))
 
     @property
     def cells(self) -> list[tuple[str, str, str, int]]:
@@ -76,9 +99,24 @@ class SweepSettings:
         return [(m, l, s, n) for m in self.modes for l in self.languages for s in self.selections for n in self.ns
                 if n > 0 or s == self.selections[0]]
 
+    def prompts_of(self, mode: str, language: str, tokenizer) -> list[Prompt]:
+        """The prompts of a translation or prompts cell, in the chat template when asked."""
+        if mode == "translation":
+            chosen = translation_prompts(language, self.translate, limit=self.translate_limit)
+        else:
+            chosen = load_prompts(f"requests:{language}" if self.own_requests(mode) else self.prompts)
+        return framed(chosen, (), tokenizer if self.chat_template else None)
+
     def samples_from(self, mode: str) -> str:
         """Where a cell's samples come from: its seeds (unconditional), or its translation pairs (the
-        source, its content when a file, and the limit), or its prompts and seeds."""
+        source, its content when a file, and the limit), or its prompts and seeds; then the sampling
+        options and the chat template, when given."""
+        given = self.sampling.given
+        return self.source_of(mode) + (f" sampling {json.dumps(given, sort_keys=True)}" if given else "") + (
+            " chat-template" if self.chat_template and mode != "unconditional" else "")
+
+    def source_of(self, mode: str) -> str:
+        """The seeds, pairs or prompts a mode's cells are drawn from."""
         if mode == "prompts":
             spec = self.prompts
             if Path(spec).is_file():
@@ -109,14 +147,15 @@ class SweepSettings:
 def sweep(steerable: Steerable, languages: list[str], ns: list[int], selections: list[str],
           modes: list[str], seeds: list[int], value: str = "on_p50", positions: str = "all",
           translate: str = "heldout", translate_limit: int | None = None, ppl_sentences: int = 50,
-          batch_size: int = 50, progress: bool = True, method: str = "ap", prompts: str = "requests") -> pd.DataFrame:
+          batch_size: int = 50, progress: bool = True, method: str = "ap", prompts: str = "requests",
+          sampling: SamplingChanges = SamplingChanges(), chat_template: bool = False) -> pd.DataFrame:
     """Run every cell not yet finished; return (and write) the table of all finished cells.
 
     `method="lape"` forces LAPE neurons; those cells get a `-lape` key (every cell names its `method`).
     The keywords are those of `SweepSettings` (see `sweep_with`).
     """
     settings = SweepSettings(languages, ns, selections, modes, seeds, value, positions, translate,
-                             translate_limit, ppl_sentences, batch_size, method, prompts)
+                             translate_limit, ppl_sentences, batch_size, method, prompts, sampling, chat_template)
     return sweep_with(steerable, settings, progress)
 
 
@@ -138,24 +177,23 @@ def sweep_locked(steerable: Steerable, settings: SweepSettings, progress: bool =
             continue
         started = time.perf_counter()
         console.print(f"[{index}/{len(cells)}] {key}")
-        sources = refs = None
-        if mode == "translation":
-            pairs = translation_pairs(settings.translate, lang, settings.translate_limit)
-            sources, refs = [p[0] for p in pairs], [p[1] for p in pairs]
-        own = mode == "prompts" and settings.prompts == "requests"  # the prompts name the cell's language
+        own = settings.own_requests(mode)  # the prompts name the cell's language
         none = f"{mode}-none{'-' + lang if own else ''}{settings.suffix(mode)}.jsonl"
         samples_file = folder / (none if n == 0 else f"{key}.jsonl")
-        if mode == "prompts":
-            prompts = load_prompts(f"requests:{lang}" if own else settings.prompts)
-            sampling = PROMPTED if own else UNCONDITIONAL
-            records = stored_samples(samples_file, lambda: prompt_records(
-                steerable, Setting((iv,)), prompts, list(settings.seeds), sampling, mode, settings.batch_size,
-                progress))
-            scores = task_scores(records, lang, steerable)
-        else:
+        if mode == "unconditional":
             records = stored_samples(samples_file, lambda: sample_records(
-                steerable, [iv], mode, list(settings.seeds), sources, None, settings.batch_size, progress, refs))
-            scores = score_cell(records, lang, refs)
+                steerable, [iv], mode, list(settings.seeds), None, settings.batch_size, progress,
+                sampling=settings.sampling_of(mode)))
+            scores = score_cell(records, lang, None)
+        else:
+            records = stored_samples(samples_file, lambda: prompt_records(
+                steerable, Setting((iv,)), settings.prompts_of(mode, lang, lm.tokenizer),
+                [0] if mode == "translation" else list(settings.seeds), settings.sampling_of(mode), mode,
+                settings.batch_size, progress))
+            if mode == "translation":
+                scores = score_cell(records, lang, [r["reference"] for r in records])
+            else:
+                scores = task_scores(records, lang, steerable)
         row = {"schema": SCHEMAS["score"], "mode": mode, "language": lang, "selection": selection, "n": n,
                "value": settings.value, "positions": settings.positions, "method": settings.method,
                "samples_from": settings.samples_from(mode), **scores}
