@@ -376,6 +376,11 @@ def test_the_default_task_search_holds_a_guarded_opening_and_keeps_its_guard_whe
     told = [s for s in grid if len(s.interventions) == 3]  # the pair, told the language by the named target
     assert [(s.interventions[2].method, s.interventions[2].value) for s in told] == \
         [("named", "add:1")] * 2 + [("named", "add:2")] * 2 and all(s.decoding.no_loops for s in told)
+    shots = [s for s in grid if s.interventions[-1].method == "shots"]  # what worked examples add, alone and opened
+    assert [[(iv.method, iv.value, iv.blocks) for iv in s.interventions] for s in shots] == \
+        [[("shots", "add:2", "1")], [("shots", "add:1", "1")]] + [[("ap", "on_p50", ""), ("shots", "add:1", "1")]] * 2
+    assert all(s.decoding.no_loops and s.decoding.start for s in shots[2:])
+    assert not any(iv.method == "shots" for s in task_grid(steerable, "de", names_target=False) for iv in s.interventions)
     tails = [s for s in task_grid(steerable, "de", names_target=False) if len(s.interventions) > 1]
     assert [[iv.positions for iv in s.interventions] for s in tails] == \
         ([["prefix:2", "prompt-tail:4"]] * 2 + [["prefix:2", "prompt-tail:4", "generated"]] * 2) * 2 \
@@ -637,3 +642,36 @@ def test_named_target_directions_are_what_naming_the_language_adds_at_the_prompt
         Intervention("de", value="clamp:1", positions="prompt-tail:1", blocks="0", method="named")
     with pytest.raises(LangneuronsError, match="not used by method named"):
         Intervention("de", n=10, value="add:1", positions="prompt-tail:1", blocks="0", method="named")
+
+
+def test_shot_directions_are_what_three_worked_examples_add_to_the_named_prompts_last_token(steerable):
+    import numpy as np
+
+    from langneurons.io import read_jsonl
+    from langneurons.steer.named import FILES, SHOTS, SOURCES, NamedDirections, directable, worked_examples
+    from langneurons.steer.prompts import NAMED_PROMPT
+
+    shots = steerable.named_directions("shots")
+    assert (steerable.run / FILES["shots"]).exists() and shots.kind == "shots"
+    assert directable("shots", ["en", "de", "xx"]) == ["de"] and "de" in shots.languages
+    model, tok = steerable.loaded.model, steerable.loaded.tokenizer
+
+    def last_state(text: str) -> torch.Tensor:  # block 0's output at the last token, one prompt alone
+        with torch.inference_mode():
+            return model(**tok(text, return_tensors="pt"), output_hidden_states=True).hidden_states[1][0, -1]
+
+    sources = [s["text"] for s in read_jsonl(steerable.run / "sentences.jsonl") if s["lang"] == "en"][:SOURCES]
+    shown = worked_examples("de", sources[0], 0)
+    assert shown.count("German:") == SHOTS and sources[0] not in shown and shown.endswith("\n\n")
+    expected = torch.stack([last_state(worked_examples("de", s, i) + NAMED_PROMPT.format(name="German", source=s))
+                            - last_state(NAMED_PROMPT.format(name="German", source=s))
+                            for i, s in enumerate(sources)]).mean(0)
+    assert np.allclose(shots.vector("de", 0), expected.numpy(), atol=1e-4)
+    assert np.array_equal(NamedDirections.read(steerable.run, "shots").vectors, shots.vectors)
+    named = steerable.named_directions()  # both kinds side by side, each in its own file
+    edits = [Intervention("de", value="add:1", positions="prompt-tail:1", blocks="1", method=kind)
+             for kind in ("named", "shots")]
+    shift = steerable.plan(edits).edits[shots.blocks[1]]["prompt-tail:1"]
+    assert torch.allclose(shift.vector, torch.from_numpy(named.vector("de", 1) + shots.vector("de", 1)), atol=1e-6)
+    with pytest.raises(LangneuronsError, match="method shots: value add:α only"):
+        Intervention("de", value="clamp:1", positions="prompt-tail:1", blocks="1", method="shots")

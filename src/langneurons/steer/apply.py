@@ -129,10 +129,11 @@ def shift_vectors(iv: Intervention, directions) -> dict[int, np.ndarray]:
 
 
 def named_shifts(iv: Intervention, named) -> dict[int, np.ndarray]:
-    """Block → α times the language's named-target direction (`named`: steer.named.NamedDirections)."""
+    """Block → α times the language's prompt-state direction of the edit's method (`named`:
+    steer.named.NamedDirections)."""
     if named is None:
-        raise LangneuronsError("method named: resolve it through Steerable.plan, which computes the run's "
-                               "named-target directions")
+        raise LangneuronsError(f"method {iv.method}: resolve it through Steerable.plan, which computes the run's "
+                               f"{iv.method} directions")
     _, alpha = parse_strength(iv.value)
     return {block: (alpha * named.vector(iv.language, block)).astype(np.float32)
             for block in sorted(parse_blocks(iv.blocks))}
@@ -227,10 +228,10 @@ def chosen_neurons(expertise: pd.DataFrame | None, iv: Intervention, block_of: d
 def resolve(interventions: list[Intervention], expertise: pd.DataFrame | None, widths: dict[str, int],
             block_of: dict[str, int] | None = None, activation: pd.DataFrame | None = None,
             starts: torch.Tensor | None = None, decoding: Decoding | None = None, directions=None,
-            named=None) -> Plan:
+            named: dict | None = None) -> Plan:
     """Turn interventions into per-module edits; a later intervention wins on a shared unit; DiffMean
-    and named-target shifts (`directions`: the run's find.diffmean.Directions; `named`: its
-    steer.named.NamedDirections) of one block and positions add up.
+    and prompt-state shifts (`directions`: the run's find.diffmean.Directions; `named`: its
+    steer.named.NamedDirections by kind) of one block and positions add up.
 
     `widths` and `block_of` cover every module edited (linears, and activations for LAPE); `starts`
     (which tokens may open a text, `rules.sentence_starts`) is needed when `decoding` has `start`.
@@ -245,9 +246,9 @@ def resolve(interventions: list[Intervention], expertise: pd.DataFrame | None, w
     lifted: dict[tuple[str, str], Floor] = {}
     for iv in (iv for iv in interventions if iv.method in DIRECTIONS):
         clamp = parse_strength(iv.value)[0] == "clamp"
-        vectors = named_shifts(iv, named) if iv.method == "named" else \
-            (floors if clamp else shift_vectors)(iv, directions)
-        source = named if iv.method == "named" else directions  # the block names and hidden width
+        prompted = iv.method != "diffmean"  # a prompt-state direction (steer/named.py)
+        source = (named or {}).get(iv.method) if prompted else directions  # the block names and hidden width
+        vectors = named_shifts(iv, source) if prompted else (floors if clamp else shift_vectors)(iv, directions)
         for block, edit in vectors.items():
             name = source.blocks[block]
             widths = {**widths, name: source.hidden}

@@ -20,8 +20,8 @@ from ..schema import migrate, stamp
 from .decoding import Decoding
 
 SELECTIONS = ("top", "bottom", "both", "random")
-METHODS = ("ap", "lape", "diffmean", "named")  # AP over linears, LAPE over MLP activations, residual directions
-DIRECTIONS = ("diffmean", "named")  # methods that add a vector to a block's output: the language's, the named target's
+METHODS = ("ap", "lape", "diffmean", "named", "shots")  # AP over linears, LAPE over MLP activations, residual directions
+DIRECTIONS = ("diffmean", "named", "shots")  # methods that add a vector to a block's output: the language's, a prompt's
 DIFFMEAN_UNUSED = ("n", "selection", "seed", "modules")  # neuron fields a DiffMean edit has no use for
 POSITIONS = ("all", "prompt", "generated", "first:K", "prefix:K", "prompt-tail:K")
 OPENINGS = ("first", "prefix")  # positions that edit only the first K new tokens
@@ -54,7 +54,8 @@ class Intervention:
     uses the unit direction of v_language − v_subtract instead. n, selection, seed and modules are
     neuron fields and stay at their defaults. method `named` adds, with `add:α`, α times the
     language's named-target direction (steer/named.py: what naming the language in a translation
-    prompt adds to the state at its last token) to each block of `blocks`; positions e.g. `prompt-tail:1`.
+    prompt adds to the state at its last token) to each block of `blocks`; positions e.g. `prompt-tail:1`;
+    method `shots` likewise adds what three worked examples add to the named prompt's last token.
     The sampling rules that go with an edit (guard, start rule, temperatures) are a `Decoding`.
     """
 
@@ -92,7 +93,7 @@ class Intervention:
         parse_blocks(self.blocks)
 
     def check_diffmean(self) -> None:
-        """The fields of a direction's edit (method diffmean or named)."""
+        """The fields of a direction's edit (method diffmean, named or shots)."""
         for name in DIFFMEAN_UNUSED:
             default = type(self).__dataclass_fields__[name].default
             if getattr(self, name) != default:
@@ -103,8 +104,8 @@ class Intervention:
         if not parse_blocks(self.blocks):
             raise LangneuronsError(f"blocks: method {self.method} needs the block(s) whose output gets the "
                                    "direction, e.g. 12 or 10-12")
-        if self.method == "named" and (kind != "add" or self.restore_norm or self.subtract):
-            raise LangneuronsError(f"method named: value add:α only, without restore_norm or subtract "
+        if self.method in ("named", "shots") and (kind != "add" or self.restore_norm or self.subtract):
+            raise LangneuronsError(f"method {self.method}: value add:α only, without restore_norm or subtract "
                                    f"(got value {self.value!r})")
         if not isinstance(self.restore_norm, bool):
             raise LangneuronsError(f"restore_norm {self.restore_norm!r}: true or false")

@@ -1,12 +1,15 @@
-"""Named-target directions (docs/method.md §12): what naming the target language adds to the state
-at a translation prompt's last token.
+"""Prompt-state directions (docs/method.md §12): what a better prompt adds to the state at a
+translation prompt's last token.
 
-For language L and block ℓ: the mean output of block ℓ at the last token of the prompt that names L
-("Translate an English sentence into German. … German:") minus the same for the paper's prompt
-("… Target Language:"), over the run's English sentences as sources. Added there (method `named`,
-value `add:α`, α 1: the whole mean difference), it tells the model which language "Target
-Language" is, where the paper's prompt does not. Computed once per run on first use and kept in
-RUN/named_directions.npz.
+For language L and block ℓ, over the run's English sentences as sources, the mean output of block ℓ
+at the prompt's last token
+- `named`: with the prompt that names L ("Translate an English sentence into German. … German:")
+  minus with the paper's prompt ("… Target Language:"). Added there (value `add:α`, α 1: the whole
+  mean difference), it tells the model which language "Target Language" is.
+- `shots`: with the named prompt after three worked examples (the built-in corpus' own translations,
+  from the part `find` reads) minus without them. Added there, it gives the named prompt some of
+  what the examples give: translations closer to the source.
+Computed once per run on first use and kept in RUN/named_directions.npz and RUN/shot_directions.npz.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..data import builtin_groups
 from ..errors import LangneuronsError
 from ..hooks import hooks
 from ..io import NPZ_DAMAGE, read_jsonl, write_npz
@@ -25,8 +29,11 @@ from ..progress import bar, console
 from ..schema import SCHEMAS
 from .prompts import LANGUAGE_NAMES, NAMED_PROMPT, PAPER_PROMPT, language_name
 
-FILE = "named_directions.npz"
+KINDS = ("named", "shots")
+FILES = {"named": "named_directions.npz", "shots": "shot_directions.npz"}
+FILE = FILES["named"]
 SOURCES = 200  # English sentences the means are taken over
+SHOTS = 3  # worked examples before each prompt (kind shots)
 DEPTH = 0.4  # the default block, as a share of the depth (7 of Gemma-3-270M's 18)
 
 
@@ -35,13 +42,25 @@ def nameable(languages: list[str]) -> list[str]:
     return [language for language in languages if language != "en" and language in LANGUAGE_NAMES]
 
 
+def directable(kind: str, languages: list[str]) -> list[str]:
+    """The languages that have a direction of `kind`: those a prompt can name; for `shots` also in the
+    built-in corpus, whose translations are the worked examples."""
+    named = nameable(languages)
+    if kind == "named":
+        return named
+    known = set(builtin_groups()[0])
+    return [language for language in named if language in known]
+
+
 @dataclass(frozen=True)
 class NamedDirections:
-    """`vectors[i, ℓ]`: the named-minus-paper mean state of `languages[i]` at block ℓ (module `blocks[ℓ]`)."""
+    """`vectors[i, ℓ]`: the mean state difference of `kind` (named minus paper's prompt, or with minus
+    without the worked examples) of `languages[i]` at block ℓ (module `blocks[ℓ]`)."""
 
     languages: tuple[str, ...]
     blocks: tuple[str, ...]
     vectors: np.ndarray  # [languages, blocks, hidden] float32
+    kind: str = "named"
 
     @property
     def hidden(self) -> int:
@@ -49,21 +68,21 @@ class NamedDirections:
 
     def vector(self, language: str, block: int) -> np.ndarray:
         if language not in self.languages:
-            raise LangneuronsError(f"method named: no named-target direction for {language!r} (the run has "
+            raise LangneuronsError(f"method {self.kind}: no direction for {language!r} (the run has "
                                    f"{', '.join(self.languages)})")
         if not 0 <= block < len(self.blocks):
             raise LangneuronsError(f"block {block}: this model has blocks 0-{len(self.blocks) - 1}")
         return self.vectors[self.languages.index(language), block]
 
     def write(self, run: Path) -> None:
-        write_npz(Path(run) / FILE, schema=np.int64(SCHEMAS["named"]), languages=np.array(self.languages),
+        write_npz(Path(run) / FILES[self.kind], schema=np.int64(SCHEMAS["named"]), languages=np.array(self.languages),
                   blocks=np.array(self.blocks), vectors=self.vectors)
 
     @classmethod
-    def read(cls, run: Path) -> "NamedDirections | None":
-        """The stored directions, or None when there are none of this version or the file is damaged:
-        they are a cache, computed again on first use."""
-        path = Path(run) / FILE
+    def read(cls, run: Path, kind: str = "named") -> "NamedDirections | None":
+        """The stored directions of `kind`, or None when there are none of this version or the file is
+        damaged: they are a cache, computed again on first use."""
+        path = Path(run) / FILES[kind]
         if not path.exists():
             return None
         try:
@@ -71,7 +90,7 @@ class NamedDirections:
                 if int(data["schema"]) != SCHEMAS["named"]:
                     return None
                 return cls(tuple(str(x) for x in data["languages"]), tuple(str(x) for x in data["blocks"]),
-                           data["vectors"])
+                           data["vectors"], kind)
         except NPZ_DAMAGE:
             return None
 
@@ -93,7 +112,7 @@ def last_token_states(loaded: LoadedModel, blocks: tuple[str, ...], texts: list[
 
     rows = tokenizer(texts, add_special_tokens=True)["input_ids"]
     watched = {name: keep(name) for name in blocks}
-    with bar("named-target states", len(rows), progress) as shown, hooks(model, watched), torch.inference_mode():
+    with bar("prompt states", len(rows), progress) as shown, hooks(model, watched), torch.inference_mode():
         for lo in range(0, len(rows), batch_size):
             batch = rows[lo : lo + batch_size]
             ids, mask, positions = left_pad(batch, pad, device)
@@ -103,18 +122,36 @@ def last_token_states(loaded: LoadedModel, blocks: tuple[str, ...], texts: list[
 
 
 def compute(loaded: LoadedModel, run: Path, blocks: tuple[str, ...], languages: list[str],
-            progress: bool = True) -> NamedDirections:
-    """The named-target directions of `languages` (those with an English name), from the first
-    `SOURCES` English sentences of the run."""
+            progress: bool = True, kind: str = "named") -> NamedDirections:
+    """The directions of `kind` for `languages` (those `directable`), from the first `SOURCES` English
+    sentences of the run."""
     sources = [s["text"] for s in read_jsonl(Path(run) / "sentences.jsonl") if s["lang"] == "en"][:SOURCES]
     if not sources:
-        raise LangneuronsError(f"method named: {run} has no English sentences to build prompts from; "
+        raise LangneuronsError(f"method {kind}: {run} has no English sentences to build prompts from; "
                                "find with English among --languages")
-    named = nameable(languages)
+    chosen = directable(kind, languages)
     if progress:
-        console.print(f"named-target directions of {', '.join(named)} over {len(sources)} English sentences")
-    paper = last_token_states(loaded, blocks, [PAPER_PROMPT.format(source=s) for s in sources], progress=progress)
-    vectors = [last_token_states(loaded, blocks, [NAMED_PROMPT.format(name=language_name(language), source=s)
-                                                  for s in sources], progress=progress) - paper
-               for language in named]
-    return NamedDirections(tuple(named), blocks, np.stack(vectors).astype(np.float32))
+        console.print(f"{kind} directions of {', '.join(chosen)} over {len(sources)} English sentences")
+
+    def named(language: str) -> list[str]:
+        return [NAMED_PROMPT.format(name=language_name(language), source=s) for s in sources]
+
+    vectors = []
+    if kind == "named":
+        paper = last_token_states(loaded, blocks, [PAPER_PROMPT.format(source=s) for s in sources], progress=progress)
+        vectors = [last_token_states(loaded, blocks, named(language), progress=progress) - paper for language in chosen]
+    for language in chosen if kind == "shots" else ():
+        plain = named(language)
+        shown = [worked_examples(language, source, i) + prompt for i, (source, prompt) in enumerate(zip(sources, plain))]
+        vectors.append(last_token_states(loaded, blocks, shown, progress=progress)
+                       - last_token_states(loaded, blocks, plain, progress=progress))
+    return NamedDirections(tuple(chosen), blocks, np.stack(vectors).astype(np.float32), kind)
+
+
+def worked_examples(language: str, source: str, index: int) -> str:
+    """`SHOTS` named prompts answered with the built-in corpus' translations (groups of the part `find`
+    reads, a different run of them for each `index`, never `source` itself), each followed by a blank line."""
+    groups = [g for g in builtin_groups() if g["split"] == "find" and language in g and g["en"] != source]
+    chosen = [groups[(index * SHOTS + j) % len(groups)] for j in range(SHOTS)]
+    return "".join(NAMED_PROMPT.format(name=language_name(language), source=g["en"]) + f" {g[language]}\n\n"
+                   for g in chosen)

@@ -8,7 +8,7 @@ Samples and scores carry a schema version; those an older version wrote are migr
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Callable
@@ -45,7 +45,7 @@ from .generate import (
 )
 from .intervene import Intervention
 from .lines import english_leakage, line_pass_rate
-from .named import NamedDirections, compute, nameable
+from .named import KINDS, NamedDirections, compute, directable
 from .prompts import example_turns
 from .rules import sentence_starts
 
@@ -60,7 +60,7 @@ class Steerable:
     loaded: LoadedModel
     activation: pd.DataFrame | None = None  # the activation sites' table of a run with LAPE
     directions: Directions | None = None  # the language directions of a run with DiffMean
-    named: NamedDirections | None = None  # the named-target directions, made on first use (`named_directions`)
+    named: dict[str, NamedDirections] = field(default_factory=dict)  # by kind, made on first use (`named_directions`)
 
     @property
     def site_records(self) -> list[dict]:
@@ -105,20 +105,20 @@ class Steerable:
                 raise LangneuronsError(f"own_starts: the interventions steer {sorted(languages)}; the target "
                                        "language's sentence starts need one language")
             starts = self.sentence_starts(languages.pop() if decoding.own_starts else None)
-        named = self.named_directions() if any(iv.method == "named" for iv in interventions) else None
+        named = {kind: self.named_directions(kind) for kind in KINDS if any(iv.method == kind for iv in interventions)}
         return resolve(interventions, self.expertise, self.widths, block_of, self.activation, starts, decoding,
                        self.directions, named)
 
-    def named_directions(self) -> NamedDirections:
-        """The run's named-target directions (steer/named.py), computed and stored on first use."""
-        if self.named is None:
-            self.named = NamedDirections.read(self.run)
-        if self.named is None or not set(nameable(self.info.languages)) <= set(self.named.languages):
+    def named_directions(self, kind: str = "named") -> NamedDirections:
+        """The run's prompt-state directions of `kind` (steer/named.py), computed and stored on first use."""
+        known = self.named.get(kind) or NamedDirections.read(self.run, kind)
+        if known is None or not set(directable(kind, self.info.languages)) <= set(known.languages):
             path, blocks = find_blocks(self.loaded.model)
             names = tuple(block_name(path, i) for i in range(len(blocks)))
-            self.named = compute(self.loaded, self.run, names, list(self.info.languages))
-            self.named.write(self.run)
-        return self.named
+            known = compute(self.loaded, self.run, names, list(self.info.languages), kind=kind)
+            known.write(self.run)
+        self.named[kind] = known
+        return known
 
 
 def open_run(run: Path, device: str = "auto", dtype: str | None = None,

@@ -34,7 +34,7 @@ from .frontier import paper_setting, setting_of
 from .generate import Sampling
 from .intervene import Intervention, Setting, load_interventions, save_interventions
 from .named import DEPTH as NAMED_DEPTH
-from .named import nameable
+from .named import directable, nameable
 from .pareto import UNEDITED, fill_setting_columns, pareto_front, same_setting, within_shape
 from .prompts import (
     NAMED_PROMPT,
@@ -51,7 +51,7 @@ from .task import PROMPTED, TRANSLATING, prompt_records, task_scores
 TASKS = ("translation", "prompts")
 GOAL_DEGENERATE = 0.05
 AXES = {"language_score": "max", "content_value": "max", "degenerate_share": "min"}  # the Pareto front's
-STRENGTH = re.compile(r"^((?:diffmean|named)-(?:add|clamp)):[0-9.]+")  # a direction's α or β in an edit's label
+STRENGTH = re.compile(r"^((?:diffmean|named|shots)-(?:add|clamp)):[0-9.]+")  # a direction's α or β in an edit's label
 
 
 @dataclass(frozen=True)
@@ -170,7 +170,10 @@ def task_grid(steerable: Steerable, language: str, names_target: bool = True, ta
     also followed by that direction at α 0.01 or 0.02 on the rest of the answer, with and without the
     named-target direction (α 1 or 1.5) at the prompt's last token, all with the no-loops rule. The
     named translation's started openings come again with the no-loops rule too: greedy answers and
-    answers written by the unedited model after an opening can fall into a loop. Why each,
+    answers written by the unedited model after an opening can fall into a loop. A named translation
+    also gets the worked examples' direction (what three worked examples add at the prompt's last
+    token): alone, α 2 at 2/5 of the depth or α 1 from 1/3 to 2/5, and the latter after a started
+    opening with the rule. Why each,
     and what left the grid: docs/steering.md. Units the run lacks are left out."""
     answer = "generated"
     requests = task == "prompts"
@@ -220,6 +223,11 @@ def task_grid(steerable: Steerable, language: str, names_target: bool = True, ta
         if not requests and told:  # the pair, told at the prompt's end which language is meant
             points += [Setting((opening(n, 2), tail_edit, named_target(language, steerable.info.blocks, alpha)),
                                replace(started, no_loops=True)) for alpha in (1, 2) for n in (2000, 4000)]
+        if names_target and not requests and told and directable("shots", [language]):
+            shots = [worked_target(language, steerable.info.blocks, alpha, low) for alpha, low in ((2, NAMED_DEPTH),
+                                                                                                 (1, SHOTS_FROM))]
+            points += [Setting((edit,)) for edit in shots]  # what worked examples add, alone
+            points += [Setting((opening(n, 2), shots[1]), replace(started, no_loops=True)) for n in (2000, 4000)]
     if steerable.activation is not None:
         from .steerable import method_defaults
 
@@ -236,6 +244,17 @@ def named_target(language: str, n_blocks: int, alpha: float) -> Intervention:
     """The named-target direction (steer/named.py) at α on the prompt's last token, at 2/5 of the depth."""
     return Intervention(language, value=f"add:{alpha:g}", positions="prompt-tail:1",
                         blocks=str(block_at(NAMED_DEPTH, n_blocks)), method="named")
+
+
+SHOTS_FROM = 1 / 3  # the worked examples' direction also over the blocks from here to 2/5 of the depth
+
+
+def worked_target(language: str, n_blocks: int, alpha: float, low: float) -> Intervention:
+    """The worked examples' direction (steer/named.py, kind shots) at α on the prompt's last token, at
+    each block from `low` to 2/5 of the depth."""
+    first, last = block_at(low, n_blocks), block_at(NAMED_DEPTH, n_blocks)
+    return Intervention(language, value=f"add:{alpha:g}", positions="prompt-tail:1",
+                        blocks=f"{first}-{last}" if last > first else str(last), method="shots")
 
 
 def row_key(style: str, kind: str, point: Setting, split: str, limit: int | None, sampling_tag: str = "") -> str:
