@@ -14,6 +14,7 @@ Computed once per run on first use and kept in RUN/named_directions.npz and RUN/
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,11 +113,12 @@ def last_token_states(loaded: LoadedModel, blocks: tuple[str, ...], texts: list[
 
     rows = tokenizer(texts, add_special_tokens=True)["input_ids"]
     watched = {name: keep(name) for name in blocks}
+    last_only = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
     with bar("prompt states", len(rows), progress) as shown, hooks(model, watched), torch.inference_mode():
         for lo in range(0, len(rows), batch_size):
             batch = rows[lo : lo + batch_size]
             ids, mask, positions = left_pad(batch, pad, device)
-            model(input_ids=ids, attention_mask=mask, position_ids=positions)
+            model(input_ids=ids, attention_mask=mask, position_ids=positions, **last_only)  # no logits we do not read
             shown.advance(len(batch))
     return torch.stack([total[name] for name in blocks]).numpy() / len(rows)
 
