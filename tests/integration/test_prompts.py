@@ -651,9 +651,11 @@ def test_shot_directions_are_what_three_worked_examples_add_to_the_named_prompts
     from langneurons.steer.named import FILES, SHOTS, SOURCES, NamedDirections, directable, worked_examples
     from langneurons.steer.prompts import NAMED_PROMPT
 
-    shots = steerable.named_directions("shots")
-    assert (steerable.run / FILES["shots"]).exists() and shots.kind == "shots"
-    assert directable("shots", ["en", "de", "xx"]) == ["de"] and "de" in shots.languages
+    german = steerable.named_directions("shots", ["de"])  # one language's, made alone
+    assert (steerable.run / FILES["shots"]).exists() and german.kind == "shots" and german.languages == ("de",)
+    shots = steerable.named_directions("shots")  # the others are added to the same file
+    assert shots.languages == ("de", "fr", "zh") and np.array_equal(shots.vector("de", 0), german.vector("de", 0))
+    assert directable("shots", ["en", "de", "xx"]) == ["de"]
     model, tok = steerable.loaded.model, steerable.loaded.tokenizer
 
     def last_state(text: str) -> torch.Tensor:  # block 0's output at the last token, one prompt alone

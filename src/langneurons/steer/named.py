@@ -75,6 +75,14 @@ class NamedDirections:
             raise LangneuronsError(f"block {block}: this model has blocks 0-{len(self.blocks) - 1}")
         return self.vectors[self.languages.index(language), block]
 
+    def joined(self, other: "NamedDirections") -> "NamedDirections":
+        """These directions and `other`'s (the same kind and blocks), `other`'s languages after these."""
+        if (other.kind, other.blocks) != (self.kind, self.blocks):
+            raise LangneuronsError(f"method {self.kind}: directions of other blocks cannot be joined; delete "
+                                   "the run's stored file and they are made again")
+        return NamedDirections(self.languages + other.languages, self.blocks,
+                               np.concatenate([self.vectors, other.vectors]), self.kind)
+
     def write(self, run: Path) -> None:
         write_npz(Path(run) / FILES[self.kind], schema=np.int64(SCHEMAS["named"]), languages=np.array(self.languages),
                   blocks=np.array(self.blocks), vectors=self.vectors)

@@ -105,17 +105,22 @@ class Steerable:
                 raise LangneuronsError(f"own_starts: the interventions steer {sorted(languages)}; the target "
                                        "language's sentence starts need one language")
             starts = self.sentence_starts(languages.pop() if decoding.own_starts else None)
-        named = {kind: self.named_directions(kind) for kind in KINDS if any(iv.method == kind for iv in interventions)}
+        named = {kind: self.named_directions(kind, sorted({iv.language for iv in interventions if iv.method == kind}))
+                 for kind in KINDS if any(iv.method == kind for iv in interventions)}
         return resolve(interventions, self.expertise, self.widths, block_of, self.activation, starts, decoding,
                        self.directions, named)
 
-    def named_directions(self, kind: str = "named") -> NamedDirections:
-        """The run's prompt-state directions of `kind` (steer/named.py), computed and stored on first use."""
+    def named_directions(self, kind: str = "named", languages: list[str] | None = None) -> NamedDirections:
+        """The run's prompt-state directions of `kind` (steer/named.py) for `languages` (default: all that
+        have one), each language's computed on first use and added to the stored file."""
         known = self.named.get(kind) or NamedDirections.read(self.run, kind)
-        if known is None or not set(directable(kind, self.info.languages)) <= set(known.languages):
+        wanted = directable(kind, list(self.info.languages) if languages is None else languages)
+        missing = [language for language in wanted if known is None or language not in known.languages]
+        if missing:
             path, blocks = find_blocks(self.loaded.model)
             names = tuple(block_name(path, i) for i in range(len(blocks)))
-            known = compute(self.loaded, self.run, names, list(self.info.languages), kind=kind)
+            made = compute(self.loaded, self.run, names, missing, kind=kind)
+            known = made if known is None else known.joined(made)
             known.write(self.run)
         self.named[kind] = known
         return known
