@@ -189,7 +189,7 @@ def test_inside_refuses_paths_that_leave_the_run(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["run.json", "expertise.parquet", "sentences.jsonl", "store/meta.json",
-                                  "expertise/x.parquet", "sweep/cell.json", "."])
+                                  "expertise/x.parquet", "sweep/cell.json", "diffmean.npz", "shot_directions.npz", "."])
 def test_outputs_that_would_replace_a_run_file_are_refused(tmp_path, name):
     run = tmp_path / "run"
     (run / "store").mkdir(parents=True)
