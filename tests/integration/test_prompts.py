@@ -648,7 +648,7 @@ def test_shot_directions_are_what_three_worked_examples_add_to_the_named_prompts
     import numpy as np
 
     from langneurons.io import read_jsonl
-    from langneurons.steer.named import FILES, SHOTS, SOURCES, NamedDirections, directable, worked_examples
+    from langneurons.steer.named import FILES, SHOTS, SOURCES, NamedDirections, directable, example_pool, worked_examples
     from langneurons.steer.prompts import NAMED_PROMPT
 
     german = steerable.named_directions("shots", ["de"])  # one language's, made alone
@@ -663,9 +663,10 @@ def test_shot_directions_are_what_three_worked_examples_add_to_the_named_prompts
             return model(**tok(text, return_tensors="pt"), output_hidden_states=True).hidden_states[1][0, -1]
 
     sources = [s["text"] for s in read_jsonl(steerable.run / "sentences.jsonl") if s["lang"] == "en"][:SOURCES]
-    shown = worked_examples("de", sources[0], 0)
+    pool = example_pool("de")
+    shown = worked_examples("de", sources[0], 0, pool)
     assert shown.count("German:") == SHOTS and sources[0] not in shown and shown.endswith("\n\n")
-    expected = torch.stack([last_state(worked_examples("de", s, i) + NAMED_PROMPT.format(name="German", source=s))
+    expected = torch.stack([last_state(worked_examples("de", s, i, pool) + NAMED_PROMPT.format(name="German", source=s))
                             - last_state(NAMED_PROMPT.format(name="German", source=s))
                             for i, s in enumerate(sources)]).mean(0)
     assert np.allclose(shots.vector("de", 0), expected.numpy(), atol=1e-4)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data import builtin_groups
+from ..data import BUILTIN_LANGUAGES, builtin_groups
 from ..errors import LangneuronsError
 from ..hooks import hooks
 from ..io import NPZ_DAMAGE, read_jsonl, write_npz
@@ -47,10 +47,7 @@ def directable(kind: str, languages: list[str]) -> list[str]:
     """The languages that have a direction of `kind`: those a prompt can name; for `shots` also in the
     built-in corpus, whose translations are the worked examples."""
     named = nameable(languages)
-    if kind == "named":
-        return named
-    known = set(builtin_groups()[0])
-    return [language for language in named if language in known]
+    return named if kind == "named" else [language for language in named if language in BUILTIN_LANGUAGES]
 
 
 @dataclass(frozen=True)
@@ -146,22 +143,30 @@ def compute(loaded: LoadedModel, run: Path, blocks: tuple[str, ...], languages: 
     def named(language: str) -> list[str]:
         return [NAMED_PROMPT.format(name=language_name(language), source=s) for s in sources]
 
-    vectors = []
     if kind == "named":
         paper = last_token_states(loaded, blocks, [PAPER_PROMPT.format(source=s) for s in sources], progress=progress)
         vectors = [last_token_states(loaded, blocks, named(language), progress=progress) - paper for language in chosen]
-    for language in chosen if kind == "shots" else ():
-        plain = named(language)
-        shown = [worked_examples(language, source, i) + prompt for i, (source, prompt) in enumerate(zip(sources, plain))]
-        vectors.append(last_token_states(loaded, blocks, shown, progress=progress)
-                       - last_token_states(loaded, blocks, plain, progress=progress))
+    else:
+        vectors = []
+        for language in chosen:
+            plain, pool = named(language), example_pool(language)
+            shown = [worked_examples(language, source, i, pool) + prompt
+                     for i, (source, prompt) in enumerate(zip(sources, plain))]
+            vectors.append(last_token_states(loaded, blocks, shown, progress=progress)
+                           - last_token_states(loaded, blocks, plain, progress=progress))
     return NamedDirections(tuple(chosen), blocks, np.stack(vectors).astype(np.float32), kind)
 
 
-def worked_examples(language: str, source: str, index: int) -> str:
-    """`SHOTS` named prompts answered with the built-in corpus' translations (groups of the part `find`
-    reads, a different run of them for each `index`, never `source` itself), each followed by a blank line."""
-    groups = [g for g in builtin_groups() if g["split"] == "find" and language in g and g["en"] != source]
+def example_pool(language: str) -> list[dict]:
+    """The built-in corpus' groups that worked examples in `language` are drawn from: those of the part
+    `find` reads."""
+    return [g for g in builtin_groups() if g["split"] == "find" and language in g]
+
+
+def worked_examples(language: str, source: str, index: int, pool: list[dict]) -> str:
+    """`SHOTS` named prompts answered with translations of `pool` (`example_pool`; a different run of
+    them for each `index`, never `source` itself), each followed by a blank line."""
+    groups = [g for g in pool if g["en"] != source]
     chosen = [groups[(index * SHOTS + j) % len(groups)] for j in range(SHOTS)]
     return "".join(NAMED_PROMPT.format(name=language_name(language), source=g["en"]) + f" {g[language]}\n\n"
                    for g in chosen)
