@@ -275,14 +275,13 @@ def score(steerable: Steerable, study: TaskStudy, style: str, kind: str, point: 
           progress: bool, make: Callable[[], list[dict]] | None = None) -> dict:
     """One point (or the unforced model) on one prompt style and part: samples (`make`'s, else answers
     to the prompts under `point`) and scores, each written once and read back on a rerun."""
-    folder = steerable.run / "frontier" / study.folder
-    key = row_key(style, kind, point, split, study.limit, study.sampling_tag)
+    path = samples_path(steerable, study, style, kind, point, split)
+    folder, key = path.parent, path.name.removesuffix(".jsonl")  # the scores sit beside, as <key>.json
     row = current_score(folder / f"{key}.json")
     if row is not None:
         return row
     console.print(f"{study.name} {key}")
     started = time.perf_counter()
-    path = samples_path(steerable, study, style, kind, point, split)
     records = current_samples(read_jsonl(path) if path.exists() else [])
     if not records:
         turns = steerable.example_turns(study.language) if style == "examples" else ()
