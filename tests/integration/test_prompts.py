@@ -378,8 +378,8 @@ def test_the_default_task_search_holds_a_guarded_opening_and_keeps_its_guard_whe
         [("named", "add:1")] * 2 + [("named", "add:2")] * 2 and all(s.decoding.no_loops for s in told)
     shots = [s for s in grid if s.interventions[-1].method == "shots"]  # what worked examples add, alone and opened
     assert [[(iv.method, iv.value, iv.blocks) for iv in s.interventions] for s in shots] == \
-        [[("shots", "add:2", "1")], [("shots", "add:1", "1")]] + [[("ap", "on_p50", ""), ("shots", "add:1", "1")]] * 2
-    assert all(s.decoding.no_loops and s.decoding.start for s in shots[2:])
+        [[("shots", "add:2", "1")], [("shots", "add:1", "1")]] + [[("ap", "on_p50", ""), ("shots", "add:1", "1")]] * 3
+    assert all(s.decoding.no_loops and s.decoding.start and s.interventions[0].positions == "prefix:1" for s in shots[2:])
     assert not any(iv.method == "shots" for s in task_grid(steerable, "de", names_target=False) for iv in s.interventions)
     tails = [s for s in task_grid(steerable, "de", names_target=False) if len(s.interventions) > 1]
     assert [[iv.positions for iv in s.interventions] for s in tails] == \

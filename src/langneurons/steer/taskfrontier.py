@@ -172,8 +172,8 @@ def task_grid(steerable: Steerable, language: str, names_target: bool = True, ta
     named translation's started openings come again with the no-loops rule too: greedy answers and
     answers written by the unedited model after an opening can fall into a loop. A named translation
     also gets the worked examples' direction (what three worked examples add at the prompt's last
-    token): alone, α 2 at 2/5 of the depth or α 1 from 1/3 to 2/5, and the latter after a started
-    opening with the rule. Why each,
+    token): alone, α 2 at 2/5 of the depth or α 1 from 1/3 to 2/5, and the latter after a 1-token
+    started opening (1,000, 2,000 or 4,000 units) with the rule. Why each,
     and what left the grid: docs/steering.md. Units the run lacks are left out."""
     answer = "generated"
     requests = task == "prompts"
@@ -227,7 +227,8 @@ def task_grid(steerable: Steerable, language: str, names_target: bool = True, ta
             shots = [worked_target(language, steerable.info.blocks, alpha, low) for alpha, low in ((2, NAMED_DEPTH),
                                                                                                  (1, SHOTS_FROM))]
             points += [Setting((edit,)) for edit in shots]  # what worked examples add, alone
-            points += [Setting((opening(n, 2), shots[1]), replace(started, no_loops=True)) for n in (2000, 4000)]
+            # after the start rule's first token alone: a second forced token costs content (docs/steering.md)
+            points += [Setting((opening(n, 1), shots[1]), replace(started, no_loops=True)) for n in (1000, 2000, 4000)]
     if steerable.activation is not None:
         from .steerable import method_defaults
 
