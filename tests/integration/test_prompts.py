@@ -629,10 +629,12 @@ def test_named_target_directions_are_what_naming_the_language_adds_at_the_prompt
     expected = torch.stack([last_state(NAMED_PROMPT.format(name="German", source=s))
                             - last_state(PAPER_PROMPT.format(source=s)) for s in sources]).mean(0)
     assert np.allclose(named.vector("de", 0), expected.numpy(), atol=1e-4)  # left-padded batches change nothing
-    assert np.array_equal(NamedDirections.read(steerable.run).vectors, named.vectors)
+    fingerprint = steerable.info.fingerprint
+    assert np.array_equal(NamedDirections.read(steerable.run, fingerprint=fingerprint).vectors, named.vectors)
+    assert NamedDirections.read(steerable.run, fingerprint="0" * 64) is None  # made on another run: made again
     kept = (steerable.run / FILE).read_bytes()
     (steerable.run / FILE).write_bytes(kept[: len(kept) // 2])  # damaged from outside: a cache, made again
-    assert NamedDirections.read(steerable.run) is None
+    assert NamedDirections.read(steerable.run, fingerprint=fingerprint) is None
     (steerable.run / FILE).write_bytes(kept)
     edit = Intervention("de", value="add:2", positions="prompt-tail:1", blocks="0", method="named")
     shift = steerable.plan([edit]).edits[named.blocks[0]]["prompt-tail:1"]
@@ -670,7 +672,7 @@ def test_shot_directions_are_what_three_worked_examples_add_to_the_named_prompts
                             - last_state(NAMED_PROMPT.format(name="German", source=s))
                             for i, s in enumerate(sources)]).mean(0)
     assert np.allclose(shots.vector("de", 0), expected.numpy(), atol=1e-4)
-    assert np.array_equal(NamedDirections.read(steerable.run, "shots").vectors, shots.vectors)
+    assert np.array_equal(NamedDirections.read(steerable.run, "shots", steerable.info.fingerprint).vectors, shots.vectors)
     named = steerable.named_directions()  # both kinds side by side, each in its own file
     edits = [Intervention("de", value="add:1", positions="prompt-tail:1", blocks="1", method=kind)
              for kind in ("named", "shots")]

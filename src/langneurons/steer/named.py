@@ -53,12 +53,14 @@ def directable(kind: str, languages: list[str]) -> list[str]:
 @dataclass(frozen=True)
 class NamedDirections:
     """`vectors[i, ℓ]`: the mean state difference of `kind` (named minus paper's prompt, or with minus
-    without the worked examples) of `languages[i]` at block ℓ (module `blocks[ℓ]`)."""
+    without the worked examples) of `languages[i]` at block ℓ (module `blocks[ℓ]`), made on the run
+    whose fingerprint is `fingerprint`."""
 
     languages: tuple[str, ...]
     blocks: tuple[str, ...]
     vectors: np.ndarray  # [languages, blocks, hidden] float32
     kind: str = "named"
+    fingerprint: str = ""
 
     @property
     def hidden(self) -> int:
@@ -74,29 +76,31 @@ class NamedDirections:
 
     def joined(self, other: "NamedDirections") -> "NamedDirections":
         """These directions and `other`'s (the same kind and blocks), `other`'s languages after these."""
-        if (other.kind, other.blocks) != (self.kind, self.blocks):
+        if (other.kind, other.blocks, other.fingerprint) != (self.kind, self.blocks, self.fingerprint):
             raise LangneuronsError(f"method {self.kind}: directions of other blocks cannot be joined; delete "
                                    "the run's stored file and they are made again")
         return NamedDirections(self.languages + other.languages, self.blocks,
-                               np.concatenate([self.vectors, other.vectors]), self.kind)
+                               np.concatenate([self.vectors, other.vectors]), self.kind, self.fingerprint)
 
     def write(self, run: Path) -> None:
         write_npz(Path(run) / FILES[self.kind], schema=np.int64(SCHEMAS["named"]), languages=np.array(self.languages),
-                  blocks=np.array(self.blocks), vectors=self.vectors)
+                  blocks=np.array(self.blocks), vectors=self.vectors, fingerprint=np.array(self.fingerprint))
 
     @classmethod
-    def read(cls, run: Path, kind: str = "named") -> "NamedDirections | None":
-        """The stored directions of `kind`, or None when there are none of this version or the file is
-        damaged: they are a cache, computed again on first use."""
+    def read(cls, run: Path, kind: str = "named", fingerprint: str = "") -> "NamedDirections | None":
+        """The stored directions of `kind`, or None when there are none of this version, the file is
+        damaged, or it was made on another run than the one of `fingerprint` (a RUN folder that `find`
+        wrote again, with another model or corpus): they are a cache, computed again on first use."""
         path = Path(run) / FILES[kind]
         if not path.exists():
             return None
         try:
             with np.load(path, allow_pickle=False) as data:
-                if int(data["schema"]) != SCHEMAS["named"]:
+                made_on = str(data["fingerprint"]) if "fingerprint" in data else None
+                if int(data["schema"]) != SCHEMAS["named"] or made_on != fingerprint:
                     return None
                 return cls(tuple(str(x) for x in data["languages"]), tuple(str(x) for x in data["blocks"]),
-                           data["vectors"], kind)
+                           data["vectors"], kind, made_on)
         except NPZ_DAMAGE:
             return None
 
@@ -129,9 +133,9 @@ def last_token_states(loaded: LoadedModel, blocks: tuple[str, ...], texts: list[
 
 
 def compute(loaded: LoadedModel, run: Path, blocks: tuple[str, ...], languages: list[str],
-            progress: bool = True, kind: str = "named") -> NamedDirections:
+            progress: bool = True, kind: str = "named", fingerprint: str = "") -> NamedDirections:
     """The directions of `kind` for `languages` (those `directable`), from the first `SOURCES` English
-    sentences of the run."""
+    sentences of the run (whose fingerprint they carry)."""
     sources = [s["text"] for s in read_jsonl(Path(run) / "sentences.jsonl") if s["lang"] == "en"][:SOURCES]
     if not sources:
         raise LangneuronsError(f"method {kind}: {run} has no English sentences to build prompts from; "
@@ -154,7 +158,7 @@ def compute(loaded: LoadedModel, run: Path, blocks: tuple[str, ...], languages: 
                      for i, (source, prompt) in enumerate(zip(sources, plain))]
             vectors.append(last_token_states(loaded, blocks, shown, progress=progress)
                            - last_token_states(loaded, blocks, plain, progress=progress))
-    return NamedDirections(tuple(chosen), blocks, np.stack(vectors).astype(np.float32), kind)
+    return NamedDirections(tuple(chosen), blocks, np.stack(vectors).astype(np.float32), kind, fingerprint)
 
 
 def example_pool(language: str) -> list[dict]:

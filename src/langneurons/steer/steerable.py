@@ -113,13 +113,13 @@ class Steerable:
     def named_directions(self, kind: str = "named", languages: list[str] | None = None) -> NamedDirections:
         """The run's prompt-state directions of `kind` (steer/named.py) for `languages` (default: all that
         have one), each language's computed on first use and added to the stored file."""
-        known = self.named.get(kind) or NamedDirections.read(self.run, kind)
+        known = self.named.get(kind) or NamedDirections.read(self.run, kind, self.info.fingerprint)
         wanted = directable(kind, list(self.info.languages) if languages is None else languages)
         missing = [language for language in wanted if known is None or language not in known.languages]
         if missing:
             path, blocks = find_blocks(self.loaded.model)
             names = tuple(block_name(path, i) for i in range(len(blocks)))
-            made = compute(self.loaded, self.run, names, missing, kind=kind)
+            made = compute(self.loaded, self.run, names, missing, kind=kind, fingerprint=self.info.fingerprint)
             known = made if known is None else known.joined(made)
             known.write(self.run)
         self.named[kind] = known
