@@ -630,11 +630,11 @@ def test_named_target_directions_are_what_naming_the_language_adds_at_the_prompt
                             - last_state(PAPER_PROMPT.format(source=s)) for s in sources]).mean(0)
     assert np.allclose(named.vector("de", 0), expected.numpy(), atol=1e-4)  # left-padded batches change nothing
     fingerprint = steerable.info.fingerprint
-    assert np.array_equal(NamedDirections.read(steerable.run, fingerprint=fingerprint).vectors, named.vectors)
-    assert NamedDirections.read(steerable.run, fingerprint="0" * 64) is None  # made on another run: made again
+    assert np.array_equal(NamedDirections.read(steerable.run, "named", fingerprint).vectors, named.vectors)
+    assert NamedDirections.read(steerable.run, "named", "0" * 64) is None  # made on another run: made again
     kept = (steerable.run / FILE).read_bytes()
     (steerable.run / FILE).write_bytes(kept[: len(kept) // 2])  # damaged from outside: a cache, made again
-    assert NamedDirections.read(steerable.run, fingerprint=fingerprint) is None
+    assert NamedDirections.read(steerable.run, "named", fingerprint) is None
     (steerable.run / FILE).write_bytes(kept)
     edit = Intervention("de", value="add:2", positions="prompt-tail:1", blocks="0", method="named")
     shift = steerable.plan([edit]).edits[named.blocks[0]]["prompt-tail:1"]

@@ -59,8 +59,8 @@ class NamedDirections:
     languages: tuple[str, ...]
     blocks: tuple[str, ...]
     vectors: np.ndarray  # [languages, blocks, hidden] float32
-    kind: str = "named"
-    fingerprint: str = ""
+    kind: str
+    fingerprint: str
 
     @property
     def hidden(self) -> int:
@@ -75,10 +75,10 @@ class NamedDirections:
         return self.vectors[self.languages.index(language), block]
 
     def joined(self, other: "NamedDirections") -> "NamedDirections":
-        """These directions and `other`'s (the same kind and blocks), `other`'s languages after these."""
+        """These directions and `other`'s (the same kind, blocks and run), `other`'s languages after these."""
         if (other.kind, other.blocks, other.fingerprint) != (self.kind, self.blocks, self.fingerprint):
-            raise LangneuronsError(f"method {self.kind}: directions of other blocks cannot be joined; delete "
-                                   "the run's stored file and they are made again")
+            raise LangneuronsError(f"method {self.kind}: directions of other blocks or of another run cannot be "
+                                   "joined; delete the run's stored file and they are made again")
         return NamedDirections(self.languages + other.languages, self.blocks,
                                np.concatenate([self.vectors, other.vectors]), self.kind, self.fingerprint)
 
@@ -87,7 +87,7 @@ class NamedDirections:
                   blocks=np.array(self.blocks), vectors=self.vectors, fingerprint=np.array(self.fingerprint))
 
     @classmethod
-    def read(cls, run: Path, kind: str = "named", fingerprint: str = "") -> "NamedDirections | None":
+    def read(cls, run: Path, kind: str, fingerprint: str) -> "NamedDirections | None":
         """The stored directions of `kind`, or None when there are none of this version, the file is
         damaged, or it was made on another run than the one of `fingerprint` (a RUN folder that `find`
         wrote again, with another model or corpus): they are a cache, computed again on first use."""
@@ -132,8 +132,8 @@ def last_token_states(loaded: LoadedModel, blocks: tuple[str, ...], texts: list[
     return torch.stack([total[name] for name in blocks]).numpy() / len(rows)
 
 
-def compute(loaded: LoadedModel, run: Path, blocks: tuple[str, ...], languages: list[str],
-            progress: bool = True, kind: str = "named", fingerprint: str = "") -> NamedDirections:
+def compute(loaded: LoadedModel, run: Path, blocks: tuple[str, ...], languages: list[str], kind: str,
+            fingerprint: str, progress: bool = True) -> NamedDirections:
     """The directions of `kind` for `languages` (those `directable`), from the first `SOURCES` English
     sentences of the run (whose fingerprint they carry)."""
     sources = [s["text"] for s in read_jsonl(Path(run) / "sentences.jsonl") if s["lang"] == "en"][:SOURCES]

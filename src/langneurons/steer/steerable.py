@@ -119,7 +119,7 @@ class Steerable:
         if missing:
             path, blocks = find_blocks(self.loaded.model)
             names = tuple(block_name(path, i) for i in range(len(blocks)))
-            made = compute(self.loaded, self.run, names, missing, kind=kind, fingerprint=self.info.fingerprint)
+            made = compute(self.loaded, self.run, names, missing, kind, self.info.fingerprint)
             known = made if known is None else known.joined(made)
             known.write(self.run)
         self.named[kind] = known
