@@ -141,8 +141,8 @@ def ensure_writable(folder: Path) -> Path:
 # the files and folders a RUN holds; no --out or --save-intervention may replace one of them
 RUN_FILES = ("run.json", "expertise.parquet", "expertise", "activation_expertise.parquet", "store",
              "lape", "lape.parquet", "lape_store", "diffmean.npz", "diffmean.parquet", "diffmean_store",
-             "named_directions.npz", "shot_directions.npz", "sentences.jsonl", "sweep", "frontier", "analysis",
-             "figures", "report.html", ".lock")
+             "named_directions.npz", "shot_directions.npz", "answer_directions.npz", "sentences.jsonl", "sweep",
+             "frontier", "analysis", "figures", "report.html", ".lock")
 
 
 def inside(run: Path, path: Path) -> Path:

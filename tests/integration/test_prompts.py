@@ -373,13 +373,18 @@ def test_the_default_task_search_holds_a_guarded_opening_and_keeps_its_guard_whe
             ("diffmean", "generated", False)} <= kinds
     unlooped = [s for s in grid if s.decoding.no_loops and len(s.interventions) == 1]  # the started openings again
     assert [(s.interventions[0].positions, s.decoding.start) for s in unlooped] == [("prefix:2", True)] * 2
-    told = [s for s in grid if len(s.interventions) == 3]  # the pair, told the language by the named target
+    told = [s for s in grid if s.interventions[-1].method == "named"]  # the pair, told the language by the named target
     assert [(s.interventions[2].method, s.interventions[2].value) for s in told] == \
         [("named", "add:1")] * 2 + [("named", "add:2")] * 2 and all(s.decoding.no_loops for s in told)
     shots = [s for s in grid if s.interventions[-1].method == "shots"]  # what worked examples add, alone and opened
     assert [[(iv.method, iv.value, iv.blocks) for iv in s.interventions] for s in shots] == \
         [[("shots", "add:2", "1")], [("shots", "add:1", "1")]] + [[("ap", "on_p50", ""), ("shots", "add:1", "1")]] * 3
     assert all(s.decoding.no_loops and s.decoding.start and s.interventions[0].positions == "prefix:1" for s in shots[2:])
+    answered = [s for s in grid if s.interventions[-1].method == "answer"]  # and what they add on the answer
+    assert [[(iv.method, iv.positions, iv.blocks) for iv in s.interventions[1:]] for s in answered] == \
+        [[("shots", "prompt-tail:1", "1"), ("answer", "generated", "1")]] * 3
+    assert [s.interventions[0] for s in answered] == [s.interventions[0] for s in shots[2:]]  # the same openings
+    assert all(s.decoding == shots[2].decoding for s in answered)
     assert not any(iv.method == "shots" for s in task_grid(steerable, "de", names_target=False) for iv in s.interventions)
     tails = [s for s in task_grid(steerable, "de", names_target=False) if len(s.interventions) > 1]
     assert [[iv.positions for iv in s.interventions] for s in tails] == \
@@ -680,3 +685,37 @@ def test_shot_directions_are_what_three_worked_examples_add_to_the_named_prompts
     assert torch.allclose(shift.vector, torch.from_numpy(named.vector("de", 1) + shots.vector("de", 1)), atol=1e-6)
     with pytest.raises(LangneuronsError, match="method shots: value add:α only"):
         Intervention("de", value="clamp:1", positions="prompt-tail:1", blocks="1", method="shots")
+
+
+def test_answer_directions_are_what_worked_examples_add_over_the_teacher_forced_answers_tokens(steerable, monkeypatch):
+    import numpy as np
+
+    from langneurons.steer import named
+    from langneurons.steer.named import FILES, directable, example_pool, worked_examples
+    from langneurons.steer.prompts import NAMED_PROMPT
+
+    monkeypatch.setattr(named, "SOURCES", 24)  # over the first 24 pairs: enough to check the mean, and quick
+    answer = steerable.named_directions("answer", ["de"])
+    assert (steerable.run / FILES["answer"]).exists() and answer.kind == "answer"
+    assert directable("answer", ["en", "de", "xx"]) == ["de"]
+    model, tok = steerable.loaded.model, steerable.loaded.tokenizer
+    pool = example_pool("de")
+
+    def answer_states(prompt: str, reply: str) -> torch.Tensor:  # block 0's outputs at the reply's tokens, alone
+        ids, tail = tok(prompt)["input_ids"], tok(reply, add_special_tokens=False)["input_ids"]
+        with torch.inference_mode():
+            states = model(input_ids=torch.tensor([ids + tail]), output_hidden_states=True).hidden_states[1][0]
+        return states[-len(tail):]
+
+    shown, plain = [], []
+    for i, group in enumerate(pool[:24]):
+        prompt, reply = NAMED_PROMPT.format(name="German", source=group["en"]), f" {group['de']}"
+        shown.append(answer_states(worked_examples("de", group["en"], i, pool) + prompt, reply))
+        plain.append(answer_states(prompt, reply))
+    expected = torch.cat(shown).mean(0) - torch.cat(plain).mean(0)  # a mean over every answer token
+    assert np.allclose(answer.vector("de", 0), expected.numpy(), atol=1e-4)
+    edit = Intervention("de", value="add:1.5", positions="generated", blocks="0", method="answer")
+    shift = steerable.plan([edit]).edits[answer.blocks[0]]["generated"]
+    assert torch.allclose(shift.vector, 1.5 * torch.from_numpy(answer.vector("de", 0)))
+    with pytest.raises(LangneuronsError, match="method answer: value add:α only"):
+        Intervention("de", value="clamp:1", positions="generated", blocks="0", method="answer")

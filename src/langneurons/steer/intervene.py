@@ -20,8 +20,8 @@ from ..schema import migrate, stamp
 from .decoding import Decoding
 
 SELECTIONS = ("top", "bottom", "both", "random")
-METHODS = ("ap", "lape", "diffmean", "named", "shots")  # AP over linears, LAPE over MLP activations, residual directions
-DIRECTIONS = ("diffmean", "named", "shots")  # methods that add a vector to a block's output: the language's, a prompt's
+METHODS = ("ap", "lape", "diffmean", "named", "shots", "answer")  # AP, LAPE, then residual directions
+DIRECTIONS = ("diffmean", "named", "shots", "answer")  # methods that add a vector to a block's output: the language's, a prompt's
 DIFFMEAN_UNUSED = ("n", "selection", "seed", "modules")  # neuron fields a DiffMean edit has no use for
 POSITIONS = ("all", "prompt", "generated", "first:K", "prefix:K", "prompt-tail:K")
 OPENINGS = ("first", "prefix")  # positions that edit only the first K new tokens
@@ -55,7 +55,8 @@ class Intervention:
     neuron fields and stay at their defaults. method `named` adds, with `add:α`, α times the
     language's named-target direction (steer/named.py: what naming the language in a translation
     prompt adds to the state at its last token) to each block of `blocks`; positions e.g. `prompt-tail:1`;
-    method `shots` likewise adds what three worked examples add to the named prompt's last token.
+    method `shots` likewise adds what three worked examples add to the named prompt's last token, and
+    `answer` what they add to the states of the answer's tokens (positions e.g. `generated`).
     The sampling rules that go with an edit (guard, start rule, temperatures) are a `Decoding`.
     """
 
@@ -93,7 +94,7 @@ class Intervention:
         parse_blocks(self.blocks)
 
     def check_diffmean(self) -> None:
-        """The fields of a direction's edit (method diffmean, named or shots)."""
+        """The fields of a direction's edit (method diffmean, or a prompt's: named, shots or answer)."""
         for name in DIFFMEAN_UNUSED:
             default = type(self).__dataclass_fields__[name].default
             if getattr(self, name) != default:
@@ -104,7 +105,7 @@ class Intervention:
         if not parse_blocks(self.blocks):
             raise LangneuronsError(f"blocks: method {self.method} needs the block(s) whose output gets the "
                                    "direction, e.g. 12 or 10-12")
-        if self.method in ("named", "shots") and (kind != "add" or self.restore_norm or self.subtract):
+        if self.method != "diffmean" and (kind != "add" or self.restore_norm or self.subtract):
             raise LangneuronsError(f"method {self.method}: value add:α only, without restore_norm or subtract "
                                    f"(got value {self.value!r})")
         if not isinstance(self.restore_norm, bool):

@@ -9,7 +9,11 @@ at the prompt's last token
 - `shots`: with the named prompt after three worked examples (the built-in corpus' own translations,
   from the part `find` reads) minus without them. Added there, it gives the named prompt some of
   what the examples give: translations closer to the source.
-Computed once per run on first use and kept in RUN/named_directions.npz and RUN/shot_directions.npz.
+- `answer`: the same difference, but over the tokens of the answer (a reference translation from the
+  part `find` reads, teacher-forced after the prompt) instead of the prompt's last token. Added on the
+  generated answer, it carries the examples' effect on to every token the model writes.
+Computed once per run on first use and kept in RUN/named_directions.npz, RUN/shot_directions.npz and
+RUN/answer_directions.npz.
 """
 
 from __future__ import annotations
@@ -30,8 +34,8 @@ from ..progress import bar, console
 from ..schema import SCHEMAS
 from .prompts import LANGUAGE_NAMES, NAMED_PROMPT, PAPER_PROMPT, language_name
 
-KINDS = ("named", "shots")
-FILES = {"named": "named_directions.npz", "shots": "shot_directions.npz"}
+KINDS = ("named", "shots", "answer")
+FILES = {"named": "named_directions.npz", "shots": "shot_directions.npz", "answer": "answer_directions.npz"}
 FILE = FILES["named"]
 SOURCES = 200  # English sentences the means are taken over
 SHOTS = 3  # worked examples before each prompt (kind shots)
@@ -44,8 +48,8 @@ def nameable(languages: list[str]) -> list[str]:
 
 
 def directable(kind: str, languages: list[str]) -> list[str]:
-    """The languages that have a direction of `kind`: those a prompt can name; for `shots` also in the
-    built-in corpus, whose translations are the worked examples."""
+    """The languages that have a direction of `kind`: those a prompt can name; for `shots` and `answer`
+    also in the built-in corpus, whose translations are the worked examples (and the answers)."""
     named = nameable(languages)
     return named if kind == "named" else [language for language in named if language in BUILTIN_LANGUAGES]
 
@@ -53,7 +57,7 @@ def directable(kind: str, languages: list[str]) -> list[str]:
 @dataclass(frozen=True)
 class NamedDirections:
     """`vectors[i, ℓ]`: the mean state difference of `kind` (named minus paper's prompt, or with minus
-    without the worked examples) of `languages[i]` at block ℓ (module `blocks[ℓ]`), made on the run
+    without the worked examples, at the prompt's last token or over the answer) of `languages[i]` at block ℓ (module `blocks[ℓ]`), made on the run
     whose fingerprint is `fingerprint`."""
 
     languages: tuple[str, ...]
@@ -105,59 +109,75 @@ class NamedDirections:
             return None
 
 
-def last_token_states(loaded: LoadedModel, blocks: tuple[str, ...], texts: list[str],
-                      batch_size: int = 16, progress: bool = True) -> np.ndarray:
-    """Mean output of each block at each text's last token, unedited: `[blocks, hidden]`."""
+def mean_states(loaded: LoadedModel, blocks: tuple[str, ...], texts: list[str], answers: list[str] | None = None,
+                batch_size: int = 16, progress: bool = True) -> np.ndarray:
+    """Mean output of each block, unedited, at each text's last token, or (`answers`) over the tokens
+    of each text's answer, teacher-forced after it: `[blocks, hidden]`."""
     model, tokenizer = loaded.model, loaded.tokenizer
     device = input_device(model)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     total: dict[str, torch.Tensor] = {}
+    rows = tokenizer(texts, add_special_tokens=True)["input_ids"]
+    tails = [1] * len(rows)  # how many of each row's last tokens are averaged
+    if answers is not None:
+        answered = tokenizer(answers, add_special_tokens=False)["input_ids"]
+        rows, tails = [row + answer for row, answer in zip(rows, answered)], [len(answer) for answer in answered]
+    batch_tails: list[int] = []
 
     def keep(name: str):
         def fn(output) -> None:
-            states = output[0] if isinstance(output, tuple) else output
-            last = states[:, -1].float().sum(0).cpu()  # rows are left-padded: the last token is at -1
-            total[name] = total[name] + last if name in total else last
+            states = output[0] if isinstance(output, tuple) else output  # rows are left-padded: they end together
+            summed = torch.stack([states[j, -tail:].float().sum(0) for j, tail in enumerate(batch_tails)]).sum(0).cpu()
+            total[name] = total[name] + summed if name in total else summed
         return fn
 
-    rows = tokenizer(texts, add_special_tokens=True)["input_ids"]
     watched = {name: keep(name) for name in blocks}
     last_only = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
-    with bar("prompt states", len(rows), progress) as shown, hooks(model, watched), torch.inference_mode():
+    with bar("states", len(rows), progress) as shown, hooks(model, watched), torch.inference_mode():
         for lo in range(0, len(rows), batch_size):
-            batch = rows[lo : lo + batch_size]
-            ids, mask, positions = left_pad(batch, pad, device)
+            batch_tails[:] = tails[lo : lo + batch_size]
+            ids, mask, positions = left_pad(rows[lo : lo + batch_size], pad, device)
             model(input_ids=ids, attention_mask=mask, position_ids=positions, **last_only)  # no logits we do not read
-            shown.advance(len(batch))
-    return torch.stack([total[name] for name in blocks]).numpy() / len(rows)
+            shown.advance(len(batch_tails))
+    return torch.stack([total[name] for name in blocks]).numpy() / sum(tails)
 
 
 def compute(loaded: LoadedModel, run: Path, blocks: tuple[str, ...], languages: list[str], kind: str,
             fingerprint: str, progress: bool = True) -> NamedDirections:
     """The directions of `kind` for `languages` (those `directable`), from the first `SOURCES` English
-    sentences of the run (whose fingerprint they carry)."""
+    sentences of the run (`named`, `shots`) or pairs of the built-in corpus' part `find` reads
+    (`answer`), carrying the run's fingerprint."""
     sources = [s["text"] for s in read_jsonl(Path(run) / "sentences.jsonl") if s["lang"] == "en"][:SOURCES]
     if not sources:
         raise LangneuronsError(f"method {kind}: {run} has no English sentences to build prompts from; "
                                "find with English among --languages")
     chosen = directable(kind, languages)
     if progress:
-        console.print(f"{kind} directions of {', '.join(chosen)} over {len(sources)} English sentences")
+        console.print(f"{kind} directions of {', '.join(chosen)} over {SOURCES} English sentences")
 
-    def named(language: str) -> list[str]:
-        return [NAMED_PROMPT.format(name=language_name(language), source=s) for s in sources]
+    def named(language: str, texts: list[str]) -> list[str]:
+        return [NAMED_PROMPT.format(name=language_name(language), source=s) for s in texts]
 
-    if kind == "named":
-        paper = last_token_states(loaded, blocks, [PAPER_PROMPT.format(source=s) for s in sources], progress=progress)
-        vectors = [last_token_states(loaded, blocks, named(language), progress=progress) - paper for language in chosen]
-    else:
-        vectors = []
-        for language in chosen:
-            plain, pool = named(language), example_pool(language)
-            shown = [worked_examples(language, source, i, pool) + prompt
-                     for i, (source, prompt) in enumerate(zip(sources, plain))]
-            vectors.append(last_token_states(loaded, blocks, shown, progress=progress)
-                           - last_token_states(loaded, blocks, plain, progress=progress))
+    def states(texts: list[str], answers: list[str] | None = None) -> np.ndarray:
+        return mean_states(loaded, blocks, texts, answers, progress=progress)
+
+    def with_examples(language: str, texts: list[str], pool: list[dict]) -> list[str]:
+        return [worked_examples(language, source, i, pool) + prompt
+                for i, (source, prompt) in enumerate(zip(texts, named(language, texts)))]
+
+    vectors = []
+    for language in chosen:
+        if kind == "named":
+            vectors.append(states(named(language, sources)) - states([PAPER_PROMPT.format(source=s) for s in sources]))
+        elif kind == "shots":
+            vectors.append(states(with_examples(language, sources, example_pool(language)))
+                           - states(named(language, sources)))
+        else:  # the answers are the pairs' own translations, each after its prompt
+            pool = example_pool(language)
+            pairs = pool[:SOURCES]
+            english, answers = [g["en"] for g in pairs], [f" {g[language]}" for g in pairs]
+            vectors.append(states(with_examples(language, english, pool), answers)
+                           - states(named(language, english), answers))
     return NamedDirections(tuple(chosen), blocks, np.stack(vectors).astype(np.float32), kind, fingerprint)
 
 

@@ -51,7 +51,7 @@ from .task import PROMPTED, TRANSLATING, prompt_records, task_scores
 TASKS = ("translation", "prompts")
 GOAL_DEGENERATE = 0.05
 AXES = {"language_score": "max", "content_value": "max", "degenerate_share": "min"}  # the Pareto front's
-STRENGTH = re.compile(r"^((?:diffmean|named|shots)-(?:add|clamp)):[0-9.]+")  # a direction's α or β in an edit's label
+STRENGTH = re.compile(r"^((?:diffmean|named|shots|answer)-(?:add|clamp)):[0-9.]+")  # a direction's α or β in an edit's label
 
 
 @dataclass(frozen=True)
@@ -229,6 +229,10 @@ def task_grid(steerable: Steerable, language: str, names_target: bool = True, ta
             points += [Setting((edit,)) for edit in shots]  # what worked examples add, alone
             # after the start rule's first token alone: a second forced token costs content (docs/steering.md)
             points += [Setting((opening(n, 1), shots[1]), replace(started, no_loops=True)) for n in (1000, 2000, 4000)]
+            # and with what they add to the answer's states on the answer written after it
+            on_reply = worked_target(language, steerable.info.blocks, 1, SHOTS_FROM, "answer")
+            points += [Setting((opening(n, 1), shots[1], on_reply), replace(started, no_loops=True))
+                       for n in (1000, 2000, 4000)]
     if steerable.activation is not None:
         from .steerable import method_defaults
 
@@ -250,12 +254,12 @@ def named_target(language: str, n_blocks: int, alpha: float) -> Intervention:
 SHOTS_FROM = 1 / 3  # the worked examples' direction also over the blocks from here to 2/5 of the depth
 
 
-def worked_target(language: str, n_blocks: int, alpha: float, low: float) -> Intervention:
-    """The worked examples' direction (steer/named.py, kind shots) at α on the prompt's last token, at
-    each block from `low` to 2/5 of the depth."""
+def worked_target(language: str, n_blocks: int, alpha: float, low: float, kind: str = "shots") -> Intervention:
+    """The worked examples' direction (steer/named.py) at α, at each block from `low` to 2/5 of the depth:
+    kind `shots` on the prompt's last token, kind `answer` on the generated answer."""
     first, last = block_at(low, n_blocks), block_at(NAMED_DEPTH, n_blocks)
-    return Intervention(language, value=f"add:{alpha:g}", positions="prompt-tail:1",
-                        blocks=f"{first}-{last}" if last > first else str(last), method="shots")
+    return Intervention(language, value=f"add:{alpha:g}", positions="prompt-tail:1" if kind == "shots" else "generated",
+                        blocks=f"{first}-{last}" if last > first else str(last), method=kind)
 
 
 def row_key(style: str, kind: str, point: Setting, split: str, limit: int | None, sampling_tag: str = "") -> str:
