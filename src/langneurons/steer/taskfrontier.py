@@ -173,7 +173,8 @@ def task_grid(steerable: Steerable, language: str, names_target: bool = True, ta
     answers written by the unedited model after an opening can fall into a loop. A named translation
     also gets the worked examples' direction (what three worked examples add at the prompt's last
     token): alone, α 2 at 2/5 of the depth or α 1 from 1/3 to 2/5, and the latter after a 1-token
-    started opening (1,000, 2,000 or 4,000 units) with the rule. Why each,
+    started opening (1,000, 2,000 or 4,000 units) with the rule, with and without what the examples
+    add to the answer's states (method answer, α 1 on the same blocks) on the rest of the answer. Why each,
     and what left the grid: docs/steering.md. Units the run lacks are left out."""
     answer = "generated"
     requests = task == "prompts"
