@@ -122,6 +122,8 @@ def mean_states(loaded: LoadedModel, blocks: tuple[str, ...], texts: list[str], 
     if answers is not None:
         answered = tokenizer(answers, add_special_tokens=False)["input_ids"]
         rows, tails = [row + answer for row, answer in zip(rows, answered)], [len(answer) for answer in answered]
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i]))  # rows of like length together: less padding
+    rows, tails = [rows[i] for i in order], [tails[i] for i in order]
     batch_tails: list[int] = []
 
     def keep(name: str):
