@@ -37,7 +37,7 @@ from .prompts import LANGUAGE_NAMES, NAMED_PROMPT, PAPER_PROMPT, language_name
 KINDS = ("named", "shots", "answer")
 FILES = {"named": "named_directions.npz", "shots": "shot_directions.npz", "answer": "answer_directions.npz"}
 FILE = FILES["named"]
-SOURCES = 200  # English sentences the means are taken over
+SOURCES = 200  # English sentences (kind answer: pairs) the means are taken over
 SHOTS = 3  # worked examples before each prompt (kind shots)
 DEPTH = 0.4  # the default block, as a share of the depth (7 of Gemma-3-270M's 18)
 
@@ -57,8 +57,8 @@ def directable(kind: str, languages: list[str]) -> list[str]:
 @dataclass(frozen=True)
 class NamedDirections:
     """`vectors[i, ℓ]`: the mean state difference of `kind` (named minus paper's prompt, or with minus
-    without the worked examples, at the prompt's last token or over the answer) of `languages[i]` at block ℓ (module `blocks[ℓ]`), made on the run
-    whose fingerprint is `fingerprint`."""
+    without the worked examples, at the prompt's last token or over the answer) of `languages[i]` at
+    block ℓ (module `blocks[ℓ]`), made on the run whose fingerprint is `fingerprint`."""
 
     languages: tuple[str, ...]
     blocks: tuple[str, ...]
