@@ -149,13 +149,14 @@ def compute(loaded: LoadedModel, run: Path, blocks: tuple[str, ...], languages: 
     """The directions of `kind` for `languages` (those `directable`), from the first `SOURCES` English
     sentences of the run (`named`, `shots`) or pairs of the built-in corpus' part `find` reads
     (`answer`), carrying the run's fingerprint."""
+    chosen = directable(kind, languages)
     sources = [s["text"] for s in read_jsonl(Path(run) / "sentences.jsonl") if s["lang"] == "en"][:SOURCES]
-    if not sources:
+    if kind != "answer" and not sources:
         raise LangneuronsError(f"method {kind}: {run} has no English sentences to build prompts from; "
                                "find with English among --languages")
-    chosen = directable(kind, languages)
     if progress:
-        console.print(f"{kind} directions of {', '.join(chosen)} over {SOURCES} English sentences")
+        over = f"{SOURCES} built-in pairs" if kind == "answer" else f"{len(sources)} English sentences"
+        console.print(f"{kind} directions of {', '.join(chosen)} over {over}")
 
     def named(language: str, texts: list[str]) -> list[str]:
         return [NAMED_PROMPT.format(name=language_name(language), source=s) for s in texts]
@@ -167,17 +168,17 @@ def compute(loaded: LoadedModel, run: Path, blocks: tuple[str, ...], languages: 
         return [worked_examples(language, source, i, pool) + prompt
                 for i, (source, prompt) in enumerate(zip(texts, named(language, texts)))]
 
-    vectors = []
-    for language in chosen:
-        if kind == "named":
-            vectors.append(states(named(language, sources)) - states([PAPER_PROMPT.format(source=s) for s in sources]))
-        elif kind == "shots":
-            vectors.append(states(with_examples(language, sources, example_pool(language)))
-                           - states(named(language, sources)))
-        else:  # the answers are the pairs' own translations, each after its prompt
+    if kind == "named":  # the paper's prompt names no language: its states are the same for all
+        paper = states([PAPER_PROMPT.format(source=s) for s in sources])
+        vectors = [states(named(language, sources)) - paper for language in chosen]
+    elif kind == "shots":
+        vectors = [states(with_examples(language, sources, example_pool(language))) - states(named(language, sources))
+                   for language in chosen]
+    else:  # the answers are the pairs' own translations, each after its prompt
+        vectors = []
+        for language in chosen:
             pool = example_pool(language)
-            pairs = pool[:SOURCES]
-            english, answers = [g["en"] for g in pairs], [f" {g[language]}" for g in pairs]
+            english, answers = [g["en"] for g in pool[:SOURCES]], [f" {g[language]}" for g in pool[:SOURCES]]
             vectors.append(states(with_examples(language, english, pool), answers)
                            - states(named(language, english), answers))
     return NamedDirections(tuple(chosen), blocks, np.stack(vectors).astype(np.float32), kind, fingerprint)

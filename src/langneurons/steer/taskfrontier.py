@@ -32,7 +32,7 @@ from .decoding import Decoding
 from .diffmean import block_at, default_block, default_span
 from .frontier import paper_setting, setting_of
 from .generate import Sampling
-from .intervene import Intervention, Setting, load_interventions, save_interventions
+from .intervene import DIRECTIONS, Intervention, Setting, load_interventions, save_interventions
 from .named import DEPTH as NAMED_DEPTH
 from .named import directable, nameable
 from .pareto import UNEDITED, fill_setting_columns, pareto_front, same_setting, within_shape
@@ -51,7 +51,7 @@ from .task import PROMPTED, TRANSLATING, prompt_records, task_scores
 TASKS = ("translation", "prompts")
 GOAL_DEGENERATE = 0.05
 AXES = {"language_score": "max", "content_value": "max", "degenerate_share": "min"}  # the Pareto front's
-STRENGTH = re.compile(r"^((?:diffmean|named|shots|answer)-(?:add|clamp)):[0-9.]+")  # a direction's α or β in an edit's label
+STRENGTH = re.compile(rf"^((?:{'|'.join(DIRECTIONS)})-(?:add|clamp)):[0-9.]+")  # a direction's α or β in an edit's label
 
 
 @dataclass(frozen=True)
