@@ -17,7 +17,7 @@ from .errors import LangneuronsError
 
 SCHEMAS = {"run": 2, "interventions": 2, "samples": 3, "score": 3, "diffmean": 2, "named": 1}
 DECODING_FIELDS = ("guard", "whole_characters", "opening_temperature", "start", "start_temperature", "own_starts",
-                   "no_loops")
+                   "no_loops", "distinct_starts")
 
 
 def version(data: dict) -> int:

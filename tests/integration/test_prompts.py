@@ -368,35 +368,39 @@ def test_the_default_task_search_holds_a_guarded_opening_and_keeps_its_guard_whe
     find(tmp_path / "all", corpus=str(corpus_dir), loaded=loaded, method="all", progress=False)
     steerable = open_run(tmp_path / "all", loaded=loaded)
     grid = task_grid(steerable, "de")
+    lape, _ = method_defaults(steerable, "lape", "de", None, None)
     kinds = {(s.interventions[0].method, s.interventions[0].positions, s.decoding.guard) for s in grid}
     assert {("ap", "all", False), ("ap", "prompt-tail:8+generated", False), ("ap", "prefix:2", True),
             ("diffmean", "generated", False)} <= kinds
-    unlooped = [s for s in grid if s.decoding.no_loops and len(s.interventions) == 1]  # the started openings again
-    assert [(s.interventions[0].positions, s.decoding.start) for s in unlooped] == [("prefix:2", True)] * 2
+    openings = [s for s in grid if s.decoding.guard and len(s.interventions) == 1]  # started, unlooped, distinct
+    assert [s.interventions[0].positions for s in openings] == ["prefix:2"] * 2
+    assert all(s.decoding.start and s.decoding.no_loops and s.decoding.distinct_starts for s in openings)
+    assert all(s.decoding.distinct_starts for s in grid if s.decoding.start)  # a named translation: not English's
     told = [s for s in grid if s.interventions[-1].method == "named"]  # the pair, told the language by the named target
     assert [(s.interventions[2].method, s.interventions[2].value) for s in told] == \
         [("named", "add:1")] * 2 + [("named", "add:2")] * 2 and all(s.decoding.no_loops for s in told)
     shots = [s for s in grid if s.interventions[-1].method == "shots"]  # what worked examples add, alone and opened
     assert [[(iv.method, iv.value, iv.blocks) for iv in s.interventions] for s in shots] == \
-        [[("shots", "add:2", "1")], [("shots", "add:1", "1")]] + [[("ap", "on_p50", ""), ("shots", "add:1", "1")]] * 3
-    assert all(s.decoding.no_loops and s.decoding.start and s.interventions[0].positions == "prefix:1" for s in shots[2:])
+        [[("shots", "add:1", "1")]] + [[("ap", "on_p50", ""), ("shots", "add:1", "1")]] * 3
+    assert all(s.decoding.no_loops and s.decoding.start and s.interventions[0].positions == "prefix:1" for s in shots[1:])
     answered = [s for s in grid if s.interventions[-1].method == "answer"]  # and what they add on the answer
     assert [[(iv.method, iv.positions, iv.blocks) for iv in s.interventions[1:]] for s in answered] == \
         [[("shots", "prompt-tail:1", "1"), ("answer", "generated", "1")]] * 3
-    assert [s.interventions[0] for s in answered] == [s.interventions[0] for s in shots[2:]]  # the same openings
-    assert all(s.decoding == shots[2].decoding for s in answered)
+    assert [s.interventions[0] for s in answered] == [s.interventions[0] for s in shots[1:]]  # the same openings
+    assert all(s.decoding == shots[1].decoding for s in answered)
+    assert len(grid) == 18 - (lape == 0)
     assert not any(iv.method == "shots" for s in task_grid(steerable, "de", names_target=False) for iv in s.interventions)
     tails = [s for s in task_grid(steerable, "de", names_target=False) if len(s.interventions) > 1]
     assert [[iv.positions for iv in s.interventions] for s in tails] == \
         ([["prefix:2", "prompt-tail:4"]] * 2 + [["prefix:2", "prompt-tail:4", "generated"]] * 2) * 2 \
         + [["prefix:2", "prompt-tail:4", "generated"]] * 2 + [["prefix:2", "prompt-tail:4", "prompt-tail:1"]] * 4
     assert all(s.decoding.guard and s.decoding.start and s.decoding.own_starts for s in tails)
+    assert not any(s.decoding.distinct_starts for s in task_grid(steerable, "de", names_target=False))
     assert [s.decoding.no_loops for s in tails] == [False] * 4 + [True] * 10
     # the direction at α 0.02, and at 0.03 with the rule only; the named target at α 1 and 2
     assert [(s.interventions[2].method, s.interventions[2].value) for s in tails if len(s.interventions) == 3] == \
         [("diffmean", "add:0.02")] * 4 + [("diffmean", "add:0.03")] * 2 \
         + [("named", "add:1")] * 2 + [("named", "add:2")] * 2
-    lape, _ = method_defaults(steerable, "lape", "de", None, None)
     requests = task_grid(steerable, "de", task="prompts")  # answers of several lines: longer openings
     assert {s.interventions[0].positions for s in requests if s.decoding.guard} == {"prefix:4"}
     assert not any(s.decoding.start for s in requests)
@@ -651,17 +655,21 @@ def test_named_target_directions_are_what_naming_the_language_adds_at_the_prompt
         Intervention("de", n=10, value="add:1", positions="prompt-tail:1", blocks="0", method="named")
 
 
-def test_shot_directions_are_what_three_worked_examples_add_to_the_named_prompts_last_token(steerable):
+def test_shot_directions_are_what_three_worked_examples_add_to_the_named_prompts_last_token(steerable, monkeypatch):
     import numpy as np
 
-    from langneurons.io import read_jsonl
-    from langneurons.steer.named import FILES, SHOTS, SOURCES, NamedDirections, directable, example_pool, worked_examples
+    from langneurons.steer import named
+    from langneurons.steer.named import FILES, SHOTS, NamedDirections, directable, example_pool, worked_examples
     from langneurons.steer.prompts import NAMED_PROMPT
 
+    monkeypatch.setattr(named, "SOURCES", 24)  # over the first 24 pairs: enough to check the mean, and quick
     german = steerable.named_directions("shots", ["de"])  # one language's, made alone
     assert (steerable.run / FILES["shots"]).exists() and german.kind == "shots" and german.languages == ("de",)
+    answer = NamedDirections.read(steerable.run, "answer", steerable.info.fingerprint)  # made by the same passes
+    assert answer is not None and answer.languages == ("de",)
     shots = steerable.named_directions("shots")  # the others are added to the same file
     assert shots.languages == ("de", "fr", "zh") and np.array_equal(shots.vector("de", 0), german.vector("de", 0))
+    assert steerable.named_directions("answer").languages == ("de", "fr", "zh")  # and to the answer's, once each
     assert directable("shots", ["en", "de", "xx"]) == ["de"]
     model, tok = steerable.loaded.model, steerable.loaded.tokenizer
 
@@ -669,8 +677,8 @@ def test_shot_directions_are_what_three_worked_examples_add_to_the_named_prompts
         with torch.inference_mode():
             return model(**tok(text, return_tensors="pt"), output_hidden_states=True).hidden_states[1][0, -1]
 
-    sources = [s["text"] for s in read_jsonl(steerable.run / "sentences.jsonl") if s["lang"] == "en"][:SOURCES]
     pool = example_pool("de")
+    sources = [g["en"] for g in pool[:24]]  # the English sides of the pairs the answer direction reads
     shown = worked_examples("de", sources[0], 0, pool)
     assert shown.count("German:") == SHOTS and sources[0] not in shown and shown.endswith("\n\n")
     expected = torch.stack([last_state(worked_examples("de", s, i, pool) + NAMED_PROMPT.format(name="German", source=s))

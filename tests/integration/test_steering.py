@@ -217,6 +217,15 @@ def test_a_start_opening_draws_its_first_token_from_the_sentence_starts_then_goe
     assert Setting((Intervention(**strong),), Decoding(start=True, own_starts=True)).label.endswith("-start-own")
     with pytest.raises(LangneuronsError, match="own_starts: only with start"):
         Decoding(own_starts=True)
+    distinct = Decoding(start=True, own_starts=True, distinct_starts=True)
+    kept = steerable.plan([Intervention(**strong)], distinct).starts
+    english = steerable.sentence_starts("en")
+    assert torch.equal(kept, own & ~english) and not (kept & english).any() and int(kept.sum()) > 0
+    assert Setting((Intervention(**strong),), distinct).label.endswith("-start-own-distinct")
+    with pytest.raises(LangneuronsError, match="distinct_starts: only with own_starts"):
+        Decoding(start=True, distinct_starts=True)
+    with pytest.raises(LangneuronsError, match="the target is English"):
+        steerable.plan([Intervention(**{**strong, "language": "en"})], distinct)
     with pytest.raises(LangneuronsError, match="need one language"):
         steerable.plan([Intervention(**strong), Intervention(**{**strong, "language": "fr"})],
                        Decoding(start=True, own_starts=True))

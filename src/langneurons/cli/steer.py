@@ -55,7 +55,7 @@ def interventions_from(steerable, language: str | None, n: int | None, selection
                        opening_temperature: float | None = None, start: bool = False,
                        start_temperature: float | None = None, alpha: float | None = None,
                        restore_norm: bool | None = None, subtract: str | None = None, own_starts: bool = False,
-                       hold: str | None = None, no_loops: bool = False):
+                       hold: str | None = None, no_loops: bool = False, distinct_starts: bool = False):
     """The setting the options (or an intervention file) describe: the edit and its decoding rules.
     Method diffmean starts from the RUN's recommended DiffMean setting (else the defaults) and
     replaces what --blocks, --alpha (or --value add:α / clamp:β), --restore-norm, --subtract, --positions and
@@ -75,7 +75,8 @@ def interventions_from(steerable, language: str | None, n: int | None, selection
         return replace(setting, decoding=replace(setting.decoding, no_loops=True)) if no_loops else setting
     if not language:
         raise LangneuronsError("--language is needed (or --interventions FILE)")
-    rules = Decoding(guard, whole_characters, opening_temperature, start, start_temperature, own_starts, no_loops)
+    rules = Decoding(guard, whole_characters, opening_temperature, start, start_temperature, own_starts, no_loops,
+                     distinct_starts)
     if method == "diffmean":
         if value != "on_p50" and alpha is not None:
             raise LangneuronsError(f"--value {value} and --alpha {alpha:g}: give one strength (--alpha A is --value add:A)")
@@ -152,6 +153,9 @@ def generate(
                                             help="with --start: sample the first token at this temperature"),
     own_starts: bool = typer.Option(False, rich_help_panel=DECODING,
                                     help="with --start: the starts of the target language's sentences only"),
+    distinct_starts: bool = typer.Option(False, rich_help_panel=DECODING,
+                                         help="with --own-starts: only those that English sentences do not share "
+                                         "(\"In\" opens German and English alike)"),
     no_loops: bool = typer.Option(False, rich_help_panel=DECODING,
                                   help="no new token begins another copy of a unit the text repeats in a row (a "
                                   "unit of 2-8 tokens a third time, one token a fourth); also with --interventions"),
@@ -210,7 +214,7 @@ def generate(
     setting = interventions_from(steerable, language, n, selection and str(selection), value, positions, random_seed,
                                  blocks, interventions, str(method), modules, guard, whole_characters,
                                  opening_temperature, start, start_temperature, alpha, restore_norm, subtract,
-                                 own_starts, hold, no_loops)
+                                 own_starts, hold, no_loops, distinct_starts)
     ivs = list(setting.interventions)
     check_run_languages([iv.language for iv in ivs], steerable.info.languages,
                         f"{interventions}: language" if interventions else "--language")
@@ -548,6 +552,7 @@ def frontier(
                + (" whole-characters" if best["whole_characters"] else "")
                + (f" opening-temperature={best['opening_temperature']:g}" if best["opening_temperature"] > 0 else "")
                + (" start" if best["start"] else "") + (" own-starts" if best.get("own_starts") else "")
+               + (" distinct-starts" if best.get("distinct_starts") else "")
                + (" no-loops" if best.get("no_loops") else "")
                + (f" start-temperature={best['start_temperature']:g}" if best["start_temperature"] > 0 else "")
                + (f" + {best['also']}" if best["also"] else "")

@@ -31,6 +31,9 @@ class Decoding:
     start_temperature (with start): sample that first token at this temperature. own_starts (with
     start): the sentence starts are those of the target language's sentences alone, so that an
     opening cannot begin with another language's first word ("The", "What" in a French answer).
+    distinct_starts (with own_starts): of those, only the ones that do not also begin the run's
+    English sentences, the prompts' language: an answer that opens with a word both share ("In")
+    can go on in English.
     no_loops: on every new token, no token is sampled that begins one more copy of a unit the text
     already repeats in a row (`rules.no_loops`): a model pushed off its course can fall into a loop
     ("准准准准…") that it never leaves, greedy decoding above all.
@@ -43,6 +46,7 @@ class Decoding:
     start_temperature: float | None = None
     own_starts: bool = False
     no_loops: bool = False
+    distinct_starts: bool = False
 
     def __post_init__(self) -> None:
         if self.opening_temperature is not None and not self.opening_temperature > 0:
@@ -53,6 +57,9 @@ class Decoding:
                                    "with start (the opening's first token from the sentence starts)")
         if self.own_starts and not self.start:
             raise LangneuronsError("own_starts: only with start (the target language's sentence starts)")
+        if self.distinct_starts and not self.own_starts:
+            raise LangneuronsError("distinct_starts: only with own_starts (the target language's sentence starts "
+                                   "that English sentences do not share)")
 
     @property
     def needs_opening(self) -> bool:
@@ -70,6 +77,7 @@ class Decoding:
         return ("-guard" if self.guard else "") + ("-chars" if self.whole_characters else "") + (
             f"-T{self.opening_temperature:g}" if self.opening_temperature is not None else "") + (
             "-start" if self.start else "") + ("-own" if self.own_starts else "") + (
+            "-distinct" if self.distinct_starts else "") + (
             f"-S{self.start_temperature:g}" if self.start_temperature is not None else "") + (
             "-noloops" if self.no_loops else "")
 

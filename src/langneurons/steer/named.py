@@ -1,17 +1,17 @@
 """Prompt-state directions (docs/method.md §12): what a better prompt adds to the state at a
 translation prompt's last token.
 
-For language L and block ℓ, over the run's English sentences as sources, the mean output of block ℓ
-at the prompt's last token
-- `named`: with the prompt that names L ("Translate an English sentence into German. … German:")
+For language L and block ℓ, the mean output of block ℓ at the prompt's last token
+- `named`: over the run's English sentences, with the prompt that names L ("Translate an English sentence into German. … German:")
   minus with the paper's prompt ("… Target Language:"). Added there (value `add:α`, α 1: the whole
   mean difference), it tells the model which language "Target Language" is.
 - `shots`: with the named prompt after three worked examples (the built-in corpus' own translations,
-  from the part `find` reads) minus without them. Added there, it gives the named prompt some of
-  what the examples give: translations closer to the source.
-- `answer`: the same difference, but over the tokens of the answer (a reference translation from the
-  part `find` reads, teacher-forced after the prompt) instead of the prompt's last token. Added on the
-  generated answer, it carries the examples' effect on to every token the model writes.
+  from the part `find` reads) minus without them, over English sentences of that part. Added there,
+  it gives the named prompt some of what the examples give: translations closer to the source.
+- `answer`: the same difference, but over the tokens of the answer (the sentence's reference
+  translation, teacher-forced after the prompt) instead of the prompt's last token. Added on the
+  generated answer, it carries the examples' effect on to every token the model writes. Both come
+  from the same passes.
 Computed once per run on first use and kept in RUN/named_directions.npz, RUN/shot_directions.npz and
 RUN/answer_directions.npz.
 """
@@ -110,15 +110,17 @@ class NamedDirections:
 
 
 def mean_states(loaded: LoadedModel, blocks: tuple[str, ...], texts: list[str], answers: list[str] | None = None,
-                batch_size: int = 16, progress: bool = True) -> np.ndarray:
-    """Mean output of each block, unedited, at each text's last token, or (`answers`) over the tokens
-    of each text's answer, teacher-forced after it: `[blocks, hidden]`."""
+                batch_size: int = 16, progress: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """Mean output of each block, unedited, at each text's last token, and (`answers`) over the tokens
+    of each text's answer, teacher-forced after it, from the same passes (the answer cannot change a
+    state before it): two `[blocks, hidden]` arrays, the second None without answers."""
     model, tokenizer = loaded.model, loaded.tokenizer
     device = input_device(model)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    total: dict[str, torch.Tensor] = {}
+    ends: dict[str, torch.Tensor] = {}
+    spans: dict[str, torch.Tensor] = {}
     rows = tokenizer(texts, add_special_tokens=True)["input_ids"]
-    tails = [1] * len(rows)  # how many of each row's last tokens are averaged
+    tails = [0] * len(rows)  # how many answer tokens end each row
     if answers is not None:
         answered = tokenizer(answers, add_special_tokens=False)["input_ids"]
         rows, tails = [row + answer for row, answer in zip(rows, answered)], [len(answer) for answer in answered]
@@ -126,11 +128,16 @@ def mean_states(loaded: LoadedModel, blocks: tuple[str, ...], texts: list[str], 
     rows, tails = [rows[i] for i in order], [tails[i] for i in order]
     batch_tails: list[int] = []
 
+    def add(total: dict[str, torch.Tensor], name: str, summed: torch.Tensor) -> None:
+        total[name] = total[name] + summed.cpu() if name in total else summed.cpu()
+
     def keep(name: str):
         def fn(output) -> None:
             states = output[0] if isinstance(output, tuple) else output  # rows are left-padded: they end together
-            summed = torch.stack([states[j, -tail:].float().sum(0) for j, tail in enumerate(batch_tails)]).sum(0).cpu()
-            total[name] = total[name] + summed if name in total else summed
+            add(ends, name, torch.stack([states[j, -tail - 1].float() for j, tail in enumerate(batch_tails)]).sum(0))
+            if answers is not None:
+                add(spans, name, torch.stack([states[j, -tail:].float().sum(0) for j, tail in enumerate(batch_tails)
+                                              if tail]).sum(0))
         return fn
 
     watched = {name: keep(name) for name in blocks}
@@ -141,47 +148,47 @@ def mean_states(loaded: LoadedModel, blocks: tuple[str, ...], texts: list[str], 
             ids, mask, positions = left_pad(rows[lo : lo + batch_size], pad, device)
             model(input_ids=ids, attention_mask=mask, position_ids=positions, **last_only)  # no logits we do not read
             shown.advance(len(batch_tails))
-    return torch.stack([total[name] for name in blocks]).numpy() / sum(tails)
+    at_end = torch.stack([ends[name] for name in blocks]).numpy() / len(rows)
+    return at_end, None if answers is None else torch.stack([spans[name] for name in blocks]).numpy() / sum(tails)
 
 
 def compute(loaded: LoadedModel, run: Path, blocks: tuple[str, ...], languages: list[str], kind: str,
-            fingerprint: str, progress: bool = True) -> NamedDirections:
-    """The directions of `kind` for `languages` (those `directable`), from the first `SOURCES` English
-    sentences of the run (`named`, `shots`) or pairs of the built-in corpus' part `find` reads
-    (`answer`), carrying the run's fingerprint."""
+            fingerprint: str, progress: bool = True) -> dict[str, NamedDirections]:
+    """The directions of `kind` for `languages` (those `directable`), carrying the run's fingerprint: the
+    `named` ones from the first `SOURCES` English sentences of the run; the `shots` and `answer` ones
+    together, from the same passes over the first `SOURCES` pairs of the built-in corpus' part `find`
+    reads (the state at the prompt's last token, and over the answer teacher-forced after it)."""
     chosen = directable(kind, languages)
     sources = [s["text"] for s in read_jsonl(Path(run) / "sentences.jsonl") if s["lang"] == "en"][:SOURCES]
-    if kind != "answer" and not sources:
+    if kind == "named" and not sources:
         raise LangneuronsError(f"method {kind}: {run} has no English sentences to build prompts from; "
                                "find with English among --languages")
     if progress:
-        over = f"{SOURCES} built-in pairs" if kind == "answer" else f"{len(sources)} English sentences"
-        console.print(f"{kind} directions of {', '.join(chosen)} over {over}")
+        made = f"{kind} directions" if kind == "named" else "worked examples' directions (shots, answer)"
+        over = f"{len(sources)} English sentences" if kind == "named" else f"{SOURCES} built-in pairs"
+        console.print(f"{made} of {', '.join(chosen)} over {over}")
 
     def named(language: str, texts: list[str]) -> list[str]:
         return [NAMED_PROMPT.format(name=language_name(language), source=s) for s in texts]
 
-    def states(texts: list[str], answers: list[str] | None = None) -> np.ndarray:
-        return mean_states(loaded, blocks, texts, answers, progress=progress)
-
-    def with_examples(language: str, texts: list[str], pool: list[dict]) -> list[str]:
-        return [worked_examples(language, source, i, pool) + prompt
-                for i, (source, prompt) in enumerate(zip(texts, named(language, texts)))]
+    def made(kind: str, vectors: list[np.ndarray]) -> NamedDirections:
+        return NamedDirections(tuple(chosen), blocks, np.stack(vectors).astype(np.float32), kind, fingerprint)
 
     if kind == "named":  # the paper's prompt names no language: its states are the same for all
-        paper = states([PAPER_PROMPT.format(source=s) for s in sources])
-        vectors = [states(named(language, sources)) - paper for language in chosen]
-    elif kind == "shots":
-        vectors = [states(with_examples(language, sources, example_pool(language))) - states(named(language, sources))
-                   for language in chosen]
-    else:  # the answers are the pairs' own translations, each after its prompt
-        vectors = []
-        for language in chosen:
-            pool = example_pool(language)
-            english, answers = [g["en"] for g in pool[:SOURCES]], [f" {g[language]}" for g in pool[:SOURCES]]
-            vectors.append(states(with_examples(language, english, pool), answers)
-                           - states(named(language, english), answers))
-    return NamedDirections(tuple(chosen), blocks, np.stack(vectors).astype(np.float32), kind, fingerprint)
+        paper, _ = mean_states(loaded, blocks, [PAPER_PROMPT.format(source=s) for s in sources], progress=progress)
+        return {"named": made("named", [mean_states(loaded, blocks, named(language, sources), progress=progress)[0]
+                                        - paper for language in chosen])}
+    shots, answer = [], []
+    for language in chosen:  # the answers are the pairs' own translations, each after its prompt
+        pool = example_pool(language)
+        english, answers = [g["en"] for g in pool[:SOURCES]], [f" {g[language]}" for g in pool[:SOURCES]]
+        shown = [worked_examples(language, source, i, pool) + prompt
+                 for i, (source, prompt) in enumerate(zip(english, named(language, english)))]
+        with_end, with_answer = mean_states(loaded, blocks, shown, answers, progress=progress)
+        bare_end, bare_answer = mean_states(loaded, blocks, named(language, english), answers, progress=progress)
+        shots.append(with_end - bare_end)
+        answer.append(with_answer - bare_answer)
+    return {"shots": made("shots", shots), "answer": made("answer", answer)}
 
 
 def example_pool(language: str) -> list[dict]:

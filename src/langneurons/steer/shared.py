@@ -29,7 +29,7 @@ from .taskfrontier import TaskStudy, recommend_task, task_frontier
 
 SHAPE = ("edit", "blocks", "restore_norm", "positions", "guard", "start")  # shared by every language; α or β differ
 TASK_SHAPE = ("method", "selection", "value", "positions", "blocks", "restore_norm", "guard", "start", "own_starts",
-              "no_loops", "also_shape")  # the first edit's N and a joined direction's α may differ
+              "distinct_starts", "no_loops", "also_shape")  # the first edit's N and a joined direction's α may differ
 
 
 def shape_table(tables: dict[str, pd.DataFrame], seeds: str, screens: dict[str, list[Setting]]) -> pd.DataFrame:

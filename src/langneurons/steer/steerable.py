@@ -104,7 +104,13 @@ class Steerable:
             if decoding.own_starts and len(languages) != 1:
                 raise LangneuronsError(f"own_starts: the interventions steer {sorted(languages)}; the target "
                                        "language's sentence starts need one language")
-            starts = self.sentence_starts(languages.pop() if decoding.own_starts else None)
+            target = languages.pop() if decoding.own_starts else None
+            starts = self.sentence_starts(target)
+            if decoding.distinct_starts:
+                if target == "en" or "en" not in self.info.languages:
+                    raise LangneuronsError(f"distinct_starts: leaves out the starts of the run's English sentences; "
+                                           f"{'the target is English' if target == 'en' else 'the run has none'}")
+                starts = starts & ~self.sentence_starts("en")
         named = {kind: self.named_directions(kind, sorted({iv.language for iv in interventions if iv.method == kind}))
                  for kind in KINDS if any(iv.method == kind for iv in interventions)}
         return resolve(interventions, self.expertise, self.widths, block_of, self.activation, starts, decoding,
@@ -119,11 +125,22 @@ class Steerable:
         if missing:
             path, blocks = find_blocks(self.loaded.model)
             names = tuple(block_name(path, i) for i in range(len(blocks)))
-            made = compute(self.loaded, self.run, names, missing, kind, self.info.fingerprint)
+            for made in compute(self.loaded, self.run, names, missing, kind, self.info.fingerprint).values():
+                self.keep_directions(made)  # shots and answer come together: both are kept
+        else:
+            self.named[kind] = known
+        return self.named[kind]
+
+    def keep_directions(self, made: NamedDirections) -> None:
+        """Add `made`'s languages that the run's stored directions of its kind lack, and store them."""
+        known = self.named.get(made.kind) or NamedDirections.read(self.run, made.kind, self.info.fingerprint)
+        new = [language for language in made.languages if known is None or language not in known.languages]
+        if new:
+            made = NamedDirections(tuple(new), made.blocks, np.stack([made.vectors[made.languages.index(language)]
+                                                                      for language in new]), made.kind, made.fingerprint)
             known = made if known is None else known.joined(made)
             known.write(self.run)
-        self.named[kind] = known
-        return known
+        self.named[made.kind] = known
 
 
 def open_run(run: Path, device: str = "auto", dtype: str | None = None,

@@ -159,23 +159,24 @@ def task_grid(steerable: Steerable, language: str, names_target: bool = True, ta
     goes on unedited; LAPE neurons on the answer; a DiffMean direction added on the answer. A
     translation is one line, so its openings are the answer's first 2 tokens and its direction α 0.1 at
     the default block, norm restored; a prompt that does not name the target (`names_target` False: the
-    paper's translation prompt) also gets each opening with a start rule joined by 4,000 units on its
-    last 4 tokens ("Target Language:"), which carry the task there, with and without the direction added
-    (α 0.02, blocks 2/3 to 9/10) on the rest of the answer, and at α 0.03 with the no-loops rule (at α
-    0.04 it loops answers in Spanish, Chinese and Japanese). Every translation (named or not) also gets
-    the pair with the named-target direction (the state that naming the language adds at the prompt's
-    last token, α 1 or 2, at 2/5 of the depth) with the rule. An answer to a request (`task` "prompts")
-    runs on for lines and drifts back to the prompt's language after a 2-token opening, so its opening
-    is 4 tokens, its direction α 0.04 over the blocks from 2/3 to 9/10 of the depth, and the opening is
-    also followed by that direction at α 0.01 or 0.02 on the rest of the answer, with and without the
-    named-target direction (α 1 or 1.5) at the prompt's last token, all with the no-loops rule. The
-    named translation's started openings come again with the no-loops rule too: greedy answers and
-    answers written by the unedited model after an opening can fall into a loop. A named translation
-    also gets the worked examples' direction (what three worked examples add at the prompt's last
-    token): alone, α 2 at 2/5 of the depth or α 1 from 1/3 to 2/5, and the latter after a 1-token
-    started opening (1,000, 2,000 or 4,000 units) with the rule, with and without what the examples
-    add to the answer's states (method answer, α 1 on the same blocks) on the rest of the answer. Why each,
-    and what left the grid: docs/steering.md. Units the run lacks are left out."""
+    paper's translation prompt) gets the openings with and without the start rule, and each started
+    opening joined by 4,000 units on its last 4 tokens ("Target Language:"), which carry the task
+    there, with and without the direction added (α 0.02, blocks 2/3 to 9/10) on the rest of the answer,
+    and at α 0.03 with the no-loops rule (at α 0.04 it loops answers in Spanish, Chinese and Japanese).
+    Every translation (named or not) also gets the pair with the named-target direction (the state that
+    naming the language adds at the prompt's last token, α 1 or 2, at 2/5 of the depth) with the rule.
+    An answer to a request (`task` "prompts") runs on for lines and drifts back to the prompt's language
+    after a 2-token opening, so its opening is 4 tokens, its direction α 0.04 over the blocks from 2/3
+    to 9/10 of the depth, and the opening is also followed by that direction at α 0.01 or 0.02 on the
+    rest of the answer, with and without the named-target direction (α 1 or 1.5) at the prompt's last
+    token, all with the no-loops rule. A named translation's openings are started, with the no-loops
+    rule (greedy answers and answers the unedited model writes after an opening can fall into a loop),
+    from the starts that English, the prompt's language, does not share ("In" opens German and English
+    sentences alike, and the answer goes on in English); it also gets the worked examples' direction
+    (what three worked examples add at the prompt's last token, α 1 from 1/3 to 2/5 of the depth) alone
+    and after a 1-token started opening (1,000, 2,000 or 4,000 units), with and without what the
+    examples add to the answer's states (method answer, α 1 on the same blocks) on the rest of the
+    answer. Why each, and what left the grid: docs/steering.md. Units the run lacks are left out."""
     answer = "generated"
     requests = task == "prompts"
     span = default_span(steerable.info.blocks)
@@ -184,7 +185,9 @@ def task_grid(steerable: Steerable, language: str, names_target: bool = True, ta
         return Intervention(language, value=value, positions=answer, blocks=blocks, method="diffmean",
                             restore_norm=restore)
 
-    started = Decoding(guard=True, start=True, own_starts=True)  # the opening's first word is one of L's
+    named = names_target and not requests  # a named translation: its openings' first word is not English's too
+    distinct = named and "en" in steerable.info.languages and language != "en"
+    started = Decoding(guard=True, start=True, own_starts=True, distinct_starts=distinct)  # a first word of L's
     points: list[Setting] = []
     if steerable.expertise is not None:
         ap = [(200, "top", "on_p50", "all"), (200, "top", "on_p50", f"prompt-tail:{tail}+{answer}"),
@@ -206,7 +209,7 @@ def task_grid(steerable: Steerable, language: str, names_target: bool = True, ta
                     points += [Setting((opening(n, 4), named_target(language, steerable.info.blocks, alpha),
                                         on_answer(value)), unlooped)
                                for alpha in (1, 1.5) for value in ("add:0.01", "add:0.02") for n in (2000, 4000)]
-        else:
+        elif not names_target:
             points += [Setting((opening(n, 2),), started if start else Decoding(guard=True))
                        for start in (False, True) for n in (2000, 4000)]
         tail_edit = Intervention(language, min(4000, steerable.info.neurons), "both", "on_p50", "prompt-tail:4")
@@ -219,20 +222,19 @@ def task_grid(steerable: Steerable, language: str, names_target: bool = True, ta
             if steerable.directions is not None:  # a stronger direction, which needs the rule
                 points += [Setting((opening(n, 2), tail_edit, on_answer("add:0.03")), replace(started, no_loops=True))
                            for n in (2000, 4000)]
-        elif not requests:  # a named translation: the started openings, also with no loops
+        elif named:  # the started openings, with no loops
             points += [Setting((opening(n, 2),), replace(started, no_loops=True)) for n in (2000, 4000)]
         if not requests and told:  # the pair, told at the prompt's end which language is meant
             points += [Setting((opening(n, 2), tail_edit, named_target(language, steerable.info.blocks, alpha)),
                                replace(started, no_loops=True)) for alpha in (1, 2) for n in (2000, 4000)]
-        if names_target and not requests and told and directable("shots", [language]):
-            shots = [worked_target(language, steerable.info.blocks, alpha, low) for alpha, low in ((2, NAMED_DEPTH),
-                                                                                                 (1, SHOTS_FROM))]
-            points += [Setting((edit,)) for edit in shots]  # what worked examples add, alone
+        if named and told and directable("shots", [language]):
+            shots = worked_target(language, steerable.info.blocks, 1, SHOTS_FROM)
+            points += [Setting((shots,))]  # what worked examples add, alone
             # after the start rule's first token alone: a second forced token costs content (docs/steering.md)
-            points += [Setting((opening(n, 1), shots[1]), replace(started, no_loops=True)) for n in (1000, 2000, 4000)]
+            points += [Setting((opening(n, 1), shots), replace(started, no_loops=True)) for n in (1000, 2000, 4000)]
             # and with what they add to the answer's states on the answer written after it
             on_reply = worked_target(language, steerable.info.blocks, 1, SHOTS_FROM, "answer")
-            points += [Setting((opening(n, 1), shots[1], on_reply), replace(started, no_loops=True))
+            points += [Setting((opening(n, 1), shots, on_reply), replace(started, no_loops=True))
                        for n in (1000, 2000, 4000)]
     if steerable.activation is not None:
         from .steerable import method_defaults
