@@ -141,6 +141,19 @@ def test_a_shared_shape_tie_goes_to_the_shape_fluent_in_more_languages():
     assert pick_shape(shapes, ("positions",), worst="language_score", mean="content_value") == {"positions": "loud"}
 
 
+def test_a_task_shape_whose_worst_language_is_one_answer_short_ties_and_content_decides():
+    from langneurons.steer.shared import pick_shape
+
+    rows = [("sure", "de", 1.00, 30.0), ("sure", "fr", 1.00, 40.0), ("rich", "de", 29 / 30, 33.0),
+            ("rich", "fr", 1.00, 43.0), ("thin", "de", 28 / 30, 36.0), ("thin", "fr", 1.00, 45.0)]
+    shapes = pd.DataFrame(rows, columns=["positions", "language", "language_score", "content_value"])
+    shapes = shapes.assign(degenerate_share=0.0, meets_goal=True, samples=30)
+    pick = {"columns": ("positions",), "worst": "language_score", "mean": "content_value"}
+    assert pick_shape(shapes, **pick) == {"positions": "sure"}  # without the tie: the higher worst score
+    assert pick_shape(shapes, **pick, one_answer=True) == {"positions": "rich"}  # one answer short: content
+    assert pick_shape(shapes.assign(samples=60), **pick, one_answer=True) == {"positions": "sure"}  # 2 of 60: not
+
+
 def test_diffmean_shapes_are_compared_at_each_edits_middle_strength():
     from langneurons.steer.shared import middle_values
 

@@ -53,14 +53,22 @@ def shape_table(tables: dict[str, pd.DataFrame], seeds: str, screens: dict[str, 
 
 
 def pick_shape(shapes: pd.DataFrame, columns: tuple[str, ...] = SHAPE, worst: str = "usable_share",
-               mean: str = "usable_share") -> dict:
+               mean: str = "usable_share", one_answer: bool = False) -> dict:
     """The shape with which the most languages meet the goal; ties: the most languages whose choice is
     fluent (at most 5% degenerate: the goal that always holds), then the higher worst `worst`, then the
-    higher mean `mean`. Marks it in `shapes["chosen"]`."""
+    higher mean `mean`. With `one_answer`, a worst within one answer of the best (1 / the column
+    `samples`) counts as a tie: one answer in 30 is within the noise, content then decides. Marks it in
+    `shapes["chosen"]`."""
     fluent = shapes.assign(fluent=shapes["degenerate_share"] <= GOAL_DEGENERATE)
     score = fluent.groupby(list(columns)).agg(meets=("meets_goal", "sum"), fluent=("fluent", "sum"),
                                               worst=(worst, "min"), mean=(mean, "mean"))
-    best = score.sort_values(["meets", "fluent", "worst", "mean"], ascending=False, kind="stable").index[0]
+    ranked = score.sort_values(["meets", "fluent", "worst", "mean"], ascending=False, kind="stable")
+    if one_answer:
+        lead, step = ranked.iloc[0], 1 / shapes["samples"].min()
+        close = (ranked["meets"] == lead["meets"]) & (ranked["fluent"] == lead["fluent"]) \
+            & (ranked["worst"] >= lead["worst"] - step - 1e-9)
+        ranked = ranked[close].sort_values("mean", ascending=False, kind="stable")
+    best = ranked.index[0]
     values = best if isinstance(best, tuple) else (best,)  # a one-column index holds plain values
     shape = {column: value.item() if hasattr(value, "item") else value for column, value in zip(columns, values)}
     shapes["chosen"] = (shapes[list(columns)] == pd.Series(shape)).all(axis=1)
@@ -143,7 +151,7 @@ def task_shape_table(tables: dict[str, pd.DataFrame], studies: dict[str, TaskStu
             best = recommend_task(group, study)
             rows.append({**dict(zip(TASK_SHAPE, shape)), "language": language, "n": best["n"],
                          "language_score": best["language_score"], "content_value": best["content_value"],
-                         "degenerate_share": best["degenerate_share"],
+                         "degenerate_share": best["degenerate_share"], "samples": int(best["samples"]),
                          "meets_goal": bool(best["language_score"] >= study.share_goal
                                             and best["degenerate_share"] <= GOAL_DEGENERATE)})
     return pd.DataFrame(rows)
@@ -152,14 +160,15 @@ def task_shape_table(tables: dict[str, pd.DataFrame], studies: dict[str, TaskStu
 def shared_task(steerable: Steerable, languages: list[str], template: TaskStudy,
                 progress: bool = True) -> tuple[pd.DataFrame, dict[str, pd.Series]]:
     """Each language's task study (`template` with its language) on the choose part, one shape for all
-    (`pick_shape` on the language goal, ties: fluent languages, the worst language score, the mean content), then
+    (`pick_shape` on the language goal, ties: fluent languages, the worst language score up to one answer,
+    the mean content), then
     each language's choice within the shape scored on the held-out part. Writes
     RUN/frontier/<task>[-named]-shape.csv and each language's recommendation. Returns both."""
     studies = {language: replace(template, language=language) for language in languages}
     tables = {language: task_frontier(steerable, replace(study, heldout=""), progress)[0]
               for language, study in studies.items()}
     shapes = task_shape_table(tables, studies)
-    shape = pick_shape(shapes, TASK_SHAPE, worst="language_score", mean="content_value")
+    shape = pick_shape(shapes, TASK_SHAPE, worst="language_score", mean="content_value", one_answer=True)
     name = template.name.split("-", 1)[1]
     write_table(shapes, steerable.run / "frontier" / f"{name}-shape.csv")
     console.print("shared shape: " + ", ".join(f"{k} {v}" for k, v in shape.items()))
