@@ -45,7 +45,7 @@ def setting_label(row: pd.Series) -> str:
     blocks = f" blocks {row['blocks']}" if row["blocks"] else ""
     rules = "".join(f", {name}" for name, flag in (("guarded", "guard"), ("start", "start"),
                                                       ("the language's own starts", "own_starts"),
-                                                      ("none English shares", "distinct_starts"),
+                                                      ("none of English's", "distinct_starts"),
                                                       ("no loops", "no_loops"))
                     if bool(row.get(flag, False)))
     also = row.get("also", "")
