@@ -2,9 +2,10 @@
 translation prompt's last token.
 
 For language L and block ℓ, the mean output of block ℓ at the prompt's last token
-- `named`: over the run's English sentences, with the prompt that names L ("Translate an English sentence into German. … German:")
-  minus with the paper's prompt ("… Target Language:"). Added there (value `add:α`, α 1: the whole
-  mean difference), it tells the model which language "Target Language" is.
+- `named`: over the run's English sentences, with the prompt that names L ("Translate an English
+  sentence into German. … German:") minus with the paper's prompt ("… Target Language:"). Added
+  there (value `add:α`, α 1: the whole mean difference), it tells the model which language "Target
+  Language" is.
 - `shots`: with the named prompt after three worked examples (the built-in corpus' own translations,
   from the part `find` reads) minus without them, over English sentences of that part. Added there,
   it gives the named prompt some of what the examples give: translations closer to the source.

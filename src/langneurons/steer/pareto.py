@@ -14,7 +14,7 @@ AXES = {"target_share": "max", "generated_ppl": "min", "degenerate_share": "min"
 GOAL_SHARE, GOAL_DEGENERATE, GOAL_PPL_RATIO = 0.9, 0.05, 1.5  # the goal for a usable setting
 SETTING = ["value", "positions", "selection", "n", "blocks", "modules", "guard", "whole_characters",
            "opening_temperature", "start", "start_temperature", "own_starts", "distinct_starts", "no_loops", "also",
-           "method", "restore_norm", "subtract"]  # `also`: further interventions; the last three tell DiffMean points apart
+           "method", "restore_norm", "subtract"]  # `also`: further edits; the last three tell DiffMean points apart
 FLAGS = ("guard", "whole_characters", "start", "own_starts", "distinct_starts", "no_loops")  # False when missing
 TEMPERATURES = ("opening_temperature", "start_temperature")  # setting columns that are NaN when missing
 UNEDITED = ("unforced", "carried")  # task rows no setting edits: the unforced answers, and those carried into L

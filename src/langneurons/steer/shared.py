@@ -161,9 +161,8 @@ def shared_task(steerable: Steerable, languages: list[str], template: TaskStudy,
                 progress: bool = True) -> tuple[pd.DataFrame, dict[str, pd.Series]]:
     """Each language's task study (`template` with its language) on the choose part, one shape for all
     (`pick_shape` on the language goal, ties: fluent languages, the worst language score up to one answer,
-    the mean content), then
-    each language's choice within the shape scored on the held-out part. Writes
-    RUN/frontier/<task>[-named]-shape.csv and each language's recommendation. Returns both."""
+    the mean content), then each language's choice within the shape scored on the held-out part.
+    Writes RUN/frontier/<task>[-named]-shape.csv and each language's recommendation. Returns both."""
     studies = {language: replace(template, language=language) for language in languages}
     tables = {language: task_frontier(steerable, replace(study, heldout=""), progress)[0]
               for language, study in studies.items()}

@@ -136,8 +136,8 @@ class Steerable:
         known = self.named.get(made.kind) or NamedDirections.read(self.run, made.kind, self.info.fingerprint)
         new = [language for language in made.languages if known is None or language not in known.languages]
         if new:
-            made = NamedDirections(tuple(new), made.blocks, np.stack([made.vectors[made.languages.index(language)]
-                                                                      for language in new]), made.kind, made.fingerprint)
+            vectors = np.stack([made.vectors[made.languages.index(language)] for language in new])
+            made = NamedDirections(tuple(new), made.blocks, vectors, made.kind, made.fingerprint)
             known = made if known is None else known.joined(made)
             known.write(self.run)
         self.named[made.kind] = known
