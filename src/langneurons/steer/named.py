@@ -38,7 +38,7 @@ from .prompts import LANGUAGE_NAMES, NAMED_PROMPT, PAPER_PROMPT, language_name
 KINDS = ("named", "shots", "answer")
 FILES = {"named": "named_directions.npz", "shots": "shot_directions.npz", "answer": "answer_directions.npz"}
 FILE = FILES["named"]
-SOURCES = 200  # English sentences (kind answer: pairs) the means are taken over
+SOURCES = 200  # English sentences (kind named) or built-in pairs (shots, answer) the means are taken over
 SHOTS = 3  # worked examples before each prompt (kind shots)
 DEPTH = 0.4  # the default block, as a share of the depth (7 of Gemma-3-270M's 18)
 
@@ -78,6 +78,11 @@ class NamedDirections:
         if not 0 <= block < len(self.blocks):
             raise LangneuronsError(f"block {block}: this model has blocks 0-{len(self.blocks) - 1}")
         return self.vectors[self.languages.index(language), block]
+
+    def of(self, languages: list[str]) -> "NamedDirections":
+        """These directions for `languages` only (each one of these)."""
+        vectors = np.stack([self.vectors[self.languages.index(language)] for language in languages])
+        return NamedDirections(tuple(languages), self.blocks, vectors, self.kind, self.fingerprint)
 
     def joined(self, other: "NamedDirections") -> "NamedDirections":
         """These directions and `other`'s (the same kind, blocks and run), `other`'s languages after these."""
@@ -160,7 +165,8 @@ def compute(loaded: LoadedModel, run: Path, blocks: tuple[str, ...], languages: 
     together, from the same passes over the first `SOURCES` pairs of the built-in corpus' part `find`
     reads (the state at the prompt's last token, and over the answer teacher-forced after it)."""
     chosen = directable(kind, languages)
-    sources = [s["text"] for s in read_jsonl(Path(run) / "sentences.jsonl") if s["lang"] == "en"][:SOURCES]
+    sources = [s["text"] for s in read_jsonl(Path(run) / "sentences.jsonl") if s["lang"] == "en"][:SOURCES] \
+        if kind == "named" else []
     if kind == "named" and not sources:
         raise LangneuronsError(f"method {kind}: {run} has no English sentences to build prompts from; "
                                "find with English among --languages")

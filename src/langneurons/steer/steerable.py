@@ -122,13 +122,12 @@ class Steerable:
         known = self.named.get(kind) or NamedDirections.read(self.run, kind, self.info.fingerprint)
         wanted = directable(kind, list(self.info.languages) if languages is None else languages)
         missing = [language for language in wanted if known is None or language not in known.languages]
+        self.named[kind] = known
         if missing:
             path, blocks = find_blocks(self.loaded.model)
             names = tuple(block_name(path, i) for i in range(len(blocks)))
             for made in compute(self.loaded, self.run, names, missing, kind, self.info.fingerprint).values():
                 self.keep_directions(made)  # shots and answer come together: both are kept
-        else:
-            self.named[kind] = known
         return self.named[kind]
 
     def keep_directions(self, made: NamedDirections) -> None:
@@ -136,9 +135,7 @@ class Steerable:
         known = self.named.get(made.kind) or NamedDirections.read(self.run, made.kind, self.info.fingerprint)
         new = [language for language in made.languages if known is None or language not in known.languages]
         if new:
-            vectors = np.stack([made.vectors[made.languages.index(language)] for language in new])
-            made = NamedDirections(tuple(new), made.blocks, vectors, made.kind, made.fingerprint)
-            known = made if known is None else known.joined(made)
+            known = made.of(new) if known is None else known.joined(made.of(new))
             known.write(self.run)
         self.named[made.kind] = known
 
