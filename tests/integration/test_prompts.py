@@ -337,7 +337,7 @@ def test_task_frontier_scores_baselines_chooses_on_one_part_and_reports_on_the_o
     table, best = task_frontier(steerable, study, progress=False)
     choose, held = table[table["split"] == "choose"], table[table["split"] == "heldout"]
     assert set(choose["kind"]) == {"unforced", "paper", "forced"} and len(choose[choose["kind"] == "forced"]) == 2
-    assert set(choose.loc[choose["kind"] == "unforced", "prompt_style"]) == {"paper", "named"}
+    assert set(choose.loc[choose["kind"] == "unforced", "prompt_style"]) == {"paper"}  # its own style only
     assert set(held.loc[held["kind"] == "forced", "prompt_style"]) == {"paper", "named"}  # named + steered
     assert held["recommended"].sum() == 2 and choose["recommended"].sum() == 1
     assert (table["samples"] == 3).all()
@@ -407,13 +407,11 @@ def test_the_default_task_search_holds_a_guarded_opening_and_keeps_its_guard_whe
     direction = next(s.interventions[0] for s in requests if s.interventions[0].method == "diffmean")
     assert (direction.value, direction.positions, direction.restore_norm) == ("add:0.04", "generated", False)
     followed = [s for s in requests if len(s.interventions) > 1]  # the opening, then the direction lightly
-    assert [[iv.positions for iv in s.interventions] for s in followed] == \
-        [["prefix:4", "generated"]] * 4 + [["prefix:4", "prompt-tail:1", "generated"]] * 8
-    assert [s.interventions[-1].value for s in followed] == (["add:0.01"] * 2 + ["add:0.02"] * 2) * 3
-    assert [s.interventions[1].value for s in followed[4:]] == ["add:1"] * 4 + ["add:1.5"] * 4
+    assert [[iv.positions for iv in s.interventions] for s in followed] == [["prefix:4", "generated"]] * 4
+    assert [s.interventions[-1].value for s in followed] == ["add:0.01"] * 2 + ["add:0.02"] * 2
     assert all(s.decoding.guard and s.decoding.no_loops for s in followed)
     assert not any(s.decoding.no_loops for s in requests if len(s.interventions) == 1)
-    assert len(requests) == 19 - (lape == 0)
+    assert len(requests) == 11 - (lape == 0)  # the named target joins the best of `followed` later (told_points)
     assert (("lape", "generated", False) in kinds) == (lape > 0)  # a language without LAPE units goes without
     opening = next(s for s in grid if s.decoding.guard)
     study = TaskStudy("de", "translation", named=True, points=(opening,), limit=2,
@@ -483,7 +481,8 @@ def test_target_logprobs_match_a_plain_forward_of_each_row_alone(steerable):
     from langneurons.steer.evaluate import target_logprobs
 
     model, tok = steerable.loaded.model, steerable.loaded.tokenizer
-    contexts, targets = ["Die Katze schläft.\nEnglish:", "Regen\nEnglish:"], ["The cat sleeps on the bank.", "Rain"]
+    contexts = ["Die Katze schläft.\nEnglish:", "Regen\nEnglish:", "Ja\nEnglish:", "Der Zug fährt heute nicht.\nEnglish:"]
+    targets = ["The cat sleeps on the bank.", "Rain", "Yes, it is", "The train"]  # batched by length, not in order
     batched = target_logprobs(model, tok, contexts, targets, batch_size=2)
     for context, target, got in zip(contexts, targets, batched):
         head = tok(context)["input_ids"]
@@ -563,8 +562,7 @@ def test_a_request_search_scores_the_unforced_answers_carried_into_the_language_
     assert len(carried) == 1 and carried["split"].iloc[0] == "heldout" and carried["carried_by"].iloc[0] == "unforced"
     assert best["kind"] == "forced" and not table.loc[table["kind"] == "carried", "recommended"].any()
     shown = table[table["prompt_style"] == "examples"]  # after two example turns: unforced, and the choice held out
-    assert sorted(zip(shown["kind"], shown["split"])) == [("forced", "heldout"), ("unforced", "choose"),
-                                                          ("unforced", "heldout")]
+    assert sorted(zip(shown["kind"], shown["split"])) == [("forced", "heldout"), ("unforced", "heldout")]
     assert shown.loc[shown["kind"] == "forced", "recommended"].all()
     folder = steerable.run / "frontier" / "de-prompts"
     turns = "".join(f"Q: {q}\nA: {a}\n\n" for q, a in steerable.example_turns("de"))
@@ -593,6 +591,39 @@ def test_a_request_search_scores_the_unforced_answers_carried_into_the_language_
     shown = summary(pd.read_csv(folder.parent / "de-prompts.csv"))["row"]
     assert list(shown[shown.str.startswith("unforced, carried")]) == \
         [f"unforced, carried into the language by {opening.label}"]
+
+
+def test_the_default_request_search_joins_the_named_target_to_its_best_directed_opening(corpus_dir, tmp_path):
+    import pandas as pd
+
+    from langneurons.steer.frontier import setting_of
+    from langneurons.steer.pareto import same_setting
+    from langneurons.steer.taskfrontier import (
+        TOLD_ALPHAS,
+        TaskStudy,
+        directed_openings,
+        recommend_task,
+        task_frontier,
+        task_grid,
+    )
+
+    loaded = make_model("llama")
+    find(tmp_path / "all", corpus=str(corpus_dir), loaded=loaded, method="all", progress=False)
+    steerable = open_run(tmp_path / "all", loaded=loaded)
+    study = TaskStudy("de", "prompts", limit=2, heldout="", sampling=Sampling(max_new_tokens=4, temperature=1.0,
+                                                                              top_p=1.0))
+    table, _ = task_frontier(steerable, study, progress=False)
+    searched = table[table["searched"]]
+    assert len(searched) == len(set(task_grid(steerable, "de", task="prompts"))) + len(TOLD_ALPHAS)
+    assert set(table.loc[table["kind"] == "unforced", "prompt_style"]) == {"given"}  # the other style: held out
+    pairs = pd.concat([same_setting(searched, p.columns()) for p in directed_openings(steerable, "de")], axis=1)
+    best = setting_of(recommend_task(searched[pairs.any(axis=1)], study))
+    told = [setting_of(row) for _, row in searched.iterrows() if "named" in row["also"]]
+    assert [s.interventions[1].value for s in told] == [f"add:{a:g}" for a in TOLD_ALPHAS]
+    assert all((s.interventions[0], s.interventions[2], s.decoding) == (*best.interventions, best.decoding)
+               for s in told)  # the best opening and direction, told the language at the prompt's end
+    again, _ = task_frontier(steerable, study, progress=False)  # a rerun reuses every row and scores none
+    assert len(again[again["searched"]]) == len(searched) and (again["seconds"] == table["seconds"]).all()
 
 
 def test_a_request_search_with_examples_chooses_on_the_prompts_after_the_example_turns(steerable):

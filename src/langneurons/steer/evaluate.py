@@ -161,7 +161,8 @@ def target_logprobs(model: nn.Module, tokenizer, contexts: list[str], targets: l
                     batch_size: int = 16) -> np.ndarray:
     """Mean log-probability per token of each target (" " + target) after its context, unedited.
     Rows are left-padded so every target ends at the last position: only the targets' logits are
-    computed (a 262k-token head over whole prompts would dominate the cost)."""
+    computed (a 262k-token head over whole prompts would dominate the cost); batches are made of
+    rows of like length, so little of either is spent on padding."""
     device = input_device(model)
     limit = context_length(model, tokenizer)
     heads = tokenizer(contexts, add_special_tokens=True)["input_ids"]
@@ -169,16 +170,18 @@ def target_logprobs(model: nn.Module, tokenizer, contexts: list[str], targets: l
     rows = [((h + t)[-limit:], min(len(t), limit - 1)) for h, t in zip(heads, tails)]
     keep = "logits_to_keep" in inspect.signature(model.forward).parameters
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    order = sorted(range(len(rows)), key=lambda i: (rows[i][1], len(rows[i][0])))
     scores = np.zeros(len(rows))
-    for lo in range(0, len(rows), batch_size):
-        batch = rows[lo : lo + batch_size]
+    for lo in range(0, len(order), batch_size):
+        members = order[lo : lo + batch_size]
+        batch = [rows[i] for i in members]
         last = max(n for _, n in batch)
         ids, mask, positions = left_pad([r for r, _ in batch], pad, device)
         logits = model(input_ids=ids, attention_mask=mask, position_ids=positions,
                        **({"logits_to_keep": last + 1} if keep else {})).logits[:, -(last + 1) : -1].float()
-        picked = torch.log_softmax(logits, -1).gather(-1, ids[:, -last:, None].to(logits.device)).squeeze(-1)
-        for i, (_, n) in enumerate(batch):
-            scores[lo + i] = float(picked[i, last - n :].mean())
+        picked = logits.gather(-1, ids[:, -last:, None].to(logits.device)).squeeze(-1) - logits.logsumexp(-1)
+        for row, (i, (_, n)) in enumerate(zip(members, batch)):
+            scores[i] = float(picked[row, last - n :].mean())
     return scores
 
 

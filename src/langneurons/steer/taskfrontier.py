@@ -168,8 +168,8 @@ def task_grid(steerable: Steerable, language: str, names_target: bool = True, ta
     An answer to a request (`task` "prompts") runs on for lines and drifts back to the prompt's language
     after a 2-token opening, so its opening is 4 tokens, its direction α 0.04 over the blocks from 2/3
     to 9/10 of the depth, and the opening is also followed by that direction at α 0.01 or 0.02 on the
-    rest of the answer, with and without the named-target direction (α 1 or 1.5) at the prompt's last
-    token, all with the no-loops rule. A named translation's openings are started, with the no-loops
+    rest of the answer, with the no-loops rule (`directed_openings`); the named-target direction (α 1 or
+    1.5) at the prompt's last token is joined to the best of these afterwards (`told_points`). A named translation's openings are started, with the no-loops
     rule (greedy answers and answers the unedited model writes after an opening can fall into a loop),
     from the starts that English, the prompt's language, does not share ("In" opens German and English
     sentences alike, and the answer goes on in English); it also gets the worked examples' direction
@@ -199,16 +199,9 @@ def task_grid(steerable: Steerable, language: str, names_target: bool = True, ta
         def opening(n: int, k: int) -> Intervention:
             return Intervention(language, min(n, steerable.info.neurons), "both", "on_p50", f"prefix:{k}")
 
-        if requests:  # the opening alone, then with the direction on the rest, then also with the named target
+        if requests:  # the opening alone, then with the direction on the rest (the named target: `told_points`)
             points += [Setting((opening(n, 4),), Decoding(guard=True)) for n in (2000, 4000)]
-            unlooped = Decoding(guard=True, no_loops=True)
-            if steerable.directions is not None:
-                points += [Setting((opening(n, 4), on_answer(value)), unlooped)
-                           for value in ("add:0.01", "add:0.02") for n in (2000, 4000)]
-                if told:
-                    points += [Setting((opening(n, 4), named_target(language, steerable.info.blocks, alpha),
-                                        on_answer(value)), unlooped)
-                               for alpha in (1, 1.5) for value in ("add:0.01", "add:0.02") for n in (2000, 4000)]
+            points += directed_openings(steerable, language)
         elif not names_target:
             points += [Setting((opening(n, 2),), started if start else Decoding(guard=True))
                        for start in (False, True) for n in (2000, 4000)]
@@ -246,6 +239,42 @@ def task_grid(steerable: Steerable, language: str, names_target: bool = True, ta
             on_answer("add:0.1", str(default_block(steerable.info.blocks)), restore=True)
         points += [Setting((direction,))]
     return points
+
+
+def directed_openings(steerable: Steerable, language: str) -> list[Setting]:
+    """The request grid's 4-token openings (2,000 or 4,000 units, guarded) followed on the rest of the
+    answer by the DiffMean direction (α 0.01 or 0.02 over the blocks from 2/3 to 9/10 of the depth),
+    with the no-loops rule; [] for a run without AP units or directions."""
+    if steerable.expertise is None or steerable.directions is None:
+        return []
+    span = default_span(steerable.info.blocks)
+    return [Setting((Intervention(language, min(n, steerable.info.neurons), "both", "on_p50", "prefix:4"),
+                     Intervention(language, value=value, positions="generated", blocks=span, method="diffmean")),
+                    Decoding(guard=True, no_loops=True))
+            for value in ("add:0.01", "add:0.02") for n in (2000, 4000)]
+
+
+TOLD_ALPHAS = (1, 1.5)  # the named target's strengths joined to a request's directed opening
+
+
+def told_points(steerable: Steerable, study: TaskStudy, table: pd.DataFrame) -> list[Setting]:
+    """A coordinate step of the request search: the named-target direction (α 1 or 1.5, at the prompt's
+    last token) joined to this language's best directed opening (`directed_openings`, chosen on the
+    choose rows by the task rule): 2 points instead of every α with every N and direction strength
+    (8), which would take 6 more rows a language. [] for translations, a run without a named target,
+    or before the directed openings are scored."""
+    pairs = directed_openings(steerable, study.language)
+    if study.task != "prompts" or not pairs or "en" not in steerable.info.languages \
+            or not nameable([study.language]):
+        return []
+    rows = table[(table["split"] == study.choose) & (table["prompt_style"] == study.style)
+                 & (table["kind"] == "forced")]
+    family = rows[pd.concat([same_setting(rows, pair.columns()) for pair in pairs], axis=1).any(axis=1)]
+    if family.empty:
+        return []
+    opening, direction = setting_of(recommend_task(family, study)).interventions
+    return [Setting((opening, named_target(study.language, steerable.info.blocks, alpha), direction),
+                    Decoding(guard=True, no_loops=True)) for alpha in TOLD_ALPHAS]
 
 
 def named_target(language: str, n_blocks: int, alpha: float) -> Intervention:
@@ -419,8 +448,8 @@ def score_task(steerable: Steerable, study: TaskStudy, progress: bool) -> tuple[
                                                           task=study.task)))
     paper = Setting((paper_setting(steerable, study.language),)) if steerable.expertise is not None else None
 
-    def baselines(split: str) -> None:
-        for style in study.styles:
+    def baselines(split: str) -> None:  # the choice ranks the points only: other styles on the held-out part
+        for style in study.styles if split != study.choose else (study.style,):
             score(steerable, study, style, "unforced", Setting(), split, progress)
         if paper is not None:  # with the paper's prompt (the style of the study for requests)
             score(steerable, study, study.styles[0], "paper", paper, split, progress)
@@ -430,6 +459,13 @@ def score_task(steerable: Steerable, study: TaskStudy, progress: bool) -> tuple[
         console.print(f"[{index}/{len(points)}]", end=" ")
         score(steerable, study, study.style, "forced", point, study.choose, progress)
     table = load_task_table(steerable, study, points)
+    if not study.points:  # the default search's coordinate step, given the rows so far
+        joined = [point for point in told_points(steerable, study, table) if point not in points]
+        for index, point in enumerate(joined, start=len(points) + 1):
+            console.print(f"[{index}/{len(points) + len(joined)}]", end=" ")
+            score(steerable, study, study.style, "forced", point, study.choose, progress)
+        points += joined
+        table = load_task_table(steerable, study, points) if joined else table
     chosen = table[(table["split"] == study.choose) & (table["prompt_style"] == study.style)
                    & (table["searched"] | (table["kind"] != "forced"))]
     if study.shape:  # a shared shape: its own points only, not the paper's
