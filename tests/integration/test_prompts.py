@@ -481,7 +481,8 @@ def test_target_logprobs_match_a_plain_forward_of_each_row_alone(steerable):
     from langneurons.steer.evaluate import target_logprobs
 
     model, tok = steerable.loaded.model, steerable.loaded.tokenizer
-    contexts = ["Die Katze schläft.\nEnglish:", "Regen\nEnglish:", "Ja\nEnglish:", "Der Zug fährt heute nicht.\nEnglish:"]
+    contexts = ["Die Katze schläft.\nEnglish:", "Regen\nEnglish:", "Ja\nEnglish:",
+                "Der Zug fährt heute nicht.\nEnglish:"]
     targets = ["The cat sleeps on the bank.", "Rain", "Yes, it is", "The train"]  # batched by length, not in order
     batched = target_logprobs(model, tok, contexts, targets, batch_size=2)
     for context, target, got in zip(contexts, targets, batched):

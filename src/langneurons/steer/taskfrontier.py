@@ -169,7 +169,8 @@ def task_grid(steerable: Steerable, language: str, names_target: bool = True, ta
     after a 2-token opening, so its opening is 4 tokens, its direction α 0.04 over the blocks from 2/3
     to 9/10 of the depth, and the opening is also followed by that direction at α 0.01 or 0.02 on the
     rest of the answer, with the no-loops rule (`directed_openings`); the named-target direction (α 1 or
-    1.5) at the prompt's last token is joined to the best of these afterwards (`told_points`). A named translation's openings are started, with the no-loops
+    1.5) at the prompt's last token is joined to the best of these afterwards (`told_points`). A named
+    translation's openings are started, with the no-loops
     rule (greedy answers and answers the unedited model writes after an opening can fall into a loop),
     from the starts that English, the prompt's language, does not share ("In" opens German and English
     sentences alike, and the answer goes on in English); it also gets the worked examples' direction
