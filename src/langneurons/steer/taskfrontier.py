@@ -19,6 +19,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -180,12 +181,8 @@ def task_grid(steerable: Steerable, language: str, names_target: bool = True, ta
     answer. Why each, and what left the grid: docs/steering.md. Units the run lacks are left out."""
     answer = "generated"
     requests = task == "prompts"
-    span = default_span(steerable.info.blocks)
-
-    def on_answer(value: str, blocks: str = span, restore: bool = False) -> Intervention:
-        return Intervention(language, value=value, positions=answer, blocks=blocks, method="diffmean",
-                            restore_norm=restore)
-
+    on_answer = partial(answer_direction, steerable, language)
+    opening = partial(opening_edit, steerable, language)
     named = names_target and not requests  # a named translation: its openings' first word is not English's too
     distinct = named and "en" in steerable.info.languages and language != "en"
     started = Decoding(guard=True, start=True, own_starts=True, distinct_starts=distinct)  # a first word of L's
@@ -195,11 +192,7 @@ def task_grid(steerable: Steerable, language: str, names_target: bool = True, ta
               (2000, "both", "mix:0.3", "all")]
         points += [Setting((Intervention(language, min(n, steerable.info.neurons), selection, value, pos),))
                    for n, selection, value, pos in ap]
-        told = "en" in steerable.info.languages and bool(nameable([language]))  # a named target exists
-
-        def opening(n: int, k: int) -> Intervention:
-            return Intervention(language, min(n, steerable.info.neurons), "both", "on_p50", f"prefix:{k}")
-
+        told = has_named_target(steerable, language)
         if requests:  # the opening alone, then with the direction on the rest (the named target: `told_points`)
             points += [Setting((opening(n, 4),), Decoding(guard=True)) for n in (2000, 4000)]
             points += directed_openings(steerable, language)
@@ -242,15 +235,31 @@ def task_grid(steerable: Steerable, language: str, names_target: bool = True, ta
     return points
 
 
+def opening_edit(steerable: Steerable, language: str, n: int, k: int) -> Intervention:
+    """An opening: the language's N AP units (`both`, at most the model's) forced on the answer's first k tokens."""
+    return Intervention(language, min(n, steerable.info.neurons), "both", "on_p50", f"prefix:{k}")
+
+
+def answer_direction(steerable: Steerable, language: str, value: str, blocks: str | None = None,
+                     restore: bool = False) -> Intervention:
+    """The language's DiffMean direction at `value` on the generated answer, over `blocks` (default: the
+    blocks from 2/3 to 9/10 of the depth)."""
+    return Intervention(language, value=value, positions="generated", method="diffmean", restore_norm=restore,
+                        blocks=default_span(steerable.info.blocks) if blocks is None else blocks)
+
+
+def has_named_target(steerable: Steerable, language: str) -> bool:
+    """Whether the run can make `language`'s named-target direction (English prompts naming it)."""
+    return "en" in steerable.info.languages and bool(nameable([language]))
+
+
 def directed_openings(steerable: Steerable, language: str) -> list[Setting]:
     """The request grid's 4-token openings (2,000 or 4,000 units, guarded) followed on the rest of the
     answer by the DiffMean direction (α 0.01 or 0.02 over the blocks from 2/3 to 9/10 of the depth),
     with the no-loops rule; [] for a run without AP units or directions."""
     if steerable.expertise is None or steerable.directions is None:
         return []
-    span = default_span(steerable.info.blocks)
-    return [Setting((Intervention(language, min(n, steerable.info.neurons), "both", "on_p50", "prefix:4"),
-                     Intervention(language, value=value, positions="generated", blocks=span, method="diffmean")),
+    return [Setting((opening_edit(steerable, language, n, 4), answer_direction(steerable, language, value)),
                     Decoding(guard=True, no_loops=True))
             for value in ("add:0.01", "add:0.02") for n in (2000, 4000)]
 
@@ -265,17 +274,17 @@ def told_points(steerable: Steerable, study: TaskStudy, table: pd.DataFrame) -> 
     (8), which would take 6 more rows a language. [] for translations, a run without a named target,
     or before the directed openings are scored."""
     pairs = directed_openings(steerable, study.language)
-    if study.task != "prompts" or not pairs or "en" not in steerable.info.languages \
-            or not nameable([study.language]):
+    if study.task != "prompts" or not pairs or not has_named_target(steerable, study.language):
         return []
     rows = table[(table["split"] == study.choose) & (table["prompt_style"] == study.style)
                  & (table["kind"] == "forced")]
     family = rows[pd.concat([same_setting(rows, pair.columns()) for pair in pairs], axis=1).any(axis=1)]
     if family.empty:
         return []
-    opening, direction = setting_of(recommend_task(family, study)).interventions
-    return [Setting((opening, named_target(study.language, steerable.info.blocks, alpha), direction),
-                    Decoding(guard=True, no_loops=True)) for alpha in TOLD_ALPHAS]
+    best = setting_of(recommend_task(family, study))
+    opening, direction = best.interventions
+    return [Setting((opening, named_target(study.language, steerable.info.blocks, alpha), direction), best.decoding)
+            for alpha in TOLD_ALPHAS]
 
 
 def named_target(language: str, n_blocks: int, alpha: float) -> Intervention:
